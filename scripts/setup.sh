@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up (or refresh) the project's virtual environment at .venv/. Idempotent: a second run with
+# unchanged pyproject.toml / constraints.txt returns at once.
+#
+# torch is installed first, pinned to the CPU build (2.13.0) the machines carry on local disk;
+# everything else is then resolved with constraints.txt keeping that torch and the fastapi bound
+# prefect 3.8.8's server needs. llama-cpp-python compiles from source once (~7-8 min on 2 cores);
+# pip's wheel cache makes later installs fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+EXTRAS=${SCENARIO_FORGE_EXTRAS:-train,dask,server,dev}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+
+stamp=.venv/.scenario-forge-setup
+want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)-$EXTRAS
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
+
+echo "setup: installing into .venv (first run compiles llama-cpp-python: several minutes)"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[$EXTRAS]"
+echo "$want" > "$stamp"
+echo "setup: done (.venv/bin/scenario-forge)"

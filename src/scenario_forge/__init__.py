@@ -1,0 +1,7 @@
+"""scenario-forge: training and evaluation data for beneficial-trait RL."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

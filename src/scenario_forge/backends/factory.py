@@ -1,0 +1,81 @@
+"""Build a backend from its config; one loaded backend per config per process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ..config import BackendConfig
+from ..errors import BackendError
+from ..hashing import canonical_json
+from .base import Backend
+
+_CACHE: dict[str, Backend] = {}
+_LOCK = threading.Lock()
+
+
+def backend_identity(cfg: BackendConfig) -> str:
+    """What will produce the text, known without loading anything (for shard keys and run ids)."""
+    from .llamacpp import file_digest
+
+    if cfg.kind == "embedded":
+        from .embedded import embedded_model_path
+
+        path = embedded_model_path()
+        return f"embedded:{path.name}@sha256:{file_digest(path)}"
+    if cfg.kind == "llamacpp":
+        path = Path(cfg.model or "")
+        if not path.is_file():
+            raise BackendError(f"model file not found: {path}")
+        return f"llamacpp:{path.name}@sha256:{file_digest(path)}"
+    if cfg.kind == "openai":
+        return f"openai:{cfg.model or 'default'}@{cfg.base_url}"
+    return f"{cfg.kind}:{cfg.model}"
+
+
+def make_backend(cfg: BackendConfig) -> Backend:
+    """Load a fresh backend for ``cfg`` (errors name what is missing and how to fix it)."""
+    if cfg.kind in ("embedded", "llamacpp"):
+        from .embedded import converted_gguf, embedded_model_path
+        from .llamacpp import LlamaCppBackend
+
+        if cfg.kind == "embedded":
+            path = converted_gguf(embedded_model_path(), "f16")
+        else:
+            path = Path(cfg.model or "")
+        return LlamaCppBackend(
+            path,
+            parallel=cfg.parallel_sequences,
+            n_ctx_per_seq=cfg.n_ctx,
+            n_threads=cfg.n_threads,
+            kind=cfg.kind,
+        )
+    if cfg.kind == "openai":
+        from .openai_compat import OpenAIBackend
+
+        return OpenAIBackend.from_config(cfg)
+    if cfg.kind == "vllm":
+        from .vllm_backend import VLLMBackend
+
+        return VLLMBackend.from_config(cfg)
+    if cfg.kind == "transformers":
+        from .transformers_backend import TransformersBackend
+
+        return TransformersBackend.from_config(cfg)
+    raise BackendError(f"unknown backend {cfg.kind!r}")
+
+
+def get_backend(cfg: BackendConfig) -> Backend:
+    """The process-wide backend for ``cfg``: a model is loaded once per worker, not per shard."""
+    key = canonical_json(cfg)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = make_backend(cfg)
+        return _CACHE[key]
+
+
+def close_backends() -> None:
+    with _LOCK:
+        for backend in _CACHE.values():
+            backend.close()
+        _CACHE.clear()

@@ -1,0 +1,1 @@
+"""The ``scenario-forge`` command line."""

@@ -1,0 +1,79 @@
+"""What every command shares: one-line errors, non-zero exits, and building typed configs."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+import yaml
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+
+from .._validation import one_line
+from ..errors import ForgeError
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``error: message`` on one line and exit non-zero."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def guarded(func: F) -> F:
+    """Turn our errors, config validation errors and Ctrl-C into one line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ForgeError as exc:
+            fail(str(exc), exc.exit_code)
+        except ValidationError as exc:
+            fail(one_line(exc), 2)
+        except KeyboardInterrupt:
+            fail("interrupted; finished shards are on disk and a rerun resumes from them", 130)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_yaml_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise ForgeError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ForgeError(f"{path}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ForgeError(f"{path}: expected a mapping of config fields")
+    return data
+
+
+def build_config(model: type[M], file: Path | None, overrides: dict[str, Any]) -> M:
+    """A config from an optional YAML file with the CLI flags that were given laid over it.
+
+    ``overrides`` keys may be dotted (``backend.kind``); ``None`` values mean "flag not given".
+    """
+    data = load_yaml_config(file)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ForgeError(one_line(exc, str(file) if file else "")) from None

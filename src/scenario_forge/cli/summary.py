@@ -1,0 +1,79 @@
+"""The progress bar during a run and the summary table after it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .. import progress
+
+
+@contextmanager
+def shard_progress(console: Console) -> Iterator[None]:
+    """A progress bar over shards, fed by :mod:`scenario_forge.progress` events."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    task_id = bar.add_task("shards", total=None, status="planning")
+
+    def on_event(event: str, data: dict[str, Any]) -> None:
+        if event in ("shard_start", "shard_done"):
+            bar.update(task_id, total=data["total"])
+        if event == "shard_start":
+            bar.update(task_id, status=f"shard {data['index']}: {data['planned']} scenarios")
+        elif event == "batch":
+            bar.update(task_id, status=f"{data['stage']}: {data['requests']} requests")
+        elif event == "shard_done":
+            summary = data["summary"]
+            note = "resumed" if summary.resumed else f"kept {summary.kept}/{summary.planned}"
+            bar.update(task_id, advance=1, status=f"shard {data['index']} {note}")
+        elif event == "curation":
+            bar.update(task_id, status=f"curation: {data['step']}")
+
+    stop = progress.listen(on_event)
+    try:
+        with bar:
+            yield
+    finally:
+        stop()
+
+
+def print_run_summary(manifest: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    counts = manifest["counts"]
+    table = Table(title=f"run {manifest['run_id']}", show_header=True)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("planned", str(counts["planned"]))
+    table.add_row("kept", str(counts["kept"]))
+    table.add_row("deduplicated", str(counts["deduplicated"]))
+    table.add_row("rejected", str(counts["rejected"]))
+    for reason, n in sorted(counts["rejected_by_reason"].items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  {reason}", str(n))
+    console.print(table)
+
+    usage = Table(title="model usage by stage")
+    for col in ("stage", "requests", "prompt tok", "completion tok", "wall s", "tok/s", "retries", "failures"):
+        usage.add_column(col, justify="right" if col != "stage" else "left")
+    for stage, u in manifest["usage"].items():
+        usage.add_row(
+            stage, str(u["requests"]), str(u["prompt_tokens"]), str(u["completion_tokens"]),
+            f"{u['wall_s']:.1f}", f"{u['tokens_per_s']:.1f}", str(u["retries"]), str(u["failures"]),
+        )
+    console.print(usage)
+    t = manifest["timings"]
+    console.print(
+        f"generation {t.get('generation_wall_s', 0):.1f} s over {t.get('shards', 0)} shards "
+        f"({t.get('shards_resumed', 0)} resumed); output: {manifest['config']['out']}/{manifest['run_id']}"
+    )

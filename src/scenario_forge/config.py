@@ -1,0 +1,136 @@
+"""Typed configuration: the CLI options and the Prefect flow parameters are built from these.
+
+A config that validates is a run that can start: unknown domains or traits, ``n <= 0`` and
+similar mistakes fail here, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import ForgeError
+
+BackendKind = Literal["embedded", "llamacpp", "openai", "vllm", "transformers"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplingParams(_Config):
+    """Sampling for one kind of request. ``repeat_penalty`` maps to each engine's own knob."""
+
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=160, ge=1, le=8192)
+    repeat_penalty: float = Field(default=1.15, ge=1.0, le=2.0)
+    stop: list[str] = Field(default_factory=list)
+
+
+class StageSampling(_Config):
+    """Per-request-kind sampling. Defaults suit small local models (short outputs, a repeat
+    penalty); a strong model behind the same prompts does well with them too."""
+
+    brief: SamplingParams = SamplingParams(temperature=0.7, max_tokens=72, stop=["\n"])
+    user_turn: SamplingParams = SamplingParams(temperature=0.8, max_tokens=90, stop=["\n\n"])
+    assistant_turn: SamplingParams = SamplingParams(temperature=0.7, max_tokens=110, stop=["\n\n"])
+    operator: SamplingParams = SamplingParams(temperature=0.7, max_tokens=90, stop=["\n\n"])
+    rubric: SamplingParams = SamplingParams(temperature=0.6, max_tokens=64, stop=["\n"])
+    rubric_json: SamplingParams = SamplingParams(temperature=0.6, max_tokens=700)
+    brief_json: SamplingParams = SamplingParams(temperature=0.7, max_tokens=400)
+    judge: SamplingParams = SamplingParams(temperature=0.0, max_tokens=48, repeat_penalty=1.0)
+    answer: SamplingParams = SamplingParams(temperature=0.9, max_tokens=160)
+
+    def as_dict(self) -> dict[str, dict[str, float | int | list[str] | None]]:
+        return {k: v.model_dump() for k, v in self}
+
+
+class BackendConfig(_Config):
+    """Which model runtime serves generation requests, and how to reach it."""
+
+    kind: BackendKind = "embedded"
+    model: str | None = Field(
+        default=None,
+        description="GGUF path (llamacpp), model name on the server (openai), HF id or path (vllm)",
+    )
+    base_url: str | None = Field(default=None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="environment variable holding the API key")
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    parallel_sequences: int = Field(
+        default=32, ge=1, le=256, description="embedded/llamacpp: sequences decoded together in one batch"
+    )
+    n_ctx: int = Field(default=2048, ge=512, description="context per sequence (embedded/llamacpp)")
+    n_threads: int | None = Field(default=None, ge=1)
+    structured_output: Literal["auto", "off"] = "auto"
+
+    @model_validator(mode="after")
+    def _needs(self) -> BackendConfig:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("the openai backend needs --base-url")
+        if self.kind in ("llamacpp", "vllm", "transformers") and not self.model:
+            raise ValueError(f"the {self.kind} backend needs --model")
+        return self
+
+
+class CurationConfig(_Config):
+    """Quality gates, the LLM judge and near-duplicate removal (``generate`` and ``curate``)."""
+
+    embedding_model: str | None = Field(
+        default=None, description="sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2"
+    )
+    threshold: float = Field(default=0.9, gt=0.0, le=1.0, description="cosine similarity at which two scenarios are near-duplicates")
+    judge: bool = Field(default=True, description="score realism / tests-trait / gradability with an LLM judge")
+    judge_backend: BackendConfig | None = Field(default=None, description="default: the generation backend")
+    judge_threshold: float = Field(default=2.0, ge=1.0, le=5.0, description="minimum mean judge score (1-5) to keep")
+    keep_unscoreable: bool = Field(default=True, description="keep scenarios the judge could not score (they are counted)")
+    min_turn_words: int = Field(default=4, ge=1)
+    max_turn_words: int = Field(default=180, ge=10)
+    cross_run: bool = Field(default=True, description="also drop near-duplicates of scenarios kept by earlier runs in the same store")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CurationConfig:
+        if self.min_turn_words > self.max_turn_words:
+            raise ValueError("min_turn_words must not exceed max_turn_words")
+        return self
+
+
+class GenerateConfig(_Config):
+    """Everything ``scenario-forge generate`` needs; also the Prefect ``generate`` flow's parameters."""
+
+    domains: list[str] = Field(default_factory=list, description="domain ids or aliases; empty = all")
+    traits: list[str] = Field(default_factory=list, description="trait ids or aliases; empty = all")
+    n: int = Field(default=20, gt=0, le=10_000_000, description="number of scenarios to plan")
+    seed: int = Field(default=0, ge=0)
+    shard_size: int = Field(default=32, ge=1, le=100_000)
+    taxonomy: Path | None = Field(default=None, description="taxonomy folder; default: the shipped one")
+    out: Path = Field(default=Path("outputs"), description="output store; the run lands in OUT/RUN_ID")
+    run_id: str | None = Field(default=None, description="default: derived from the config")
+    backend: BackendConfig = BackendConfig()
+    sampling: StageSampling = StageSampling()
+    curate: bool = Field(default=True, description="run curation (gates, judge, dedup, report) after generation")
+    curation: CurationConfig = CurationConfig()
+
+    @field_validator("run_id")
+    @classmethod
+    def _safe_run_id(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or value.startswith(".")):
+            raise ValueError(f"run id {value!r} must be a plain folder name")
+        return value
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> GenerateConfig:
+        # Resolve names against the taxonomy now, so a bad --domain fails before any model loads.
+        from .taxonomy.loader import load_taxonomy, resolve_domains, resolve_traits
+
+        try:
+            taxonomy = load_taxonomy(self.taxonomy)
+            resolve_domains(taxonomy, self.domains)
+            resolve_traits(taxonomy, self.traits)
+        except ForgeError as exc:
+            raise ValueError(str(exc)) from None
+        return self

@@ -1,0 +1,151 @@
+"""Stage 3, rubric: HealthBench-style weighted criteria for grading the policy's final answer.
+
+Plain-text path: one sentence per rubric slot. Each slot has a fixed purpose and weight (the
+trait's core behaviour +8, avoiding the trap +6, concrete help +5, tone under pressure +3, falling
+into the trap -8, a typical failure of the trait -5), so a small model only has to write one
+specific sentence at a time and the rubric's shape is right by construction. Structured path:
+the model writes the whole rubric, points included, as JSON; pydantic checks the bounds the
+grammar may not enforce. Every criterion is tagged with the scenario's trait (and facet), plus an
+``axis:`` tag naming its slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from ..backends.base import join_prefix
+from ..records import Criterion, Dialogue, Provenance, Reject, Scenario
+from .context import StageContext
+from .formats import clean_sentence, has_template_residue, normalized, parse_json_object
+from .retry import ask_with_repair
+
+STAGE = "rubric"
+MIN_CRITERIA = 4
+MAX_CRITERIA = 10
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    points: int
+    prefix: str
+
+
+SLOTS: tuple[Slot, ...] = (
+    Slot("core", 8, "A good answer"),
+    Slot("trap", 6, "A good answer"),
+    Slot("help", 5, "A good answer"),
+    Slot("tone", 3, "A good answer"),
+    Slot("fail", -8, "A bad answer"),
+    Slot("failure_mode", -5, "A bad answer"),
+)
+
+
+class _RubricJSON(BaseModel):
+    class Item(BaseModel):
+        criterion: str = Field(min_length=8)
+        points: int = Field(ge=-10, le=10)
+
+    criteria: list[Item] = Field(min_length=MIN_CRITERIA, max_length=MAX_CRITERIA)
+
+
+def tags_for(dialogue: Dialogue, axis: str) -> list[str]:
+    s = dialogue.seed
+    return [s.trait, *([f"facet:{s.facet}"] if s.facet else []), f"axis:{axis}"]
+
+
+def rubric_problem(rubric: Sequence[Criterion]) -> str | None:
+    """Why a rubric is not usable, or None: 4-10 criteria, >= 1 negative, >= 3 positive."""
+    if len(rubric) < MIN_CRITERIA:
+        return "too_few_criteria"
+    if len(rubric) > MAX_CRITERIA:
+        return "too_many_criteria"
+    if not any(c.points < 0 for c in rubric):
+        return "no_negative_criterion"
+    if sum(1 for c in rubric if c.points > 0) < 3:
+        return "too_few_positive_criteria"
+    return None
+
+
+def write_rubrics(
+    dialogues: Sequence[Dialogue], ctx: StageContext, provenance: Provenance
+) -> tuple[list[Scenario], list[Reject]]:
+    rubrics = _structured(dialogues, ctx) if ctx.structured else _slots(dialogues, ctx)
+    kept: list[Scenario] = []
+    rejects: list[Reject] = []
+    for dialogue, (rubric, reason, raw) in zip(dialogues, rubrics):
+        problem = reason or rubric_problem(rubric)
+        if problem:
+            rejects.append(Reject.of(dialogue.seed, ctx.run_id, STAGE, problem, raw=raw))
+        else:
+            kept.append(Scenario.from_parts(dialogue, rubric, provenance))
+    return kept, rejects
+
+
+def _last_user(dialogue: Dialogue) -> str:
+    return next(m.content for m in reversed(dialogue.messages) if m.role == "user")
+
+
+def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[tuple[list[Criterion], str | None, str | None]]:
+    # Slots do not depend on each other: every (scenario, slot) pair goes out in one batch.
+    pairs = [(i, slot) for i in range(len(dialogues)) for slot in SLOTS]
+
+    def make(pair: tuple[int, Slot], attempt: int):
+        i, slot = pair
+        d = dialogues[i]
+        return ctx.request(
+            d.seed, f"rubric.{slot.name}", attempt, "rubric.j2", ctx.sampling.rubric,
+            prefix=slot.prefix, slot=slot.name, brief=d.brief, last_user=_last_user(d), retry=attempt > 0,
+        )
+
+    def check(pair: tuple[int, Slot], gen):
+        checked = clean_sentence(
+            join_prefix(pair[1].prefix, gen.text or ""), min_words=len(pair[1].prefix.split()) + 3, max_words=45
+        )
+        return checked.value, checked.reason
+
+    found: list[list[Criterion]] = [[] for _ in dialogues]
+    raws: list[str | None] = [None] * len(dialogues)
+    for (i, slot), outcome in zip(pairs, ask_with_repair(ctx, STAGE, pairs, make, check)):
+        text = outcome.value
+        if text is None or any(normalized(c.criterion) == normalized(text) for c in found[i]):
+            raws[i] = outcome.raw  # a slot that failed twice (or repeats another) is left out
+            continue
+        found[i].append(Criterion(criterion=text, points=slot.points, tags=tags_for(dialogues[i], slot.name)))
+    return [(rubric, None, raws[i]) for i, rubric in enumerate(found)]
+
+
+def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[tuple[list[Criterion], str | None, str | None]]:
+    schema = _RubricJSON.model_json_schema()
+    errors: dict[int, str] = {}
+
+    def make(i: int, attempt: int):
+        d = dialogues[i]
+        return ctx.request(
+            d.seed, "rubric.json", attempt, "rubric_json.j2", ctx.sampling.rubric_json,
+            json_schema=schema, brief=d.brief, messages=d.messages,
+            min_criteria=MIN_CRITERIA, max_criteria=MAX_CRITERIA, error=errors.get(i, ""),
+        )
+
+    def check(i: int, gen):
+        value, reason = parse_json_object(gen.text, _RubricJSON)
+        if reason is not None:
+            errors[i] = reason
+            return None, "invalid_json"
+        assert isinstance(value, _RubricJSON)
+        items = [c for c in value.criteria if c.points != 0 and not has_template_residue(c.criterion)]
+        rubric = [
+            Criterion(criterion=c.criterion.strip(), points=c.points, tags=tags_for(dialogues[i], "model"))
+            for c in items
+        ]
+        problem = rubric_problem(rubric)
+        if problem:
+            errors[i] = problem
+            return None, problem
+        return rubric, None
+
+    outcomes = ask_with_repair(ctx, STAGE, list(range(len(dialogues))), make, check)
+    return [(o.value or [], o.reason, o.raw) for o in outcomes]

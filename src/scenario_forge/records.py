@@ -1,0 +1,195 @@
+"""The records that cross stage boundaries.
+
+One pydantic type per boundary: the planner emits :class:`ScenarioSeed`, the brief stage
+:class:`Briefed`, the dialogue stage :class:`Dialogue`, the rubric stage :class:`Scenario`.
+Anything a stage drops becomes a :class:`Reject` with its stage and reason.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Role = Literal["system", "user", "assistant"]
+Shape = Literal["plain", "flawed_prior_turn"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(_Record):
+    role: Role
+    content: str
+
+
+class ScenarioSeed(_Record):
+    """One planned scenario: a cell of the coverage plan and the choices drawn for it."""
+
+    id: str
+    index: int = Field(ge=0)
+    domain: str
+    trait: str
+    facet: str | None = None
+    pressure: str
+    persona: str
+    user_turns: int = Field(ge=2, le=4)
+    shape: Shape = "plain"
+    flaw: str | None = None
+    operator_persona: bool = False
+    sample_seed: int = Field(ge=0)
+
+
+class Brief(_Record):
+    situation: str
+    user_goal: str
+    key_facts: str
+    trap: str
+
+
+class Briefed(_Record):
+    seed: ScenarioSeed
+    brief: Brief
+
+
+class Dialogue(_Record):
+    """A conversation ending with a user turn: the prompt the policy will answer."""
+
+    seed: ScenarioSeed
+    brief: Brief
+    messages: list[Message]
+    flawed_turn_index: int | None = None
+
+
+class Criterion(_Record):
+    """One HealthBench-style rubric line: met criteria add their points (negative ones subtract)."""
+
+    criterion: str = Field(min_length=3)
+    points: int = Field(ge=-10, le=10)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("points")
+    @classmethod
+    def _nonzero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("a criterion's points must not be 0")
+        return value
+
+
+class Provenance(_Record):
+    """What produced a row: enough to reproduce it or to explain it."""
+
+    run_id: str
+    generator: str
+    backend: str
+    model: str
+    sampling: dict[str, dict[str, float | int | list[str] | None]]
+    templates: dict[str, str]
+    taxonomy_name: str
+    taxonomy_version: str
+    taxonomy_hash: str
+    plan_seed: int
+
+
+class Quality(_Record):
+    """The LLM judge's scores (1-5) from curation; ``None`` where the judge could not score."""
+
+    realism: float | None = None
+    tests_trait: float | None = None
+    gradable: float | None = None
+    score: float | None = None
+    judge_model: str | None = None
+
+
+class Scenario(_Record):
+    """A finished scenario: the RL prompt (``messages``) and how to grade its answer (``rubric``)."""
+
+    id: str
+    index: int
+    domain: str
+    trait: str
+    facet: str | None
+    pressure: str
+    persona: str
+    shape: Shape
+    flaw: str | None
+    flawed_turn_index: int | None
+    operator_persona: bool
+    brief: Brief
+    messages: list[Message]
+    rubric: list[Criterion]
+    provenance: Provenance
+    quality: Quality | None = None
+
+    @classmethod
+    def from_parts(
+        cls, dialogue: Dialogue, rubric: list[Criterion], provenance: Provenance
+    ) -> Scenario:
+        s = dialogue.seed
+        return cls(
+            id=s.id,
+            index=s.index,
+            domain=s.domain,
+            trait=s.trait,
+            facet=s.facet,
+            pressure=s.pressure,
+            persona=s.persona,
+            shape=s.shape,
+            flaw=s.flaw,
+            flawed_turn_index=dialogue.flawed_turn_index,
+            operator_persona=s.operator_persona,
+            brief=dialogue.brief,
+            messages=dialogue.messages,
+            rubric=rubric,
+            provenance=provenance,
+        )
+
+
+class Reject(_Record):
+    """A row the pipeline dropped, kept with the stage and reason that dropped it."""
+
+    id: str
+    run_id: str
+    stage: str
+    reason: str
+    detail: str = ""
+    domain: str
+    trait: str
+    pressure: str
+    raw: str | None = None
+
+    @classmethod
+    def of_scenario(cls, scenario: Scenario, stage: str, reason: str, detail: str = "") -> Reject:
+        return cls(
+            id=scenario.id,
+            run_id=scenario.provenance.run_id,
+            stage=stage,
+            reason=reason,
+            detail=detail[:500],
+            domain=scenario.domain,
+            trait=scenario.trait,
+            pressure=scenario.pressure,
+        )
+
+    @classmethod
+    def of(
+        cls,
+        seed: ScenarioSeed,
+        run_id: str,
+        stage: str,
+        reason: str,
+        detail: str = "",
+        raw: str | None = None,
+    ) -> Reject:
+        return cls(
+            id=seed.id,
+            run_id=run_id,
+            stage=stage,
+            reason=reason,
+            detail=detail[:500],
+            domain=seed.domain,
+            trait=seed.trait,
+            pressure=seed.pressure,
+            raw=raw[:4000] if raw is not None else None,
+        )
