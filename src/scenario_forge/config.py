@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .errors import ForgeError
 
-BackendKind = Literal["embedded", "llamacpp", "openai", "vllm", "transformers"]
+#: ``fake`` is a deterministic offline backend that writes placeholder text: for tests and for
+#: measuring orchestration overhead, never for data.
+BackendKind = Literal["embedded", "llamacpp", "openai", "vllm", "transformers", "fake"]
 
 
 class _Config(BaseModel):
@@ -108,6 +110,7 @@ class GenerateConfig(_Config):
     seed: int = Field(default=0, ge=0)
     shard_size: int = Field(default=32, ge=1, le=100_000)
     taxonomy: Path | None = Field(default=None, description="taxonomy folder; default: the shipped one")
+    prompts: Path | None = Field(default=None, description="prompt templates folder; default: the shipped one")
     out: Path = Field(default=Path("outputs"), description="output store; the run lands in OUT/RUN_ID")
     run_id: str | None = Field(default=None, description="default: derived from the config")
     backend: BackendConfig = BackendConfig()

@@ -85,34 +85,39 @@ class RunStore:
 
     # -- claiming the folder -------------------------------------------------------------------
     @classmethod
-    def open(cls, root: Path, fingerprint: dict[str, Any]) -> RunStore:
-        """Create the run folder, or reopen it if it holds this same run.
+    def check(cls, root: Path, fingerprint: dict[str, Any]) -> bool:
+        """Whether ``root`` already holds this run (True) or is free (False); read-only.
 
-        Raises :class:`ConfigError` if it holds a different run (nothing in it is touched).
+        Raises :class:`ConfigError` if it holds a different run or other files.
         """
         store = cls(root)
         if root.exists() and not root.is_dir():
             raise ConfigError(f"output path {root} exists and is not a folder")
         if store.run_json.is_file():
             try:
-                existing = json.loads(store.run_json.read_text(encoding="utf-8"))
+                existing = json.loads(store.run_json.read_text(encoding="utf-8")).get("fingerprint", {})
             except json.JSONDecodeError:
                 raise ConfigError(f"{store.run_json} is not valid JSON; not touching {root}") from None
-            if existing.get("fingerprint") != fingerprint:
-                diff = sorted(
-                    k for k in set(fingerprint) | set(existing.get("fingerprint", {}))
-                    if fingerprint.get(k) != existing.get("fingerprint", {}).get(k)
-                )
+            if existing != fingerprint:
+                diff = sorted(k for k in set(fingerprint) | set(existing) if fingerprint.get(k) != existing.get(k))
                 raise ConfigError(
                     f"output folder {root} already holds a different run (differs in: {', '.join(diff)}); "
                     "choose another --run-id or --out"
                 )
-            return store
+            return True
         if root.is_dir() and any(p.name != ".gitkeep" for p in root.iterdir()):
-            raise ConfigError(f"output folder {root} is not empty and holds no scenario-forge run; choose another --run-id or --out")
-        root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(store.run_json, json.dumps({"fingerprint": fingerprint}, indent=2, sort_keys=True))
-        return store
+            raise ConfigError(
+                f"output folder {root} is not empty and holds no scenario-forge run; choose another --run-id or --out"
+            )
+        return False
+
+    @classmethod
+    def open(cls, root: Path, fingerprint: dict[str, Any]) -> RunStore:
+        """Create the run folder, or reopen it if it holds this same run (see :meth:`check`)."""
+        if not cls.check(root, fingerprint):
+            root.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cls(root).run_json, json.dumps({"fingerprint": fingerprint}, indent=2, sort_keys=True))
+        return cls(root)
 
     # -- shards ----------------------------------------------------------------------------------
     def _shard_files(self, spec: ShardSpec) -> tuple[Path, Path, Path]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import BackendConfig
@@ -28,6 +30,8 @@ def backend_identity(cfg: BackendConfig) -> str:
         if not path.is_file():
             raise BackendError(f"model file not found: {path}")
         return f"llamacpp:{path.name}@sha256:{file_digest(path)}"
+    if cfg.kind == "fake":
+        return f"fake:{cfg.model or 'default'}"
     if cfg.kind == "openai":
         return f"openai:{cfg.model or 'default'}@{cfg.base_url}"
     return f"{cfg.kind}:{cfg.model}"
@@ -50,6 +54,10 @@ def make_backend(cfg: BackendConfig) -> Backend:
             n_threads=cfg.n_threads,
             kind=cfg.kind,
         )
+    if cfg.kind == "fake":
+        from .fake import FakeBackend
+
+        return FakeBackend.from_spec(cfg.model)
     if cfg.kind == "openai":
         from .openai_compat import OpenAIBackend
 
@@ -72,6 +80,23 @@ def get_backend(cfg: BackendConfig) -> Backend:
         if key not in _CACHE:
             _CACHE[key] = make_backend(cfg)
         return _CACHE[key]
+
+
+@contextmanager
+def use_backend(cfg: BackendConfig, backend: Backend) -> Iterator[Backend]:
+    """Serve ``backend`` for ``cfg`` inside the block (tests inject fakes this way)."""
+    key = canonical_json(cfg)
+    with _LOCK:
+        previous = _CACHE.get(key)
+        _CACHE[key] = backend
+    try:
+        yield backend
+    finally:
+        with _LOCK:
+            if previous is None:
+                _CACHE.pop(key, None)
+            else:
+                _CACHE[key] = previous
 
 
 def close_backends() -> None:

@@ -28,6 +28,7 @@ def generate(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output store (default ./outputs).")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run folder name (default: derived from the config).")] = None,
     taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="Taxonomy folder (default: the shipped one).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Prompt templates folder (default: the shipped one).")] = None,
     curate: Annotated[Optional[bool], typer.Option("--curate/--no-curate", help="Curate after generating (default on).")] = None,
     judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="LLM judge quality gate (default on).")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Near-duplicate cosine threshold (default 0.9).")] = None,
@@ -53,6 +54,7 @@ def _run(args: dict[str, Any]) -> None:
             "out": str(args["out"]) if args["out"] else None,
             "run_id": args["run_id"],
             "taxonomy": str(args["taxonomy"]) if args["taxonomy"] else None,
+            "prompts": str(args["prompts"]) if args["prompts"] else None,
             "curate": args["curate"],
             "backend.kind": args["backend"],
             "backend.model": args["model"],
@@ -70,6 +72,9 @@ def _run(args: dict[str, Any]) -> None:
         from ..errors import ConfigError
 
         raise ConfigError(f"--orchestrator must be 'prefect' or 'direct', got {args['orchestrator']!r}")
+    from ..generation.run import plan_run
+
+    plan_run(cfg)  # bad input fails here, before Prefect or any model starts
     with shard_progress(console):
         if args["orchestrator"] == "direct":
             from ..generation.run import run_generate_direct

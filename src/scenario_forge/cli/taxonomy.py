@@ -39,14 +39,16 @@ def show(taxonomy: TaxonomyOpt = None) -> None:
     console = Console()
 
     domains = Table(title=f"{len(t.domains)} domains")
-    for col in ("id", "name", "personas", "settings", "planted flaws", "aliases"):
+    domains.add_column("id", no_wrap=True)
+    for col in ("name", "personas", "settings", "planted flaws", "aliases"):
         domains.add_column(col)
     for d in t.domains:
         domains.add_row(d.id, d.name, str(len(d.personas)), str(len(d.settings)), str(len(d.flaws)), ", ".join(d.aliases[:3]))
     console.print(domains)
 
     traits = Table(title=f"{len(t.traits)} traits")
-    for col in ("id", "evaluated", "facets", "flawed-turn rate", "pressures (weight > default)", "aliases"):
+    traits.add_column("id", no_wrap=True)
+    for col in ("evaluated", "facets", "flawed-turn rate", "pressures (weight > default)", "aliases"):
         traits.add_column(col)
     for tr in t.traits:
         strong = [p.id for p in t.pressures if p.traits.get(tr.id, 0) > t.default_pairing_weight]
@@ -57,7 +59,8 @@ def show(taxonomy: TaxonomyOpt = None) -> None:
     console.print(traits)
 
     pressures = Table(title=f"{len(t.pressures)} pressure tactics")
-    for col in ("id", "adversarial", "turns", "escalation steps", "traits listed", "shape", "operator"):
+    pressures.add_column("id", no_wrap=True)
+    for col in ("adversarial", "turns", "escalation steps", "traits listed", "shape", "operator"):
         pressures.add_column(col)
     for p in t.pressures:
         pressures.add_row(

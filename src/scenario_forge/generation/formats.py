@@ -135,6 +135,32 @@ def clean_turn(
     return Checked(text)
 
 
+def copies_from(text: str, sources: list[str], n: int = 10) -> bool:
+    """True if ``text`` repeats a run of ``n`` words from any of ``sources``.
+
+    >>> copies_from("a b c d e f g h i j k", ["x a b c d e f g h i j y"])
+    True
+    """
+    words = _normalize(text).split()
+    if len(words) < n:
+        return False
+    grams = {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+    for source in sources:
+        sw = _normalize(source).split()
+        if any(" ".join(sw[i : i + n]) in grams for i in range(len(sw) - n + 1)):
+            return True
+    return False
+
+
+def criterion_problem(text: str, conversation: list[str]) -> str | None:
+    """Why a rubric sentence is not a criterion: left unfinished, or quoting the conversation."""
+    if text.rstrip(".").rstrip().endswith((":", "be", "is", "would")):
+        return "incomplete_criterion"
+    if copies_from(text, conversation):
+        return "copies_conversation"
+    return None
+
+
 def _normalize(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from ..backends.base import join_prefix
 from ..records import Criterion, Dialogue, Provenance, Reject, Scenario
 from .context import StageContext
-from .formats import clean_sentence, has_template_residue, normalized, parse_json_object
+from .formats import clean_sentence, criterion_problem, has_template_residue, normalized, parse_json_object
 from .retry import ask_with_repair
 
 STAGE = "rubric"
@@ -105,7 +105,10 @@ def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[tuple[list[
         checked = clean_sentence(
             join_prefix(pair[1].prefix, gen.text or ""), min_words=len(pair[1].prefix.split()) + 3, max_words=45
         )
-        return checked.value, checked.reason
+        if checked.value is None:
+            return None, checked.reason
+        problem = criterion_problem(checked.value, [m.content for m in dialogues[pair[0]].messages])
+        return (None, problem) if problem else (checked.value, None)
 
     found: list[list[Criterion]] = [[] for _ in dialogues]
     raws: list[str | None] = [None] * len(dialogues)

@@ -28,6 +28,7 @@ from ..taxonomy.loader import load_taxonomy, resolve_domains, resolve_traits, ta
 from .brief import write_briefs
 from .context import StageContext
 from .dialogue import write_dialogues
+from .preflight import check_templates
 from .rubric import write_rubrics
 
 
@@ -41,6 +42,7 @@ class PreparedRun(BaseModel):
     root: Path
     provenance: Provenance
     shards: list[ShardSpec]
+    fingerprint: dict[str, Any]
 
     @property
     def planned(self) -> int:
@@ -54,8 +56,20 @@ def _default_run_id(config: GenerateConfig, domains: list[str], fingerprint_key:
 
 def prepare_run(config: GenerateConfig) -> PreparedRun:
     """Plan the run and claim its folder. Loads no model."""
+    run = plan_run(config)
+    RunStore.open(run.root, run.fingerprint)
+    return run
+
+
+def plan_run(config: GenerateConfig) -> PreparedRun:
+    """Everything :func:`prepare_run` checks and plans, without writing anything.
+
+    Callers run it before starting an orchestrator, so bad input fails in a second.
+    """
     taxonomy = load_taxonomy(config.taxonomy)
-    prompts = PromptSet()
+    prompts = PromptSet(config.prompts)
+    seeds = plan(taxonomy, config.domains, config.traits, config.n, config.seed)
+    check_templates(prompts, taxonomy, seeds[0])
     model = backend_identity(config.backend)
     fingerprint: dict[str, Any] = {
         "domains": resolve_domains(taxonomy, config.domains),
@@ -71,7 +85,7 @@ def prepare_run(config: GenerateConfig) -> PreparedRun:
     }
     run_id = config.run_id or _default_run_id(config, fingerprint["domains"], content_key(fingerprint))
     root = Path(config.out) / run_id
-    RunStore.open(root, fingerprint)
+    RunStore.check(root, fingerprint)
     provenance = Provenance(
         run_id=run_id,
         generator=f"scenario-forge {__version__}",
@@ -84,7 +98,6 @@ def prepare_run(config: GenerateConfig) -> PreparedRun:
         taxonomy_hash=taxonomy_hash(taxonomy),
         plan_seed=config.seed,
     )
-    seeds = plan(taxonomy, config.domains, config.traits, config.n, config.seed)
     shard_common = (
         prompts.hashes, model, config.sampling.as_dict(), taxonomy_hash(taxonomy), config.backend.structured_output,
     )
@@ -93,7 +106,9 @@ def prepare_run(config: GenerateConfig) -> PreparedRun:
         chunk = seeds[start : start + config.shard_size]
         key = content_key([s.id for s in chunk], *shard_common)
         shards.append(ShardSpec(index=index, key=key, seeds=chunk))
-    return PreparedRun(config=config, run_id=run_id, root=root, provenance=provenance, shards=shards)
+    return PreparedRun(
+        config=config, run_id=run_id, root=root, provenance=provenance, shards=shards, fingerprint=fingerprint
+    )
 
 
 def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
@@ -109,7 +124,7 @@ def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
     backend = get_backend(config.backend)
     ctx = StageContext(
         backend=backend,
-        prompts=PromptSet(),
+        prompts=PromptSet(config.prompts),
         taxonomy=load_taxonomy(config.taxonomy),
         sampling=config.sampling,
         run_id=run.run_id,
