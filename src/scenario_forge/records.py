@@ -193,3 +193,35 @@ class Reject(_Record):
             pressure=seed.pressure,
             raw=raw[:4000] if raw is not None else None,
         )
+
+
+RewardType = Literal["rubric", "exact_match", "generic_judge"]
+PersonaVariant = Literal["harmful", "helpful"]
+
+
+class MixtureRow(_Record):
+    """One row of a training mixture or held-out split (``DIR/<split>.parquet``).
+
+    Beneficial rows carry the scenario's conversation as ``prompt`` and its ``rubric``; standard
+    rows carry a verifiable ``answer``. ``reward_type`` tells the trainer and the evaluation how to
+    score a completion: the per-item rubric, exact match, or a generic-helpfulness judge (the
+    paper's control arm). Persistence-probe rows are held-out scenarios re-rendered under an
+    operator persona (``persona_variant``) and point back to ``scenario_id``.
+    """
+
+    id: str
+    split: str
+    source: Literal["beneficial", "standard"]
+    reward_type: RewardType
+    prompt: list[Message]
+    rubric: list[Criterion] = Field(default_factory=list)
+    answer: str | None = None
+    task: str | None = None
+    domain: str | None = None
+    trait: str | None = None
+    facet: str | None = None
+    pressure: str | None = None
+    shape: Shape | None = None
+    persona_variant: PersonaVariant | None = None
+    scenario_id: str | None = None
+    rubric_spread: float | None = None

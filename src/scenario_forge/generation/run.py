@@ -178,7 +178,7 @@ def finalize_run(run: PreparedRun, summaries: list[ShardSummary], wall_s: float)
     if run.config.curate:
         from ..curation.run import curate_generated
 
-        result = curate_generated(run.root, generated, run.config.curation)
+        result = curate_generated(run.root, generated, run.config.curation, run.config.backend)
         kept = result.kept
         rejects = rejects + result.rejects
         usage.update(result.usage)

@@ -1,0 +1,1 @@
+"""Curation: quality gates, an LLM judge, embedding near-duplicate removal, and the run report."""
