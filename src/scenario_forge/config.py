@@ -109,6 +109,10 @@ class GenerateConfig(_Config):
     n: int = Field(default=20, gt=0, le=10_000_000, description="number of scenarios to plan")
     seed: int = Field(default=0, ge=0)
     shard_size: int = Field(default=32, ge=1, le=100_000)
+    shard_workers: int = Field(
+        default=2, ge=1, le=256,
+        description="shards generated concurrently in one process (their requests share the backend's batches)",
+    )
     taxonomy: Path | None = Field(default=None, description="taxonomy folder; default: the shipped one")
     prompts: Path | None = Field(default=None, description="prompt templates folder; default: the shipped one")
     out: Path = Field(default=Path("outputs"), description="output store; the run lands in OUT/RUN_ID")

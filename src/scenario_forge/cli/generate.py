@@ -81,7 +81,7 @@ def _run(args: dict[str, Any]) -> None:
 
             manifest = run_generate_direct(cfg).model_dump(mode="json")
         else:
-            from flows.generate import generate_flow
+            from flows.generate import generate_flow_for
 
-            manifest = generate_flow(cfg)
+            manifest = generate_flow_for(cfg)(cfg)
     print_run_summary(manifest)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,5 +212,6 @@ def run_generate_direct(config: GenerateConfig) -> Manifest:
     """The generate job without an orchestrator: the same stage functions, called in a loop."""
     start = time.perf_counter()
     run = prepare_run(config)
-    summaries = [run_shard(run, shard) for shard in run.shards]
+    with ThreadPoolExecutor(max_workers=config.shard_workers) as pool:
+        summaries = list(pool.map(lambda shard: run_shard(run, shard), run.shards))
     return finalize_run(run, summaries, time.perf_counter() - start)
