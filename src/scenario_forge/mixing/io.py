@@ -1,0 +1,105 @@
+"""A mixture folder on disk: ``mixture.json`` plus one ``<split>.parquet`` per split.
+
+Every split file holds :class:`~scenario_forge.records.MixtureRow` rows with a fixed schema, so the
+mixer, the trainer, the evaluation and the publisher read and write them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import ConfigError
+from ..records import MixtureRow
+from ..schema import atomic_write_bytes, atomic_write_text
+
+META_FILE = "mixture.json"
+
+
+class MixtureMeta(BaseModel):
+    """``mixture.json``: what the mixture is and how it was built."""
+
+    model_config = ConfigDict(extra="allow")
+
+    recipe: dict[str, Any]
+    seed: int
+    splits: dict[str, int] = Field(description="rows per split file")
+    train_split: str = "train"
+    sources: dict[str, Any] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+
+@cache
+def mixture_features() -> Any:
+    from datasets import Features, List, Value
+
+    s = Value("string")
+    return Features(
+        {
+            "id": s,
+            "split": s,
+            "source": s,
+            "reward_type": s,
+            "prompt": List({"role": s, "content": s}),
+            "rubric": List({"criterion": s, "points": Value("int64"), "tags": List(s)}),
+            "answer": s,
+            "task": s,
+            "domain": s,
+            "trait": s,
+            "facet": s,
+            "pressure": s,
+            "shape": s,
+            "persona_variant": s,
+            "scenario_id": s,
+            "rubric_spread": Value("float64"),
+        }
+    )
+
+
+def mixture_table(rows: Iterable[MixtureRow]) -> pa.Table:
+    schema = mixture_features().arrow_schema
+    data = [r.model_dump(mode="json") for r in rows]
+    return pa.Table.from_pylist(data, schema=schema) if data else schema.empty_table()
+
+
+def write_split(folder: Path, split: str, rows: Iterable[MixtureRow] | pa.Table) -> int:
+    """Write one split atomically; returns its row count."""
+    table = rows if isinstance(rows, pa.Table) else mixture_table(rows)
+    atomic_write_bytes(folder / f"{split}.parquet", lambda tmp: pq.write_table(table, tmp))
+    return table.num_rows
+
+
+def write_meta(folder: Path, meta: MixtureMeta) -> None:
+    atomic_write_text(folder / META_FILE, meta.model_dump_json(indent=2))
+
+
+def read_meta(folder: Path) -> MixtureMeta:
+    """The folder's metadata; a one-line :class:`ConfigError` if the folder is not a mixture."""
+    path = Path(folder) / META_FILE
+    if not Path(folder).is_dir():
+        raise ConfigError(f"mixture folder not found: {folder}")
+    if not path.is_file():
+        raise ConfigError(f"{folder} is not a mixture folder (no {META_FILE}); build one with `scenario-forge mix`")
+    try:
+        meta = MixtureMeta.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a valid mixture description: {type(exc).__name__}") from None
+    for split in meta.splits:
+        if not (Path(folder) / f"{split}.parquet").is_file():
+            raise ConfigError(f"{folder} is missing split file {split}.parquet listed in {META_FILE}")
+    return meta
+
+
+def read_split(folder: Path, split: str) -> list[MixtureRow]:
+    meta = read_meta(folder)
+    if split not in meta.splits:
+        raise ConfigError(f"mixture {folder} has no split {split!r}; it has: {', '.join(meta.splits)}")
+    rows = pq.read_table(Path(folder) / f"{split}.parquet").to_pylist()
+    return [MixtureRow.model_validate(r) for r in rows]
