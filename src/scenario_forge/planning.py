@@ -10,8 +10,8 @@ a seed and a million seeds take seconds.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def plan(
     traits: Sequence[str] | None,
     n: int,
     seed: int,
-) -> list[ScenarioSeed]:
+) -> Plan:
     """Plan ``n`` scenario seeds over the selected domains and traits (names or aliases; empty = all)."""
     if n <= 0:
         raise ConfigError(f"--n must be a positive number of scenarios, got {n}")
@@ -94,63 +94,93 @@ def plan(
         flaw_idx[rows] = rng.integers(0, len(d.flaws), size=rows.size)
 
     sample_seeds = rng.integers(0, 2**31 - 1, size=n, dtype=np.int64)
-    return _materialize(
-        taxonomy, seed, domain_ids, trait_sel, pressure_ids,
-        dom_idx, sel_idx, pressure_idx, facet_idx, flawed, turns, persona_idx, flaw_idx, sample_seeds,
-    )
+    columns = {
+        "domain": dom_idx, "selection": sel_idx, "pressure": pressure_idx, "facet": facet_idx,
+        "flawed": flawed, "turns": turns, "persona": persona_idx, "flaw": flaw_idx, "sample_seed": sample_seeds,
+    }
+    return Plan(taxonomy, seed, domain_ids, trait_sel, columns)
 
 
-def _materialize(
-    taxonomy: Taxonomy,
-    seed: int,
-    domain_ids: list[str],
-    trait_sel: list[tuple[str, str | None]],
-    pressure_ids: list[str],
-    dom_idx: np.ndarray,
-    sel_idx: np.ndarray,
-    pressure_idx: np.ndarray,
-    facet_idx: np.ndarray,
-    flawed: np.ndarray,
-    turns: np.ndarray,
-    persona_idx: np.ndarray,
-    flaw_idx: np.ndarray,
-    sample_seeds: np.ndarray,
-) -> list[ScenarioSeed]:
-    domains = [taxonomy.domain(d) for d in domain_ids]
-    personas = [[p.id for p in d.personas] for d in domains]
-    flaws = [d.flaws for d in domains]
-    facets = {t: [f.id for f in taxonomy.trait(t).facets] for t, _ in trait_sel}
-    operator = [taxonomy.pressure(p).operator_persona for p in pressure_ids]
-    out: list[ScenarioSeed] = []
-    construct = ScenarioSeed.model_construct  # values are valid by construction; skip re-validation
-    for i, (di, si, pi, fi, fl, tu, pe, fw, ss) in enumerate(
-        zip(
-            dom_idx.tolist(), sel_idx.tolist(), pressure_idx.tolist(), facet_idx.tolist(),
-            flawed.tolist(), turns.tolist(), persona_idx.tolist(), flaw_idx.tolist(),
-            sample_seeds.tolist(),
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class Plan(Sequence[ScenarioSeed]):
+    """The coverage plan, held as columns; :class:`ScenarioSeed` records are built on access.
+
+    A million seeds are a few arrays, so planning stays fast; a shard materializes only its own
+    slice. Ids hash the plan seed, the position and every drawn choice (64-bit, vectorized).
+    """
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        seed: int,
+        domain_ids: list[str],
+        trait_sel: list[tuple[str, str | None]],
+        columns: dict[str, np.ndarray],
+    ) -> None:
+        self.seed = seed
+        self.columns = columns
+        self._domains = domain_ids
+        self._traits = [t for t, _ in trait_sel]
+        self._pressures = [p.id for p in taxonomy.pressures]
+        self._operator = [p.operator_persona for p in taxonomy.pressures]
+        self._personas = [[p.id for p in taxonomy.domain(d).personas] for d in domain_ids]
+        self._flaws = [taxonomy.domain(d).flaws for d in domain_ids]
+        self._facets = [[f.id for f in taxonomy.trait(t).facets] for t in self._traits]
+        with np.errstate(over="ignore"):
+            h = np.full(len(self), np.uint64(seed), dtype=np.uint64)
+            h = _splitmix64(h ^ np.arange(len(self), dtype=np.uint64))
+            for name in ("domain", "selection", "pressure", "facet", "flawed", "turns", "persona", "flaw", "sample_seed"):
+                h = _splitmix64(h ^ (columns[name].astype(np.int64) + 1).astype(np.uint64))
+        self.id_hashes = h
+
+    def __len__(self) -> int:
+        return len(self.columns["domain"])
+
+    def cell_counts(self) -> dict[tuple[str, str], int]:
+        """Scenarios per (domain, trait) cell, without building records."""
+        keys, counts = np.unique(
+            np.stack([self.columns["domain"], self.columns["selection"]], axis=1), axis=0, return_counts=True
         )
-    ):
-        trait_id = trait_sel[si][0]
-        facet = facets[trait_id][fi] if fi >= 0 else None
-        domain_id = domain_ids[di]
-        pressure = pressure_ids[pi]
-        persona = personas[di][pe]
-        flaw = flaws[di][fw] if fl else None
-        key = f"{seed}|{i}|{domain_id}|{trait_id}|{facet}|{pressure}|{persona}|{tu}|{flaw}|{ss}"
-        out.append(
-            construct(
-                id="sc-" + hashlib.blake2b(key.encode(), digest_size=8).hexdigest(),
-                index=i,
-                domain=domain_id,
-                trait=trait_id,
-                facet=facet,
-                pressure=pressure,
-                persona=persona,
-                user_turns=tu,
-                shape="flawed_prior_turn" if fl else "plain",
-                flaw=flaw,
-                operator_persona=operator[pi],
-                sample_seed=ss,
-            )
+        return {(self._domains[d], self._traits[t]): int(c) for (d, t), c in zip(keys.tolist(), counts.tolist())}
+
+    def ids(self, start: int = 0, stop: int | None = None) -> list[str]:
+        return [f"sc-{h:016x}" for h in self.id_hashes[start:stop].tolist()]
+
+    @overload
+    def __getitem__(self, i: int) -> ScenarioSeed: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ScenarioSeed]: ...
+
+    def __getitem__(self, i: int | slice) -> ScenarioSeed | list[ScenarioSeed]:
+        if isinstance(i, slice):
+            return [self._seed(k) for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._seed(i)
+
+    def _seed(self, i: int) -> ScenarioSeed:
+        c = self.columns
+        di, si, pi, fi = int(c["domain"][i]), int(c["selection"][i]), int(c["pressure"][i]), int(c["facet"][i])
+        flawed = bool(c["flawed"][i])
+        return ScenarioSeed.model_construct(  # values are valid by construction; skip re-validation
+            id=f"sc-{int(self.id_hashes[i]):016x}",
+            index=i,
+            domain=self._domains[di],
+            trait=self._traits[si],
+            facet=self._facets[si][fi] if fi >= 0 else None,
+            pressure=self._pressures[pi],
+            persona=self._personas[di][int(c["persona"][i])],
+            user_turns=int(c["turns"][i]),
+            shape="flawed_prior_turn" if flawed else "plain",
+            flaw=self._flaws[di][int(c["flaw"][i])] if flawed else None,
+            operator_persona=self._operator[pi],
+            sample_seed=int(c["sample_seed"][i]),
         )
-    return out
