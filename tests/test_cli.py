@@ -45,12 +45,12 @@ def test_taxonomy_validate_reports_malformed_yaml(taxonomy_copy: Path):
     [
         (["--domain", "astrology"], "unknown domain 'astrology'"),
         (["--trait", "telepathy"], "unknown trait 'telepathy'"),
-        (["--n", "0"], "n: Input should be greater than 0"),
-        (["--n", "-4"], "n: Input should be greater than 0"),
-        (["--backend", "quantum"], "backend.kind"),
+        (["--n", "0"], "--n: Input should be greater than 0"),
+        (["--n", "-4"], "--n: Input should be greater than 0"),
+        (["--backend", "quantum"], "--backend: Input should be"),
         (["--backend", "llamacpp", "--model", "/nonexistent/model.gguf"], "model file not found: /nonexistent/model.gguf"),
         (["--backend", "openai"], "the openai backend needs --base-url"),
-        (["--threshold", "1.5"], "curation.threshold"),
+        (["--threshold", "1.5"], "--threshold: Input should be less than or equal to 1"),
         (["--orchestrator", "cron"], "--orchestrator must be"),
     ],
 )

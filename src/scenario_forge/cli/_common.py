@@ -59,10 +59,13 @@ def load_yaml_config(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def build_config(model: type[M], file: Path | None, overrides: dict[str, Any]) -> M:
+def build_config(
+    model: type[M], file: Path | None, overrides: dict[str, Any], flags: dict[str, str] | None = None
+) -> M:
     """A config from an optional YAML file with the CLI flags that were given laid over it.
 
     ``overrides`` keys may be dotted (``backend.kind``); ``None`` values mean "flag not given".
+    ``flags`` maps those keys to the flag names used in error messages (``n`` -> ``--n``).
     """
     data = load_yaml_config(file)
     for dotted, value in overrides.items():
@@ -76,4 +79,9 @@ def build_config(model: type[M], file: Path | None, overrides: dict[str, Any]) -
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        loc = ".".join(str(p) for p in exc.errors()[0].get("loc", ()))
+        given = overrides.get(loc) is not None
+        if flags and given and loc in flags:
+            first = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ForgeError(f"{flags[loc]}: {first}") from None
         raise ForgeError(one_line(exc, str(file) if file else "")) from None

@@ -40,6 +40,17 @@ def generate(
     _run(locals())
 
 
+#: Config fields -> the flags that set them (for error messages).
+FLAGS = {
+    "domains": "--domain", "traits": "--trait", "n": "--n", "seed": "--seed", "shard_size": "--shard-size",
+    "out": "--out", "run_id": "--run-id", "taxonomy": "--taxonomy", "prompts": "--prompts",
+    "backend.kind": "--backend", "backend.model": "--model", "backend.base_url": "--base-url",
+    "backend.api_key_env": "--api-key-env", "backend.concurrency": "--concurrency",
+    "backend.parallel_sequences": "--parallel", "backend.structured_output": "--structured-output",
+    "curation.threshold": "--threshold", "curation.embedding_model": "--embedding-model",
+}
+
+
 @guarded
 def _run(args: dict[str, Any]) -> None:
     cfg = build_config(
@@ -67,6 +78,7 @@ def _run(args: dict[str, Any]) -> None:
             "curation.threshold": args["threshold"],
             "curation.embedding_model": args["embedding_model"],
         },
+        FLAGS,
     )
     if args["orchestrator"] not in ("prefect", "direct"):
         from ..errors import ConfigError

@@ -88,9 +88,11 @@ def _structured(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list[
     outcomes = ask_with_repair(ctx, STAGE, list(range(len(seeds))), make, check)
     kept: list[Briefed] = []
     rejects: list[Reject] = []
-    for seed, outcome in zip(seeds, outcomes):
+    for i, (seed, outcome) in enumerate(zip(seeds, outcomes)):
         if outcome.value is None:
-            rejects.append(Reject.of(seed, ctx.run_id, STAGE, outcome.reason or "invalid", raw=outcome.raw))
+            rejects.append(
+                Reject.of(seed, ctx.run_id, STAGE, outcome.reason or "invalid", detail=errors.get(i, ""), raw=outcome.raw)
+            )
         else:
             kept.append(Briefed(seed=seed, brief=outcome.value))
     return kept, rejects

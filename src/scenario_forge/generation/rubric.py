@@ -76,10 +76,10 @@ def write_rubrics(
     rubrics = _structured(dialogues, ctx) if ctx.structured else _slots(dialogues, ctx)
     kept: list[Scenario] = []
     rejects: list[Reject] = []
-    for dialogue, (rubric, reason, raw) in zip(dialogues, rubrics):
+    for dialogue, (rubric, reason, raw, detail) in zip(dialogues, rubrics):
         problem = reason or rubric_problem(rubric)
         if problem:
-            rejects.append(Reject.of(dialogue.seed, ctx.run_id, STAGE, problem, raw=raw))
+            rejects.append(Reject.of(dialogue.seed, ctx.run_id, STAGE, problem, detail=detail, raw=raw))
         else:
             kept.append(Scenario.from_parts(dialogue, rubric, provenance))
     return kept, rejects
@@ -89,7 +89,10 @@ def _last_user(dialogue: Dialogue) -> str:
     return next(m.content for m in reversed(dialogue.messages) if m.role == "user")
 
 
-def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[tuple[list[Criterion], str | None, str | None]]:
+_Drafted = tuple[list[Criterion], "str | None", "str | None", str]  # rubric, reason, raw output, detail
+
+
+def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Drafted]:
     # Slots do not depend on each other: every (scenario, slot) pair goes out in one batch.
     pairs = [(i, slot) for i in range(len(dialogues)) for slot in SLOTS]
 
@@ -118,10 +121,10 @@ def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[tuple[list[
             raws[i] = outcome.raw  # a slot that failed twice (or repeats another) is left out
             continue
         found[i].append(Criterion(criterion=text, points=slot.points, tags=tags_for(dialogues[i], slot.name)))
-    return [(rubric, None, raws[i]) for i, rubric in enumerate(found)]
+    return [(rubric, None, raws[i], "") for i, rubric in enumerate(found)]
 
 
-def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[tuple[list[Criterion], str | None, str | None]]:
+def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Drafted]:
     schema = _RubricJSON.model_json_schema()
     errors: dict[int, str] = {}
 
@@ -151,4 +154,4 @@ def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[tuple[
         return rubric, None
 
     outcomes = ask_with_repair(ctx, STAGE, list(range(len(dialogues))), make, check)
-    return [(o.value or [], o.reason, o.raw) for o in outcomes]
+    return [(o.value or [], o.reason, o.raw, errors.get(i, "")) for i, o in enumerate(outcomes)]
