@@ -1,0 +1,79 @@
+"""The contamination guard: no held-out row may be a near-duplicate of a training row.
+
+Held-out splits only show whether training generalised if none of their scenarios was (nearly)
+trained on. We embed the beneficial training scenarios and every held-out scenario with the
+curation embedder (:func:`~scenario_forge.curation.embed.scenario_text`, unit vectors) and search
+all train x held-out pairs at the curation threshold with
+:func:`~scenario_forge.curation.dedup.near_duplicate_pairs`. Every held-out scenario in such a pair
+is removed from its split (and written to ``dropped.parquet`` with the reason); the search is run
+again on what is left and must find nothing. Standard rows (verifiable tasks) are not scenarios and
+are not compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..curation.dedup import near_duplicate_pairs
+from ..curation.embed import scenario_text
+from ..errors import ForgeError
+from ..records import Scenario
+
+
+class TextEmbedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def make_embedder(model: str | None, cache_dir: Path | None) -> Any:
+    """The curation embedder (tests replace this function to inject a small fake)."""
+    from ..curation.embed import Embedder
+
+    return Embedder(model=model, cache_dir=cache_dir)
+
+
+def guard_heldout(
+    train: Sequence[Scenario],
+    heldout: dict[str, list[Scenario]],
+    embedder: TextEmbedder,
+    threshold: float,
+) -> tuple[dict[str, list[Scenario]], dict[str, list[tuple[Scenario, str]]], dict[str, Any]]:
+    """``(clean held-out splits, removed per split with the train id it duplicates, report)``."""
+    names = [n for n in heldout for _ in heldout[n]]
+    flat = [s for n in heldout for s in heldout[n]]
+    report: dict[str, Any] = {
+        "checked": True,
+        "threshold": threshold,
+        "train_rows": len(train),
+        "heldout_rows": len(flat),
+        "pairs": 0,
+        "removed": {n: 0 for n in heldout},
+        "remaining_pairs": 0,
+    }
+    if not train or not flat:
+        return heldout, {n: [] for n in heldout}, report
+    x = embedder.embed([scenario_text(s) for s in flat])
+    y = embedder.embed([scenario_text(s) for s in train])
+    pairs = near_duplicate_pairs(x, threshold, y=y)
+    report["pairs"] = len(pairs)
+    first_match: dict[int, int] = {}
+    for i, j in pairs.tolist():
+        first_match.setdefault(i, j)
+    removed: dict[str, list[tuple[Scenario, str]]] = {n: [] for n in heldout}
+    clean: dict[str, list[Scenario]] = {n: [] for n in heldout}
+    kept_idx: list[int] = []
+    for i, (name, s) in enumerate(zip(names, flat)):
+        if i in first_match:
+            removed[name].append((s, train[first_match[i]].id))
+        else:
+            clean[name].append(s)
+            kept_idx.append(i)
+    report["removed"] = {n: len(v) for n, v in removed.items()}
+    remaining = near_duplicate_pairs(x[kept_idx], threshold, y=y) if kept_idx else np.zeros((0, 2))
+    report["remaining_pairs"] = len(remaining)
+    if len(remaining):
+        raise ForgeError(f"contamination guard: {len(remaining)} train/held-out near-duplicate pairs remain")  # a bug
+    return clean, removed, report

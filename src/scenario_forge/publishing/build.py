@@ -1,0 +1,324 @@
+"""Build a Hugging Face Hub-layout dataset folder from a run or a mixture.
+
+Layout::
+
+    README.md                                    dataset card: YAML front matter (configs, license,
+                                                 task_categories, tags, size_categories), counts,
+                                                 coverage heatmap, full provenance, the recipe
+    coverage.png                                 the heatmap the card shows
+    mixture.json | manifest.json                 the source's own description, as written
+    data/<config>/<split>-NNNNN-of-NNNNN.parquet  the rows, sharded
+
+For a mixture the configs are ``mixture`` (split ``train``), one per held-out split (split ``test``),
+``persistence`` (splits ``plain``, ``harmful``, ``helpful``) and the trainer exports ``trl`` and
+``verl`` (every mixture split under its own name). For a run: ``scenarios`` (the full scenario
+records) and the exports of them as rubric rows. ``datasets.load_dataset(DIR, CONFIG)`` loads each.
+The folder is built in a staging folder and swapped in, so a failed publish leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+import yaml
+
+from .. import __version__
+from ..errors import ConfigError
+from ..mixing.io import mixture_features, mixture_table, read_meta
+from ..mixing.rows import scenario_row
+from ..schema import atomic_write_text, read_scenarios, scenario_features
+from .config import PublishConfig
+from .exports import EXPORTS
+from .heatmap import draw_heatmap, find_run_figure
+
+HOMEPAGE = "https://github.com/scenario-forge/scenario-forge"
+TASK_CATEGORIES = ["text-generation", "reinforcement-learning"]
+BASE_TAGS = ["synthetic", "rlhf", "grpo", "rubrics", "alignment", "beneficial-traits", "scenario-forge"]
+ABOUT = {
+    "train": "training mixture: beneficial-trait scenarios (rubric reward) + standard RL tasks (exact-match reward)",
+    "heldout": "in-distribution held-out scenarios (same domains and traits as training)",
+    "heldout_domains": "scenarios from domains held out of training",
+    "heldout_traits": "scenarios from traits held out of training",
+    "plain": "persistence probes: held-out scenarios as they are",
+    "harmful": "persistence probes: the same scenarios under a harmful operator persona",
+    "helpful": "persistence probes: the same scenarios under a helpful operator persona (control)",
+}
+
+
+@dataclass
+class Part:
+    """One split of one config: where its rows come from and how they are shaped."""
+
+    config: str
+    split: str
+    source: Path
+    features: Any
+    transform: Callable[..., pl.DataFrame] | None = None
+    about: str = ""
+    rows: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows.
+
+    >>> size_category(999), size_category(12_000), size_category(10_000_000)
+    ('n<1K', '10K<n<100K', '10M<n<100M')
+    """
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                        (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")):
+        if n < limit:
+            return name
+    return "n>1T" if n >= 10**12 else "1B<n<10B"
+
+
+def _write_part(part: Part, root: Path, shard_rows: int) -> None:
+    total = pq.ParquetFile(part.source).metadata.num_rows
+    part.rows = total
+    folder = root / "data" / part.config
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = max(1, math.ceil(total / shard_rows))
+    schema = part.features.arrow_schema
+    lazy = pl.scan_parquet(part.source)
+    for i in range(shards):
+        frame = lazy.slice(i * shard_rows, shard_rows).collect()
+        if part.transform is not None:
+            frame = part.transform(frame, i * shard_rows)
+        table = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).select(schema.names).cast(schema)
+        name = f"{part.split}-{i:05d}-of-{shards:05d}.parquet"
+        pq.write_table(table, folder / name)
+        part.files.append(f"data/{part.config}/{name}")
+
+
+def _mixture_parts(source: Path, meta: Any, exports: list[str], staging: Path) -> list[Part]:
+    parts: list[Part] = []
+    splits = {name: source / f"{name}.parquet" for name, n in meta.splits.items() if n > 0}
+    for name, path in splits.items():
+        if name == meta.train_split:
+            parts.append(Part("mixture", "train", path, mixture_features(), about=ABOUT["train"]))
+        elif name.startswith("heldout"):
+            parts.append(Part(name, "test", path, mixture_features(), about=ABOUT.get(name, "held-out scenarios")))
+        elif name.startswith("persistence_"):
+            variant = name.removeprefix("persistence_")
+            parts.append(Part("persistence", variant, path, mixture_features(), about=ABOUT.get(variant, name)))
+        else:
+            parts.append(Part(name, "test", path, mixture_features(), about="evaluation split"))
+    for export in exports:
+        transform, features = EXPORTS[export]
+        for name, path in splits.items():
+            parts.append(Part(export, name, path, features(), transform, about=f"{export} format of split `{name}`"))
+    return parts
+
+
+def _run_parts(source: Path, exports: list[str], staging: Path) -> list[Part]:
+    scenarios = source / "scenarios.parquet"
+    parts = [Part("scenarios", "train", scenarios, scenario_features(), about="curated scenarios with rubrics and provenance")]
+    if exports:
+        rows_path = staging / ".rows.parquet"
+        table = mixture_table(scenario_row(s, "train") for s in read_scenarios(scenarios))
+        pq.write_table(table, rows_path)
+        for export in exports:
+            transform, features = EXPORTS[export]
+            parts.append(Part(export, "train", rows_path, features(), transform, about=f"{export} format of the scenarios"))
+    return parts
+
+
+def _coverage(config: PublishConfig, parts: list[Part], figure: Path) -> str:
+    """Write the heatmap to ``figure``; returns a one-line note about it."""
+    sources: list[Path] = [config.source]
+    if config.kind == "mixture":
+        runs = (read_meta(config.source).sources or {}).get("runs") or []
+        sources = [Path(r["path"]) for r in runs if r.get("path")]
+    found = find_run_figure(sources)
+    if found is not None:
+        shutil.copyfile(found, figure)
+        return f"The run's own coverage figure ({found.name})."
+    frames = []
+    for part in parts:
+        if part.config in ("mixture", "scenarios") or part.config.startswith("heldout"):
+            cols = ["domain", "trait"] + (["source"] if part.config != "scenarios" else [])
+            frame = pl.scan_parquet(part.source).select(cols)
+            if "source" in cols:
+                frame = frame.filter(pl.col("source") == "beneficial")
+            frames.append(frame.select("domain", "trait").collect())
+    cells: Counter[tuple[str, str]] = Counter()
+    if frames:
+        counted = pl.concat(frames).group_by("domain", "trait").len()
+        cells.update({(d, t): n for d, t, n in counted.iter_rows() if d is not None and t is not None})
+    from ..mixing.config import load_taxonomy_cached
+
+    taxonomy = load_taxonomy_cached()
+
+    def ordered(known: list[str], present: set[str]) -> list[str]:
+        return [i for i in known if i in present] + sorted(present - set(known))
+
+    domains = ordered([d.id for d in taxonomy.domains], {d for d, _ in cells})
+    traits = ordered([t.id for t in taxonomy.traits], {t for _, t in cells})
+    draw_heatmap(cells, figure, "beneficial-trait scenarios per domain x trait (train + held-out)", domains, traits)
+    return f"{sum(cells.values())} scenarios over {len(cells)} domain x trait cells (training and held-out rows)."
+
+
+def _provenance(config: PublishConfig) -> tuple[dict[str, Any], str | None, str, dict[str, Any]]:
+    """``(provenance, recipe YAML, provenance file name, counts)`` of the source."""
+    if config.kind == "mixture":
+        meta = read_meta(config.source).model_dump(mode="json")
+        provenance = {
+            "recipe": meta.get("recipe"),
+            "seed": meta.get("seed"),
+            "ratio": meta.get("ratio"),
+            "runs": (meta.get("sources") or {}).get("runs"),
+            "base": (meta.get("sources") or {}).get("base"),
+            "mixer": meta.get("provenance"),
+            "spread_check": meta.get("spread_check"),
+            "contamination": meta.get("contamination"),
+            "persistence": meta.get("persistence"),
+            "created_at": meta.get("created_at"),
+        }
+        recipe_yaml = yaml.safe_dump(meta.get("recipe"), sort_keys=False).strip()
+        counts = {"splits": meta.get("splits"), **(meta.get("counts") or {})}
+        return provenance, recipe_yaml, "mixture.json", counts
+    manifest_path = config.source / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    if not manifest:
+        scenarios = read_scenarios(config.source / "scenarios.parquet")
+        manifest = {"provenance": scenarios[0].provenance.model_dump(mode="json") if scenarios else {}}
+    provenance = {k: manifest.get(k) for k in ("run_id", "generator", "created_at", "provenance", "config", "usage", "curation") if k in manifest}
+    counts = manifest.get("counts") or {}
+    return provenance, None, "manifest.json", counts
+
+
+def _card(config: PublishConfig, parts: list[Part], heatmap_note: str) -> str:
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    configs: list[dict[str, Any]] = []
+    for part in parts:
+        entry = next((c for c in configs if c["config_name"] == part.config), None)
+        if entry is None:
+            entry = {"config_name": part.config, "data_files": []}
+            configs.append(entry)
+        entry["data_files"].append({"split": part.split, "path": f"data/{part.config}/{part.split}-*.parquet"})
+    configs[0]["default"] = True
+    provenance, recipe_yaml, provenance_file, counts = _provenance(config)
+    main_rows = sum(p.rows for p in parts if p.config == configs[0]["config_name"])
+    name = config.pretty_name or (
+        f"scenario-forge mixture {provenance['recipe']['name']}" if config.kind == "mixture" else f"scenario-forge run {provenance.get('run_id') or config.source.name}"
+    )
+    data = DatasetCardData(
+        language=["en"],
+        license=config.license,
+        pretty_name=name,
+        task_categories=TASK_CATEGORIES,
+        tags=BASE_TAGS + [t for t in config.tags if t not in BASE_TAGS],
+        size_categories=[size_category(main_rows)],
+        configs=configs,
+    )
+    if config.kind == "mixture":
+        ratio = provenance.get("ratio") or {}
+        summary = (
+            f"A training mixture built with recipe `{provenance['recipe']['name']}`: "
+            f"{(provenance['recipe'].get('description') or '').strip()} Beneficial share {ratio.get('fraction')} "
+            f"(exact: {ratio.get('exact')}); held-out and persistence splits are contamination-checked against training."
+        )
+        spread = provenance.get("spread_check") or {}
+        spread_note = (
+            f"Rubrics were checked for RL fitness before training: {spread.get('k')} answers sampled per scenario by "
+            f"`{spread.get('policy')}` and graded by `{spread.get('judge')}`; {spread.get('flat')} rubrics with no score "
+            f"spread and {spread.get('unscoreable')} unscoreable ones were "
+            f"{'kept' if spread.get('kept_flagged') else 'kept out of training'}. `rubric_spread` holds each row's spread."
+            if spread.get("enabled") else "The rubric spread check was off for this mixture."
+        )
+    else:
+        summary = "Curated multi-turn pressure scenarios, each with a per-item rubric, from one scenario-forge run."
+        spread_note = ""
+    template = (Path(__file__).parent / "card.md.j2").read_text(encoding="utf-8")
+    card = DatasetCard.from_template(
+        data,
+        template_str=template,
+        pretty_name=name,
+        summary=summary,
+        homepage=HOMEPAGE,
+        generator_version=__version__,
+        repo_ref=config.repo_id or "ORG/NAME",
+        configs=configs,
+        config_rows=[{"config": p.config, "split": p.split, "rows": p.rows, "about": p.about} for p in parts],
+        exports=bool(config.exports),
+        heatmap="coverage.png",
+        coverage_note=heatmap_note,
+        counts_json=json.dumps(counts, indent=2, default=str),
+        spread_note=spread_note,
+        provenance_json=json.dumps(provenance, indent=2, default=str),
+        provenance_file=f"`{provenance_file}`",
+        recipe_yaml=recipe_yaml,
+        license=f"License: `{config.license}`",
+    )
+    return str(card)
+
+
+@dataclass
+class PublishResult:
+    folder: Path
+    configs: dict[str, dict[str, int]]
+    files: list[str]
+    url: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "configs": self.configs, "files": len(self.files), "url": self.url}
+
+
+def build_hub_folder(config: PublishConfig, target: Path | None = None) -> PublishResult:
+    """Write the Hub-layout folder to ``target`` (default ``config.local``)."""
+    target = target or config.local
+    if target is None:
+        raise ConfigError("no folder to build into: pass --local DIR")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not config.overwrite:
+        raise ConfigError(f"--local {target} exists and is not empty; pass --overwrite to replace it")
+    if config.kind == "mixture":
+        read_meta(config.source)  # a one-line error for a broken mixture folder
+    staging = target.parent / f".{target.name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        if config.kind == "mixture":
+            meta = read_meta(config.source)
+            parts = _mixture_parts(config.source, meta, list(config.exports), staging)
+            shutil.copyfile(config.source / "mixture.json", staging / "mixture.json")
+        else:
+            parts = _run_parts(config.source, list(config.exports), staging)
+            if (config.source / "manifest.json").is_file():
+                shutil.copyfile(config.source / "manifest.json", staging / "manifest.json")
+        if not parts:
+            raise ConfigError(f"{config.source} has no rows to publish")
+        for part in parts:
+            _write_part(part, staging, config.shard_rows)
+        note = _coverage(config, parts, staging / "coverage.png")
+        atomic_write_text(staging / "README.md", _card(config, parts, note))
+        (staging / ".rows.parquet").unlink(missing_ok=True)
+        _swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    configs: dict[str, dict[str, int]] = {}
+    for part in parts:
+        configs.setdefault(part.config, {})[part.split] = part.rows
+    return PublishResult(folder=target, configs=configs, files=[f for p in parts for f in p.files])
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()

@@ -1,0 +1,60 @@
+"""Typed configuration of ``scenario-forge publish`` (CLI options and the Prefect ``publish`` flow)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class PublishConfig(BaseModel):
+    """Where the data comes from (a run or a mixture folder), where the Hub-layout folder goes, and
+    what the dataset card says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Path = Field(description="a run folder (OUT/RUN_ID) or a mixture folder")
+    local: Path | None = Field(default=None, description="write the Hub-layout folder here")
+    repo_id: str | None = Field(default=None, description="push to this Hugging Face dataset repo (ORG/NAME)")
+    private: bool = Field(default=False, description="create the Hub repo as private")
+    license: str = Field(default="apache-2.0", min_length=1, description="license id for the card (the data's, not the code's)")
+    pretty_name: str | None = None
+    tags: list[str] = Field(default_factory=list, description="extra card tags")
+    exports: list[Literal["trl", "verl"]] = Field(default_factory=lambda: ["trl", "verl"], description="trainer formats to add as configs")
+    shard_rows: int = Field(default=500_000, ge=1, le=100_000_000, description="rows per parquet file")
+    overwrite: bool = Field(default=False, description="replace an existing --local folder")
+    commit_message: str | None = None
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id(cls, value: str | None) -> str | None:
+        if value is not None and not _REPO_ID.match(value):
+            raise ValueError(f"repo id {value!r} must look like ORG/NAME")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: Path | None) -> Path | None:
+        if value is None:  # subclasses that fill the source in later (the end-to-end pipeline)
+            return value
+        if not value.is_dir():
+            raise ValueError(f"not found: {value} (a run folder or a mixture folder)")
+        if not (value / "mixture.json").is_file() and not (value / "scenarios.parquet").is_file():
+            raise ValueError(f"{value} is neither a mixture folder (mixture.json) nor a run folder (scenarios.parquet)")
+        return value
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> PublishConfig:
+        if self.local is None and self.repo_id is None:
+            raise ValueError("say where to publish: --local DIR and/or --repo-id ORG/NAME")
+        if self.local is not None and self.local.resolve() == self.source.resolve():
+            raise ValueError("--local must not be the source folder")
+        return self
+
+    @property
+    def kind(self) -> Literal["mixture", "run"]:
+        return "mixture" if (self.source / "mixture.json").is_file() else "run"
