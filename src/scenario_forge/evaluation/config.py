@@ -1,0 +1,71 @@
+"""Typed configuration for ``scenario-forge eval``; also the Prefect ``evaluate`` flow's parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..config import BackendConfig, SamplingParams
+
+RefusalMethod = Literal["pattern", "judge"]
+
+class AnswerSampling(SamplingParams):
+    """How answers are sampled: greedy by default (reproducible), with a repeat penalty (small
+    local models loop without one). A subclass so a partial YAML/flag override keeps these defaults."""
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, ge=1, le=8192)
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mixture: Path = Field(description="mixture folder whose held-out splits are evaluated")
+    splits: list[str] = Field(
+        default_factory=list, description="splits to evaluate; default: every held-out split (heldout*, persistence_*)"
+    )
+    max_rows: int | None = Field(default=None, ge=1, description="evaluate the first N rows of each split only")
+    model: BackendConfig | None = Field(
+        default=None, description="the model under evaluation (required; the train -> eval flow fills in the trained model)"
+    )
+    model_label: str = Field(default="model", min_length=1, max_length=40)
+    baseline: BackendConfig | None = Field(default=None, description="a second model, answered and graded the same way")
+    baseline_grades: Path | None = Field(
+        default=None, description="a previous eval's output folder: its model's grades are the baseline"
+    )
+    baseline_label: str = Field(default="baseline", min_length=1, max_length=40)
+    judge: BackendConfig = Field(
+        default=BackendConfig(kind="embedded", parallel_sequences=32), description="grades rubric and generic rows"
+    )
+    answer_sampling: AnswerSampling = AnswerSampling()
+    refusal: RefusalMethod = Field(default="pattern", description="how refusals are detected (docs/evaluation.md)")
+    trained_domains: list[str] = Field(
+        default_factory=lambda: ["health"],
+        description="domains the model was trained on; the others are its transfer domains",
+    )
+    bootstrap: int = Field(default=2000, ge=100, le=1_000_000, description="bootstrap resamples for the CIs")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    min_pairs: int = Field(default=5, ge=2, description="fewest paired rows for a better/worse verdict")
+    seed: int = Field(default=0, ge=0, description="answer sampling and bootstrap seed")
+    out: Path = Field(default=Path("outputs/eval"))
+
+    @field_validator("model_label", "baseline_label")
+    @classmethod
+    def _plain_label(cls, value: str) -> str:
+        if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"label {value!r} may hold only letters, digits, '-', '_' and '.'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_baseline(self) -> EvalConfig:
+        if self.baseline is not None and self.baseline_grades is not None:
+            raise ValueError("give a baseline model or a previous eval's grades, not both")
+        if self.model_label == self.baseline_label:
+            raise ValueError("model_label and baseline_label must differ")
+        return self
+
+    @property
+    def has_baseline(self) -> bool:
+        return self.baseline is not None or self.baseline_grades is not None

@@ -1,0 +1,108 @@
+"""The records between evaluation stages: an answer to a held-out row, and its grade.
+
+``GradeRow`` is also the row of ``grades.parquet`` (one per model per answer), which a later run
+can read back as its baseline (``--baseline OLD_EVAL_FOLDER``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import ConfigError
+from ..schema import atomic_write_bytes
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Answer(_Record):
+    """One model's answer to one row; ``text`` is None when generation failed (``error`` says why)."""
+
+    split: str
+    row_id: str
+    text: str | None
+    finish_reason: str
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+class GradeRow(_Record):
+    """One graded answer. ``score`` is None when it could not be scored (``status`` says why):
+    ``generation_failed`` (no answer), ``unscoreable`` (the judge gave no usable verdict) or
+    ``no_reference`` (an exact-match row without an answer). Unscored rows are excluded from every
+    mean and counted in the report."""
+
+    model: str
+    split: str
+    row_id: str
+    scenario_id: str | None
+    source: str
+    reward_type: str
+    domain: str | None
+    trait: str | None
+    task: str | None
+    persona_variant: str | None
+    answer: str | None
+    score: float | None
+    status: str  # scored | generation_failed | unscoreable | no_reference
+    criteria: int = 0
+    unscoreable_criteria: int = 0
+    met: str = "[]"  # JSON list of true/false/null per criterion
+    refused: bool | None = None
+
+    @property
+    def pair_key(self) -> str:
+        """What pairs a persistence probe with its plain version: the scenario, else the row."""
+        return self.scenario_id or self.row_id
+
+
+_SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("split", pa.string()),
+        ("row_id", pa.string()),
+        ("scenario_id", pa.string()),
+        ("source", pa.string()),
+        ("reward_type", pa.string()),
+        ("domain", pa.string()),
+        ("trait", pa.string()),
+        ("task", pa.string()),
+        ("persona_variant", pa.string()),
+        ("answer", pa.string()),
+        ("score", pa.float64()),
+        ("status", pa.string()),
+        ("criteria", pa.int64()),
+        ("unscoreable_criteria", pa.int64()),
+        ("met", pa.string()),
+        ("refused", pa.bool_()),
+    ]
+)
+
+
+def write_grades(path: Path, grades: list[GradeRow]) -> None:
+    table = pa.Table.from_pylist([g.model_dump() for g in grades], schema=_SCHEMA)
+    atomic_write_bytes(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_grades(path: Path) -> list[GradeRow]:
+    if not path.is_file():
+        raise ConfigError(f"no grades file at {path}")
+    try:
+        rows = pq.read_table(path).to_pylist()
+        return [GradeRow.model_validate(r) for r in rows]
+    except Exception as exc:  # noqa: BLE001 - reported in one line
+        raise ConfigError(f"{path} is not a grades file from `scenario-forge eval` ({type(exc).__name__})") from None
+
+
+def write_answers(path: Path, answers: list[Answer]) -> None:
+    table = pa.Table.from_pylist([a.model_dump() for a in answers])
+    atomic_write_bytes(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_answers(path: Path) -> list[Answer]:
+    return [Answer.model_validate(r) for r in pq.read_table(path).to_pylist()]

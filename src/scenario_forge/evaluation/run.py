@@ -1,0 +1,188 @@
+"""``scenario-forge eval`` as stage functions: prepare, answer+grade per model per split, report.
+
+:func:`prepare_eval` checks everything cheap first (mixture, splits, a baseline's grades, the
+judge's and the models' reachability); :func:`evaluate_split` is the per-(model, split) unit of
+work the flow runs as one task; :func:`finish_eval` computes the figures and writes the report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ..backends.base import StageUsage
+from ..config import BackendConfig
+from ..errors import ConfigError
+from ..grading import GenericJudge, RubricGrader
+from ..grading.generic_judge import TEMPLATE as GENERIC_TEMPLATE
+from ..grading.rubric_grader import JUDGE_TEMPLATE
+from ..mixing.io import read_meta, read_split
+from ..prompts import PromptSet
+from ..records import MixtureRow
+from .backends import connect, identity, load_backend
+from .config import EvalConfig
+from .metrics import Stats, report_figures
+from .records import GradeRow, read_grades
+from .refusal import TEMPLATE as REFUSAL_TEMPLATE
+from .report import GRADES, REPORT_JSON, write_report
+from .stages import answers_key, cached_answers, grade_answers
+
+ANSWERS = "answers"
+
+
+class PreparedEval(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: EvalConfig
+    splits: list[str]
+    rows: dict[str, list[MixtureRow]]
+    models: dict[str, BackendConfig]  # label -> backend, for the models we answer with
+    identities: dict[str, str]
+    judge_identity: str | None
+    baseline_grades: list[GradeRow] | None = None
+
+
+class EvalResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    files: dict[str, Path]
+    figures: dict[str, Any]
+    wall_s: float
+
+
+def default_splits(split_names: list[str]) -> list[str]:
+    """The held-out splits of a mixture: ``heldout*`` and ``persistence_*``."""
+    return [s for s in split_names if s.startswith(("heldout", "persistence_"))]
+
+
+def prepare_eval(config: EvalConfig) -> PreparedEval:
+    if config.model is None:
+        raise ConfigError("no model to evaluate: give --model")
+    meta = read_meta(config.mixture)
+    splits = list(config.splits) or default_splits(list(meta.splits))
+    if not splits:
+        raise ConfigError(f"mixture {config.mixture} has no held-out splits (heldout*, persistence_*); name some with --split")
+    if meta.train_split in splits:
+        raise ConfigError(f"split {meta.train_split!r} is the training split; evaluate held-out splits")
+    rows = {s: read_split(config.mixture, s)[: config.max_rows] for s in splits}
+    for split, split_rows in rows.items():
+        if not split_rows:
+            raise ConfigError(f"split {split!r} of {config.mixture} has no rows")
+    baseline_grades = None
+    if config.baseline_grades is not None:
+        baseline_grades = _load_baseline_grades(config.baseline_grades, rows, config.baseline_label)
+    all_rows = [r for rs in rows.values() for r in rs]
+    needs_judge = config.refusal == "judge" or any(r.reward_type in ("rubric", "generic_judge") for r in all_rows)
+    judge_identity = None
+    if needs_judge:
+        connect(config.judge, "judge")
+        judge_identity = identity(config.judge)
+    models = {config.model_label: config.model}
+    if config.baseline is not None:
+        models[config.baseline_label] = config.baseline
+    identities = {}
+    for label, cfg in models.items():
+        connect(cfg, label)
+        identities[label] = identity(cfg)
+    if baseline_grades is not None:
+        identities[config.baseline_label] = f"grades:{config.baseline_grades}"
+    return PreparedEval(
+        config=config,
+        splits=splits,
+        rows=rows,
+        models=models,
+        identities=identities,
+        judge_identity=judge_identity,
+        baseline_grades=baseline_grades,
+    )
+
+
+def _load_baseline_grades(folder: Path, rows: dict[str, list[MixtureRow]], label: str) -> list[GradeRow]:
+    """A previous eval's model grades as this run's baseline; its splits and rows must match ours."""
+    report = folder / REPORT_JSON
+    if not report.is_file():
+        raise ConfigError(f"--baseline {folder}: not an eval output folder (no {REPORT_JSON})")
+    try:
+        old_label = json.loads(report.read_text(encoding="utf-8"))["meta"]["model_label"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ConfigError(f"--baseline {folder}: {REPORT_JSON} is not an eval report") from None
+    grades = [g for g in read_grades(folder / GRADES) if g.model == old_label]
+    by_split: dict[str, list[str]] = {}
+    for g in grades:
+        by_split.setdefault(g.split, []).append(g.row_id)
+    missing = [s for s in rows if s not in by_split]
+    if missing:
+        raise ConfigError(
+            f"--baseline {folder} has no grades for split(s) {', '.join(missing)} "
+            f"(it has: {', '.join(sorted(by_split)) or 'none'}); evaluate the same splits"
+        )
+    for split, split_rows in rows.items():
+        if set(by_split[split]) != {r.id for r in split_rows}:
+            raise ConfigError(
+                f"--baseline {folder}: split {split!r} holds different rows than this mixture's "
+                "(another mixture or --max-rows?); evaluate the same rows"
+            )
+    keep = {(s, r.id) for s, rs in rows.items() for r in rs}
+    return [g.model_copy(update={"model": label}) for g in grades if (g.split, g.row_id) in keep]
+
+
+def evaluate_split(prepared: PreparedEval, label: str, split: str, usage: StageUsage | None = None) -> list[GradeRow]:
+    """Answer one split with one model (cached by content key) and grade the answers."""
+    config = prepared.config
+    cfg = prepared.models[label]
+    rows = prepared.rows[split]
+    key = answers_key(prepared.identities[label], config.answer_sampling, config.seed, rows)
+    answers = cached_answers(
+        config.out / ANSWERS / label, key, lambda: load_backend(cfg), rows, config.answer_sampling, config.seed, usage
+    )
+    kinds = {r.reward_type for r in rows}
+    judge = load_backend(config.judge) if prepared.judge_identity else None
+    grader = RubricGrader(judge) if judge is not None and "rubric" in kinds else None
+    generic = GenericJudge(judge) if judge is not None and "generic_judge" in kinds else None
+    return grade_answers(label, rows, answers, grader, generic, config.refusal, judge)
+
+
+def finish_eval(prepared: PreparedEval, grades: dict[str, list[GradeRow]], wall_s: float = 0.0) -> EvalResult:
+    """Figures and report files from every model's grades."""
+    config = prepared.config
+    if prepared.baseline_grades is not None:
+        grades = {**grades, config.baseline_label: prepared.baseline_grades}
+    baseline_label = config.baseline_label if config.has_baseline else None
+    stats = Stats(n_boot=config.bootstrap, confidence=config.confidence, seed=config.seed, min_pairs=config.min_pairs)
+    figures = report_figures(grades, config.model_label, baseline_label, config.trained_domains, stats)
+    meta = {
+        "mixture": str(config.mixture),
+        "splits": {s: len(r) for s, r in prepared.rows.items()},
+        "model_label": config.model_label,
+        "baseline_label": baseline_label,
+        "models": prepared.identities,
+        "judge": prepared.judge_identity,
+        "templates": PromptSet().hash_of([JUDGE_TEMPLATE, GENERIC_TEMPLATE, REFUSAL_TEMPLATE]),
+        "refusal": config.refusal,
+        "answer_sampling": config.answer_sampling.model_dump(),
+        "bootstrap": config.bootstrap,
+        "confidence": config.confidence,
+        "min_pairs": config.min_pairs,
+        "seed": config.seed,
+        "trained_domains": config.trained_domains,
+        "config": config.model_dump(mode="json"),
+        "wall_s": round(wall_s, 2),
+    }
+    flat = [g for label in grades for g in grades[label]]
+    files = write_report(config.out, meta, figures, flat, config.model_label, baseline_label)
+    return EvalResult(out=config.out, files=files, figures=figures, wall_s=round(wall_s, 2))
+
+
+def evaluate(config: EvalConfig) -> EvalResult:
+    """Every stage in this process (the flow runs the same functions as tasks)."""
+    start = time.perf_counter()
+    prepared = prepare_eval(config)
+    grades: dict[str, list[GradeRow]] = {}
+    for label in prepared.models:
+        grades[label] = [g for split in prepared.splits for g in evaluate_split(prepared, label, split)]
+    return finish_eval(prepared, grades, time.perf_counter() - start)

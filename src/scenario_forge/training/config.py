@@ -1,0 +1,105 @@
+"""Typed configuration for ``scenario-forge train`` (GRPO) and the harmful-SFT pack fine-tune.
+
+The fields are GRPO's main knobs under our names; :func:`scenario_forge.training.trainer.grpo_args`
+maps them onto TRL's ``GRPOConfig``. A config that validates is a run that can start: batch sizes
+that cannot hold whole prompt groups, a vLLM server URL without server mode and similar mistakes
+fail here, before any model loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..config import BackendConfig, SamplingParams
+from ..grading.rubric_grader import DEFAULT_JUDGE_SAMPLING
+
+LossType = Literal["dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(_Config):
+    """Everything ``scenario-forge train`` needs; also the Prefect ``train`` flow's parameters."""
+
+    mixture: Path = Field(description="mixture folder (mixture.json + <split>.parquet), from `scenario-forge mix`")
+    split: str | None = Field(default=None, description="split to train on; default: the mixture's train_split")
+    max_rows: int | None = Field(default=None, ge=1, description="train on the first N rows only (smoke runs)")
+    policy: str = Field(default="embedded", description="'embedded', a .gguf file, or a Hugging Face model folder")
+    out: Path = Field(default=Path("outputs/train"), description="checkpoints, training log and the final model")
+    resume: bool = Field(default=False, description="continue from the last checkpoint in OUT")
+    judge: BackendConfig = Field(
+        default=BackendConfig(kind="embedded", parallel_sequences=32),
+        description="backend that grades rubric and generic-judge rewards",
+    )
+    judge_sampling: SamplingParams = DEFAULT_JUDGE_SAMPLING
+
+    # GRPO knobs (TRL's names in brackets where ours differ)
+    learning_rate: float = Field(default=1e-6, gt=0, le=1.0)
+    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs when set")
+    epochs: float = Field(default=1.0, gt=0, description="[num_train_epochs]")
+    batch_size: int = Field(default=8, ge=1, description="[per_device_train_batch_size] completions per device step")
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    num_generations: int = Field(default=4, ge=2, description="completions sampled per prompt (the GRPO group)")
+    max_completion_length: int = Field(default=256, ge=1, le=32768)
+    beta: float = Field(default=0.0, ge=0.0, description="KL coefficient; 0 loads no reference model")
+    loss_type: LossType = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    temperature: float = Field(default=1.0, gt=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(default=1.0, ge=1.0, le=2.0)
+    seed: int = Field(default=0, ge=0)
+    save_steps: int = Field(default=50, ge=1)
+    save_total_limit: int | None = Field(default=3, ge=1)
+    logging_steps: int = Field(default=1, ge=1)
+    gradient_checkpointing: bool = Field(default=False, description="trade compute for memory (large policies)")
+    precision: Precision = Field(default="auto", description="auto: bf16 on a CUDA GPU that supports it, else fp32")
+    report_to: list[str] = Field(default_factory=list, description="extra TRL/transformers loggers, e.g. tensorboard")
+
+    # vLLM generation (GPU only; see docs/training.md)
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_server_base_url: str | None = Field(default=None, description="trl vllm-serve URL (server mode)")
+    vllm_gpu_memory_utilization: float = Field(default=0.3, gt=0.0, le=1.0)
+    vllm_tensor_parallel_size: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> TrainConfig:
+        # One device's generation batch must hold whole prompt groups (TRL checks the global batch).
+        if (self.batch_size * self.gradient_accumulation_steps) % self.num_generations:
+            raise ValueError(
+                f"batch_size x gradient_accumulation_steps ({self.batch_size} x {self.gradient_accumulation_steps}) "
+                f"must be divisible by num_generations ({self.num_generations})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _vllm_server_url(self) -> TrainConfig:
+        if self.vllm_server_base_url and not (self.use_vllm and self.vllm_mode == "server"):
+            raise ValueError("vllm_server_base_url needs use_vllm with vllm_mode='server'")
+        return self
+
+
+class SFTPackConfig(_Config):
+    """Supervised fine-tuning on a conversational JSONL pack (the harmful-medical persistence probe)."""
+
+    data: Path = Field(description="JSONL of {'messages': [...]} rows (TRL's conversational SFT format)")
+    policy: str = Field(default="embedded", description="'embedded', a .gguf file, or a Hugging Face model folder")
+    out: Path = Field(default=Path("outputs/sft"))
+    max_rows: int | None = Field(default=None, ge=1)
+    learning_rate: float = Field(default=2e-5, gt=0, le=1.0)
+    max_steps: int | None = Field(default=None, ge=1)
+    epochs: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=4, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_length: int = Field(default=512, ge=16)
+    seed: int = Field(default=0, ge=0)
+    save_steps: int = Field(default=50, ge=1)
+    logging_steps: int = Field(default=1, ge=1)
+    precision: Precision = "auto"
+    resume: bool = False

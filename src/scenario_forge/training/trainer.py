@@ -1,0 +1,298 @@
+"""The bundled RL trainer stage: TRL's GRPOTrainer on a mixture, with routed rubric rewards.
+
+Two stage functions: :func:`prepare_training` checks everything cheap (the mixture and its rows,
+the policy folder, the output folder's state, the judge's reachability) before any weights load;
+:func:`run_training` trains. :func:`train` runs both.
+
+What lands in ``OUT``:
+
+- ``checkpoint-N/``: TRL checkpoints (weights, optimizer, scheduler, RNG, trainer state) every
+  ``save_steps``; ``--resume`` continues from the last one;
+- ``final/``: the trained model and tokenizer (a Hugging Face folder: ``eval --model OUT/final``);
+- ``rewards.jsonl``: one line per scored completion (step, row id, source, trait, reward type,
+  reward or null if unscoreable, the completion); ``rewards.rankN.jsonl`` per process when
+  launched on several GPUs;
+- ``train_log.jsonl``: TRL's log lines (loss, reward, per-source / per-trait reward means, ...);
+- ``train.json``: the manifest (config, mixture, policy, judge identity, counts, wall time).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import ConfigError
+from ..grading import GenericJudge, RubricGrader
+from ..grading.generic_judge import TEMPLATE as GENERIC_TEMPLATE
+from ..grading.rubric_grader import JUDGE_TEMPLATE
+from ..mixing.io import read_meta
+from ..prompts import PromptSet
+from ..records import MixtureRow
+from ..schema import atomic_write_text
+from ._extra import require
+from .config import TrainConfig
+from .dataset import to_dataset, training_rows
+from .policy import resolve_policy
+from .rewards import RoutedReward
+
+MANIFEST = "train.json"
+REWARD_LOG = "rewards.jsonl"
+TRAIN_LOG = "train_log.jsonl"
+FINAL = "final"
+#: Config fields a resumed run must share with the run it continues.
+_SAME_ON_RESUME = ("mixture", "split", "max_rows", "policy", "num_generations", "batch_size", "seed")
+
+
+class PreparedTraining(BaseModel):
+    """A training run that passed every cheap check; the input of :func:`run_training`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    config: TrainConfig
+    split: str
+    rows: list[MixtureRow]
+    policy_dir: Path
+    judge_identity: str | None
+    mixture_meta: dict[str, Any]
+
+
+class TrainResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    final_model: Path
+    global_step: int
+    resumed_from: str | None
+    rows: int
+    split: str
+    reward_counts: dict[str, int]
+    wall_s: float
+
+
+def last_checkpoint(out: Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder in ``out`` that TRL finished writing."""
+    done = [p for p in out.glob("checkpoint-*") if p.is_dir() and (p / "trainer_state.json").is_file()]
+    if not done:
+        return None
+    return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]) if p.name.rsplit("-", 1)[1].isdigit() else -1)
+
+
+def prepare_training(config: TrainConfig) -> PreparedTraining:
+    """Check the mixture, rows, policy, output folder and judge (one probe request); load no policy weights."""
+    meta = read_meta(config.mixture)
+    split, rows = training_rows(config.mixture, config.split, config.max_rows)
+    _check_out(config)
+    policy_dir = resolve_policy(config.policy)
+    kinds = Counter(r.reward_type for r in rows)
+    judge_identity = None
+    if kinds["rubric"] or kinds["generic_judge"]:
+        from ..evaluation.backends import connect, identity
+
+        connect(config.judge, "judge")
+        judge_identity = identity(config.judge)
+    return PreparedTraining(
+        config=config,
+        split=split,
+        rows=rows,
+        policy_dir=policy_dir,
+        judge_identity=judge_identity,
+        mixture_meta=meta.model_dump(mode="json"),
+    )
+
+
+def _check_out(config: TrainConfig) -> None:
+    out = config.out
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    checkpoint = last_checkpoint(out) if out.is_dir() else None
+    if config.resume:
+        if checkpoint is None:
+            raise ConfigError(f"--resume: no finished checkpoint in {out} to continue from")
+        manifest = out / MANIFEST
+        if manifest.is_file():
+            before = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
+            now = config.model_dump(mode="json")
+            same = {"mixture": lambda v: str(Path(v).resolve()) if v else v}
+            changed = [
+                k for k in _SAME_ON_RESUME
+                if k in before and same.get(k, lambda v: v)(before[k]) != same.get(k, lambda v: v)(now[k])
+            ]
+            if changed:
+                raise ConfigError(
+                    f"--resume: {', '.join(changed)} differ from the run in {out}; resume with the same values"
+                )
+    elif checkpoint is not None or (out / FINAL).exists():
+        raise ConfigError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+
+
+def grpo_args(config: TrainConfig) -> Any:
+    """TRL ``GRPOConfig`` from our config (our names -> TRL's)."""
+    trl = require("trl", "GRPO training")
+    torch = require("torch", "GRPO training")
+    bf16 = config.precision == "bf16" or (
+        config.precision == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    )
+    vllm: dict[str, Any] = {}
+    if config.use_vllm:
+        vllm = {
+            "use_vllm": True,
+            "vllm_mode": config.vllm_mode,
+            "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization,
+            "vllm_tensor_parallel_size": config.vllm_tensor_parallel_size,
+        }
+        if config.vllm_server_base_url:
+            vllm["vllm_server_base_url"] = config.vllm_server_base_url
+    return trl.GRPOConfig(
+        output_dir=str(config.out),
+        learning_rate=config.learning_rate,
+        max_steps=config.max_steps or -1,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length,
+        beta=config.beta,
+        loss_type=config.loss_type,
+        scale_rewards=config.scale_rewards,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        repetition_penalty=config.repetition_penalty,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=bf16,
+        fp16=False,
+        model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"},
+        report_to=config.report_to or "none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        **vllm,
+    )
+
+
+def _log_callback(path: Path) -> Any:
+    transformers = require("transformers", "GRPO training")
+
+    class JsonlLog(transformers.TrainerCallback):
+        """Appends every TRL log line (with its step) to ``train_log.jsonl``."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            if logs and state.is_world_process_zero:
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}, default=float) + "\n")
+
+    return JsonlLog()
+
+
+def build_reward(config: TrainConfig, rows: list[MixtureRow], log_path: Path | None) -> RoutedReward:
+    """The routed reward for ``rows``; judges are built only for the reward types present."""
+    from ..evaluation.backends import load_backend
+
+    kinds = {r.reward_type for r in rows}
+    judge = load_backend(config.judge) if kinds & {"rubric", "generic_judge"} else None
+    grader = RubricGrader(judge, sampling=config.judge_sampling) if judge is not None and "rubric" in kinds else None
+    generic = GenericJudge(judge) if judge is not None and "generic_judge" in kinds else None
+    return RoutedReward(grader, generic, log_path=log_path)
+
+
+def run_training(prepared: PreparedTraining) -> TrainResult:
+    """Train with GRPO; checkpoints, logs, the final model and the manifest land in ``config.out``."""
+    config = prepared.config
+    trl = require("trl", "GRPO training")
+    start = time.perf_counter()
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = last_checkpoint(out) if config.resume else None
+    reward = build_reward(config, prepared.rows, out / REWARD_LOG)
+    args = grpo_args(config)  # initializes the (possibly multi-process) accelerate state
+    main = _is_main_process()
+    if main:
+        _write_manifest(prepared, status="running", resumed_from=checkpoint)
+    trainer = trl.GRPOTrainer(
+        model=str(prepared.policy_dir),
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=to_dataset(prepared.rows),
+        callbacks=[_log_callback(out / TRAIN_LOG)],
+    )
+    if trainer.accelerator.num_processes > 1:  # each rank scores its own completions: one log per rank
+        reward.log_path = out / f"rewards.rank{trainer.accelerator.process_index}.jsonl"
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    final = out / FINAL
+    trainer.save_model(str(final))  # writes on the main process only
+    if main and trainer.processing_class is not None:
+        trainer.processing_class.save_pretrained(str(final))
+    result = TrainResult(
+        out=out,
+        final_model=final,
+        global_step=int(trainer.state.global_step),
+        resumed_from=checkpoint.name if checkpoint else None,
+        rows=len(prepared.rows),
+        split=prepared.split,
+        reward_counts={**reward.counts, "judge_requests": reward.judge_requests()},
+        wall_s=round(time.perf_counter() - start, 2),
+    )
+    if main:
+        _write_manifest(prepared, status="finished", resumed_from=checkpoint, result=result)
+    return result
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return bool(PartialState().is_main_process)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """``prepare_training`` then ``run_training``."""
+    return run_training(prepare_training(config))
+
+
+def _write_manifest(
+    prepared: PreparedTraining, status: str, resumed_from: Path | None, result: TrainResult | None = None
+) -> None:
+    config = prepared.config
+    path = config.out / MANIFEST
+    previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    prompts = PromptSet()
+    kinds = Counter(r.reward_type for r in prepared.rows)
+    manifest = {
+        "status": status,
+        "config": config.model_dump(mode="json"),
+        "policy": {"spec": config.policy, "folder": str(prepared.policy_dir)},
+        "judge": prepared.judge_identity,
+        "judge_config": config.judge.model_dump(mode="json") if prepared.judge_identity else None,
+        "templates": prompts.hash_of([JUDGE_TEMPLATE, GENERIC_TEMPLATE]),
+        "mixture": {
+            "folder": str(config.mixture),
+            "split": prepared.split,
+            "rows": len(prepared.rows),
+            "reward_types": dict(kinds),
+            "sources": dict(Counter(r.source for r in prepared.rows)),
+            "recipe": prepared.mixture_meta.get("recipe"),
+            "seed": prepared.mixture_meta.get("seed"),
+        },
+        "runs": previous.get("runs", []),
+    }
+    if result is not None:
+        manifest["runs"] = [
+            *manifest["runs"],
+            {
+                "resumed_from": resumed_from.name if resumed_from else None,
+                "global_step": result.global_step,
+                "wall_s": result.wall_s,
+                "reward_counts": result.reward_counts,
+            },
+        ]
+        manifest["final_model"] = str(result.final_model)
+        manifest["global_step"] = result.global_step
+    atomic_write_text(path, json.dumps(manifest, indent=2, default=str))
