@@ -1,0 +1,234 @@
+"""Curation jobs: at the end of ``generate`` (:func:`curate_generated`) and standalone over existing
+runs (:func:`curate_runs`, ``scenario-forge curate RUN...``).
+
+A standalone job reads each run's ``generated.parquet`` and its generation rejects (from the
+finished shard files), runs the stages of :mod:`.stages` over all runs together (so near-duplicates
+across them are found too), checks ``planned = kept + rejected + deduplicated`` for every run
+*before* writing anything, then rewrites each run's ``scenarios.parquet``, ``rejects.parquet``,
+``manifest.json``, ``report.md`` and figures (each file through a temp file and a rename) and
+updates the store's index. A run's files are never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import progress
+from ..backends.base import StageUsage
+from ..config import BackendConfig, CurationConfig
+from ..errors import AccountingError, ConfigError
+from ..manifest import Counts, Manifest
+from ..records import Reject, Scenario
+from ..schema import atomic_write_text, read_rejects, read_scenarios, write_rejects, write_scenarios
+from ..store import RunStore
+from .config import CurateConfig
+from .index import StoreIndex
+from .report import write_report
+from .stages import USAGE_KEYS, Batch, run_stages, start_batch
+
+
+@dataclass
+class CurationResult:
+    """What :func:`curate_generated` hands back to ``finalize_run``."""
+
+    kept: list[Scenario]
+    rejects: list[Reject]
+    usage: dict[str, StageUsage]
+    timings: dict[str, float | int]
+    report: dict[str, Any]
+
+
+def curate_generated(
+    run_root: Path,
+    generated: list[Scenario],
+    config: CurationConfig,
+    backend: BackendConfig,
+    *,
+    planned: int | None = None,
+    prior_rejects: list[Reject] | tuple[Reject, ...] = (),
+) -> CurationResult:
+    """Curate one freshly generated run: gates, judge, sign checks, dedup, report, index update.
+
+    ``prior_rejects`` are the run's generation rejects and ``planned`` its planned count; with
+    them the report shows the run's whole accounting (``planned`` defaults to generated + prior
+    rejects). Raises :class:`AccountingError` if the counts do not add up.
+    """
+    run_root = Path(run_root)
+    run_id = generated[0].provenance.run_id if generated else run_root.name
+    batch = run_stages(start_batch(run_root.parent, [run_id], [run_root.name], generated, config), config, backend)
+    planned = len(generated) + len(prior_rejects) if planned is None else planned
+    counts = Counts.tally(planned, len(batch.candidates), list(prior_rejects) + batch.rejects)
+    report = _finish_report(batch, run_root, run_id, counts, others=[])
+    if batch.embedding_model is not None:
+        StoreIndex(batch.store, batch.embedding_model).save(
+            run_root.name, [s.id for s in batch.candidates], _vectors(batch)
+        )
+    return CurationResult(
+        kept=batch.candidates, rejects=batch.rejects, usage=batch.usage, timings=batch.timings, report=report
+    )
+
+
+def _vectors(batch: Batch) -> np.ndarray:
+    return batch.vectors if batch.vectors is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def _finish_report(batch: Batch, root: Path, run_id: str, counts: Counts, others: list[str]) -> dict[str, Any]:
+    """Write the report and figures for one run; returns the manifest's ``curation`` section."""
+    progress.report("curation", step=f"report for {run_id}")
+    mine = [i for i, s in enumerate(batch.candidates) if s.provenance.run_id == run_id]
+    kept = [batch.candidates[i] for i in mine]
+    vectors = batch.vectors[mine] if batch.vectors is not None and len(batch.vectors) else None
+    report = {**batch.report, "curated_with": others}
+    files = write_report(root, run_id, counts, report, kept, vectors, batch.nn_similarity)
+    return {**report, "files": files}
+
+
+# -- standalone re-curation ---------------------------------------------------------------------
+
+
+@dataclass
+class RunInput:
+    """An existing run, read back for re-curation."""
+
+    root: Path
+    run_id: str
+    planned: int
+    generated: list[Scenario]
+    generation_rejects: list[Reject]
+    manifest: dict[str, Any]
+    backend: BackendConfig | None = field(default=None)
+
+
+def load_run(root: Path) -> RunInput:
+    """Read a run folder; one-line errors for a folder that is not a finished run or is empty."""
+    store = RunStore(root)
+    if not root.is_dir():
+        raise ConfigError(f"run folder not found: {root}")
+    if not store.run_json.is_file():
+        raise ConfigError(f"{root} is not a scenario-forge run (no run.json)")
+    if not store.manifest_path.is_file() or not store.generated_path.is_file():
+        raise ConfigError(f"run {root} has not finished generating (no manifest.json / generated.parquet); rerun generate")
+    try:
+        manifest = json.loads(store.manifest_path.read_text(encoding="utf-8"))
+        planned = int(manifest["counts"]["planned"])
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{store.manifest_path} is not a valid run manifest") from None
+    generated = read_scenarios(store.generated_path)
+    if not generated:
+        raise ConfigError(f"run {root} has no generated scenarios to curate")
+    rejects: list[Reject] = []
+    for done in sorted(store.shards_dir.glob("*.done.json")):
+        shard_rejects = done.with_name(done.name.replace(".done.json", ".rejects.parquet"))
+        if shard_rejects.is_file():
+            rejects.extend(read_rejects(shard_rejects))
+    if planned != len(generated) + len(rejects):
+        raise AccountingError(
+            f"run {root}: planned {planned} != generated {len(generated)} + generation rejects {len(rejects)} "
+            "in its shard files; the run's files are inconsistent"
+        )
+    backend_cfg = manifest.get("config", {}).get("backend")
+    backend = BackendConfig.model_validate(backend_cfg) if backend_cfg else None
+    return RunInput(
+        root=root,
+        run_id=str(manifest.get("run_id") or root.name),
+        planned=planned,
+        generated=generated,
+        generation_rejects=rejects,
+        manifest=manifest,
+        backend=backend,
+    )
+
+
+def load_runs(config: CurateConfig) -> list[RunInput]:
+    runs = [load_run(Path(p)) for p in config.runs]
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"two of the runs share a run id ({', '.join(sorted({i for i in ids if ids.count(i) > 1}))})")
+    return runs
+
+
+def judge_backend_config(config: CurateConfig, runs: list[RunInput]) -> BackendConfig:
+    """``curation.judge_backend``, else the first run's generation backend."""
+    if config.curation.judge_backend is not None:
+        return config.curation.judge_backend
+    for run in runs:
+        if run.backend is not None:
+            return run.backend
+    return BackendConfig()
+
+
+def start_from_runs(config: CurateConfig, runs: list[RunInput]) -> Batch:
+    scenarios = [s for run in runs for s in run.generated]
+    store = runs[0].root.resolve().parent
+    return start_batch(store, [r.run_id for r in runs], [r.root.name for r in runs], scenarios, config.curation)
+
+
+@dataclass
+class _Planned:
+    run: RunInput
+    kept: list[Scenario]
+    rejects: list[Reject]
+    counts: Counts
+    rows: list[int]
+
+
+def write_runs(batch: Batch, runs: list[RunInput], config: CurateConfig) -> list[dict[str, Any]]:
+    """Check every run's accounting, then write each run's files; returns the new manifests."""
+    plans: list[_Planned] = []
+    for run in runs:
+        rows = [i for i, s in enumerate(batch.candidates) if s.provenance.run_id == run.run_id]
+        kept = [batch.candidates[i] for i in rows]
+        rejects = run.generation_rejects + [r for r in batch.rejects if r.run_id == run.run_id]
+        try:
+            counts = Counts.tally(run.planned, len(kept), rejects)
+        except AccountingError as exc:
+            raise AccountingError(f"run {run.root}: {exc}; nothing was written") from None
+        plans.append(_Planned(run, kept, rejects, counts, rows))
+    manifests = []
+    for plan in plans:
+        run = plan.run
+        others = [r.run_id for r in runs if r is not run]
+        report = _finish_report(batch, run.root, run.run_id, plan.counts, others)
+        store = RunStore(run.root)
+        write_scenarios(store.scenarios_path, plan.kept)
+        write_rejects(store.rejects_path, plan.rejects)
+        data = dict(run.manifest)
+        usage = {k: v for k, v in data.get("usage", {}).items() if k not in USAGE_KEYS}
+        usage.update({k: v.summary() for k, v in batch.usage.items()})
+        timings = {k: v for k, v in data.get("timings", {}).items() if not k.startswith("curation_")}
+        timings.update(batch.timings)
+        data.update(
+            counts=plan.counts.model_dump(),
+            usage=usage,
+            timings=timings,
+            curation=report,
+            files={**data.get("files", {}), "report": "report.md"},
+        )
+        manifest = Manifest.model_validate(data)
+        atomic_write_text(store.manifest_path, manifest.model_dump_json(indent=2))
+        if batch.embedding_model is not None:
+            vectors = batch.vectors[plan.rows] if batch.vectors is not None and len(batch.vectors) else np.zeros((0, 0))
+            StoreIndex(batch.store, batch.embedding_model).save(run.root.name, [s.id for s in plan.kept], vectors)
+        manifests.append(manifest.model_dump(mode="json"))
+    return manifests
+
+
+def check_inputs(config: CurateConfig) -> list[RunInput]:
+    """Everything that can be checked before a model loads: runs readable, embedding model folder."""
+    from .embed import check_model_folder
+
+    runs = load_runs(config)
+    check_model_folder(config.curation.embedding_model)
+    return runs
+
+
+def curate_runs(config: CurateConfig) -> list[dict[str, Any]]:
+    """``scenario-forge curate`` without an orchestrator: the same stage functions, in order."""
+    runs = check_inputs(config)
+    batch = run_stages(start_from_runs(config, runs), config.curation, judge_backend_config(config, runs))
+    return write_runs(batch, runs, config)
