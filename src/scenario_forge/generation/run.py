@@ -179,15 +179,17 @@ def finalize_run(run: PreparedRun, summaries: list[ShardSummary], wall_s: float)
     if run.config.curate:
         from ..curation.run import curate_generated
 
-        result = curate_generated(run.root, generated, run.config.curation, run.config.backend)
+        result = curate_generated(
+            run.root, generated, run.config.curation, run.config.backend, planned=run.planned, prior_rejects=rejects
+        )
         kept = result.kept
         rejects = rejects + result.rejects
         usage.update(result.usage)
         timings.update(result.timings)
         extra["curation"] = result.report
+    counts = Counts.tally(run.planned, len(kept), rejects)  # raises before anything is written
     write_scenarios(store.scenarios_path, kept)
     write_rejects(store.rejects_path, rejects)
-    counts = Counts.tally(run.planned, len(kept), rejects)
     manifest = Manifest(
         run_id=run.run_id,
         generator=run.provenance.generator,

@@ -4,7 +4,7 @@ Held-out splits only show whether training generalised if none of their scenario
 trained on. We embed the beneficial training scenarios and every held-out scenario with the
 curation embedder (:func:`~scenario_forge.curation.embed.scenario_text`, unit vectors) and search
 all train x held-out pairs at the curation threshold with
-:func:`~scenario_forge.curation.dedup.near_duplicate_pairs`. Every held-out scenario in such a pair
+:func:`~scenario_forge.curation.dedup.cross_split_pairs`. Every held-out scenario in such a pair
 is removed from its split (and written to ``dropped.parquet`` with the reason); the search is run
 again on what is left and must find nothing. Standard rows (verifiable tasks) are not scenarios and
 are not compared.
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..curation.dedup import near_duplicate_pairs
+from ..curation.dedup import cross_split_pairs
 from ..curation.embed import scenario_text
 from ..errors import ForgeError
 from ..records import Scenario
@@ -57,7 +57,8 @@ def guard_heldout(
         return heldout, {n: [] for n in heldout}, report
     x = embedder.embed([scenario_text(s) for s in flat])
     y = embedder.embed([scenario_text(s) for s in train])
-    pairs = near_duplicate_pairs(x, threshold, y=y)
+    # (held-out, train) pairs; exact up to 2e9 vector pairs (curation.dedup.cross_split_pairs).
+    pairs = cross_split_pairs(y, x, threshold)[:, ::-1]
     report["pairs"] = len(pairs)
     first_match: dict[int, int] = {}
     for i, j in pairs.tolist():
@@ -72,7 +73,7 @@ def guard_heldout(
             clean[name].append(s)
             kept_idx.append(i)
     report["removed"] = {n: len(v) for n, v in removed.items()}
-    remaining = near_duplicate_pairs(x[kept_idx], threshold, y=y) if kept_idx else np.zeros((0, 2))
+    remaining = cross_split_pairs(y, x[kept_idx], threshold) if kept_idx else np.zeros((0, 2))
     report["remaining_pairs"] = len(remaining)
     if len(remaining):
         raise ForgeError(f"contamination guard: {len(remaining)} train/held-out near-duplicate pairs remain")  # a bug
