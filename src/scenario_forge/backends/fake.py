@@ -8,10 +8,13 @@ milliseconds; tests pass their own responder to produce garbage, failures or edg
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from ..errors import BackendError
 from .base import Backend, ChatRequest, Generation
 
 Responder = Callable[[ChatRequest], "str | None"]
@@ -67,21 +70,50 @@ class FakeBackend(Backend):
         self.supports_json_schema = supports_json_schema
         self.name = name
         self.delay_s = 0.0
+        self.call_log: Path | None = None
         self.requests: list[ChatRequest] = []
 
     @classmethod
     def from_spec(cls, spec: str | None) -> FakeBackend:
-        """``None``/``"default"``, or ``"delay=SECONDS"`` to sleep per batch (orchestration benchmarks)."""
+        """``None``/``"default"``, or comma-separated options (``BackendConfig.model`` of the fake kind):
+
+        - ``delay=SECONDS``: sleep per batch (orchestration benchmarks: a batch's shape, not its cost);
+        - ``log=PATH``: append ``PID<TAB>REQUEST_ID`` per request to PATH, so a test in another
+          process can count what a run asked the model for (resume and crash tests).
+
+        >>> b = FakeBackend.from_spec("delay=0.5,log=/tmp/calls.log")
+        >>> (b.delay_s, str(b.call_log))
+        (0.5, '/tmp/calls.log')
+        """
         backend = cls(name=f"fake:{spec or 'default'}")
-        if spec and spec.startswith("delay="):
-            backend.delay_s = float(spec.split("=", 1)[1])
+        if spec and spec != "default":
+            for option in spec.split(","):
+                key, sep, value = option.partition("=")
+                if key == "delay" and sep:
+                    backend.delay_s = float(value)
+                elif key == "log" and sep and value:
+                    backend.call_log = Path(value)
+                else:
+                    raise BackendError(f"fake backend: unknown option {option!r} (expected delay=SECONDS or log=PATH)")
         return backend
 
     @property
     def model_id(self) -> str:
         return self.name
 
+    def _log_calls(self, requests: Sequence[ChatRequest]) -> None:
+        # One O_APPEND write per batch: lines from concurrent shards or processes never interleave.
+        assert self.call_log is not None
+        lines = "".join(f"{os.getpid()}\t{r.id}\n" for r in requests).encode()
+        fd = os.open(self.call_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, lines)
+        finally:
+            os.close(fd)
+
     def _generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
+        if self.call_log is not None:
+            self._log_calls(requests)
         if self.delay_s:
             time.sleep(self.delay_s)
         out: list[Generation] = []

@@ -1,0 +1,93 @@
+"""Orchestration overhead: the generate job through the Prefect flow vs the same stage functions
+called directly (``run_generate_direct``), side by side in one process, on the fake backend.
+
+The fake backend sleeps ``--delay`` seconds per batch (the shape of a real run: a shard makes ~13
+batched calls, two shards in flight share the time) and answers instantly otherwise, so what
+differs between the two is Prefect: flow and task runs, state reports, artifacts. Both do the
+same work (the batch counts are printed). Target: prefect / direct <= 1.05.
+
+Prefect talks to ``PREFECT_API_URL`` if it is set (a started server: the realistic setting);
+otherwise the benchmark starts a temporary local server first and reports its start-up time
+separately (it is paid once per process, not per run). A first small flow run warms Prefect's
+client up and is also reported separately.
+
+    .venv/bin/python benchmarks/bench_orchestration.py            # 1,000 scenarios, 0.2 s per batch
+    .venv/bin/python benchmarks/bench_orchestration.py --quick    # 64 scenarios, 0.05 s per batch
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # flows/ when run from anywhere
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--shard-size", type=int, default=32)
+    parser.add_argument("--delay", type=float, default=0.2, help="fake backend seconds per batch")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each, alternating; medians are compared")
+    parser.add_argument("--quick", action="store_true", help="64 scenarios, 8 per shard, 0.05 s per batch")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.shard_size, args.delay = 64, 8, 0.05
+
+    from flows.generate import generate_flow
+    from scenario_forge.backends.factory import get_backend
+    from scenario_forge.config import BackendConfig, GenerateConfig
+    from scenario_forge.generation.run import run_generate_direct
+    from scenario_forge.orchestration.local_api import prefect_api
+
+    backend_cfg = BackendConfig(kind="fake", model=f"delay={args.delay}")
+    backend = get_backend(backend_cfg)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-orchestration-"))
+
+    def config(name: str, n: int) -> GenerateConfig:
+        return GenerateConfig(
+            n=n, shard_size=args.shard_size, seed=0, curate=False, backend=backend_cfg, out=scratch / name
+        )
+
+    print(f"generate {args.n} scenarios, {args.shard_size} per shard, fake backend {args.delay} s per batch")
+    start = time.perf_counter()
+    with prefect_api() as api:
+        started = time.perf_counter() - start
+        where = "PREFECT_API_URL" if os.environ.get("PREFECT_API_URL") else "temporary local server"
+        print(f"prefect API ({where}) ready in {started:.2f} s  [excluded from the comparison]")
+        t0 = time.perf_counter()
+        generate_flow(config("warmup", args.shard_size))
+        print(f"first flow run (warm-up, {args.shard_size} scenarios) {time.perf_counter() - t0:.2f} s  [excluded]")
+
+        times: dict[str, list[float]] = {"direct": [], "prefect": []}
+        batches: dict[str, list[int]] = {"direct": [], "prefect": []}
+        for i in range(args.repeats):
+            order = ("direct", "prefect") if i % 2 == 0 else ("prefect", "direct")
+            for mode in order:
+                cfg = config(f"{mode}-{i}", args.n)  # a fresh folder: nothing to resume
+                calls = backend.calls
+                t0 = time.perf_counter()
+                manifest = run_generate_direct(cfg).model_dump(mode="json") if mode == "direct" else generate_flow(cfg)
+                times[mode].append(time.perf_counter() - t0)
+                batches[mode].append(backend.calls - calls)
+                assert manifest["counts"]["planned"] == args.n and manifest["timings"]["shards_resumed"] == 0
+    del api
+    direct, prefect = statistics.median(times["direct"]), statistics.median(times["prefect"])
+    shards = -(-args.n // args.shard_size)
+    print(f"direct run   {direct:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['direct'])}; batches {batches['direct']})")
+    print(f"prefect run  {prefect:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['prefect'])}; batches {batches['prefect']})")
+    print(f"overhead     {prefect - direct:8.2f} s  over {shards} shard tasks + 2 tasks + artifacts")
+    ratio = prefect / direct
+    print(f"prefect / direct = {ratio:.3f}  (target <= 1.05: {'met' if ratio <= 1.05 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The ``end-to-end`` flow: generate (and curate) -> mix -> train -> evaluate -> publish.
+
+Each stage is its own flow, run here as a subflow (its tasks, artifacts and state show under this
+run in the Prefect UI). Parameters: :class:`~scenario_forge.orchestration.pipeline.PipelineConfig`,
+each later stage's own config less the input this flow fills in (the run, then the mixture).
+A rerun with the same parameters resumes generation shard by shard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flows import _prefect_env
+
+_prefect_env.apply()
+
+from prefect import flow  # noqa: E402
+
+from flows.generate import generate_flow  # noqa: E402
+from flows.mix import mix_flow  # noqa: E402
+from flows.publish import publish_flow  # noqa: E402
+from flows.train_eval import train_eval_flow  # noqa: E402
+from scenario_forge.orchestration.pipeline import PipelineConfig  # noqa: E402
+
+
+@flow(name="end-to-end", validate_parameters=True)
+def end_to_end_flow(config: PipelineConfig) -> dict[str, Any]:
+    """Run the stages in order; returns each stage's result (manifests, mixture, training, report)."""
+    generated = generate_flow(config.generate, config.runner)
+    run_dir = Path(config.generate.out) / generated["run_id"]
+    mix_config = config.mix_config(run_dir)
+    result: dict[str, Any] = {"generate": generated, "mix": mix_flow(mix_config)}
+    if config.train is not None:
+        result["train_eval"] = train_eval_flow(config.train_config(mix_config.out), config.eval_config(mix_config.out))
+    if config.publish is not None:
+        result["publish"] = publish_flow(config.publish_config(mix_config.out))
+    return result
