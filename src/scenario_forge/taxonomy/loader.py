@@ -37,14 +37,29 @@ def _list_in(path: Path, key: str) -> list[Any]:
     return data[key]
 
 
+_LOADED: dict[tuple[str, tuple[tuple[str, int, int], ...]], Taxonomy] = {}
+
+
 def load_taxonomy(folder: str | Path | None = None) -> Taxonomy:
     """Load and validate the taxonomy in ``folder`` (default: the shipped one).
 
     Raises :class:`ConfigError` with a one-line message naming the file and field at fault.
+    A folder whose YAML files are unchanged (same names, sizes, modification times) is parsed
+    once per process: configs validate names against it and every shard reads it.
     """
     root = Path(folder) if folder is not None else resource_dir("taxonomy")
     if not root.is_dir():
         raise ConfigError(f"taxonomy folder not found: {root}")
+    stamp = tuple(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.glob("*.y*ml")) if p.is_file()
+    )
+    key = (str(root.resolve()), stamp)
+    if key not in _LOADED:
+        _LOADED[key] = _load(root)
+    return _LOADED[key]
+
+
+def _load(root: Path) -> Taxonomy:
     index_path = root / "taxonomy.yaml"
     raw_index = _read_yaml(index_path)
     try:
