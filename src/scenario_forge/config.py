@@ -90,9 +90,33 @@ class CurationConfig(_Config):
     judge_backend: BackendConfig | None = Field(default=None, description="default: the generation backend")
     judge_threshold: float = Field(default=2.0, ge=1.0, le=5.0, description="minimum mean judge score (1-5) to keep")
     keep_unscoreable: bool = Field(default=True, description="keep scenarios the judge could not score (they are counted)")
+    judge_sampling: SamplingParams = Field(
+        default=SamplingParams(temperature=0.0, max_tokens=8, repeat_penalty=1.0, stop=["\n"]),
+        description="sampling for the quality judge (its verdicts are cached when temperature is 0)",
+    )
+    sign_checks: bool = Field(default=True, description="check each rubric criterion's sign with the judge; drop clear mismatches")
     min_turn_words: int = Field(default=4, ge=1)
     max_turn_words: int = Field(default=180, ge=10)
+    answer_overlap: float = Field(
+        default=0.75, gt=0.0, le=1.0,
+        description="share of a positive criterion's content words a user statement may not contain (the user gave the answer)",
+    )
     cross_run: bool = Field(default=True, description="also drop near-duplicates of scenarios kept by earlier runs in the same store")
+    prompts: Path | None = Field(default=None, description="folder with judge_quality.j2 and sign_check.j2; default: the shipped prompts")
+    figures: bool = Field(default=True, description="draw the report's PNG figures (report.md is always written)")
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _model_folder(cls, value: str | None) -> str | None:
+        # A wrong path fails with the config, before anything is generated or loaded.
+        if value is not None:
+            from .curation.embed import check_model_folder
+
+            try:
+                check_model_folder(value)
+            except ForgeError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> CurationConfig:

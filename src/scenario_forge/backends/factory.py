@@ -33,8 +33,33 @@ def backend_identity(cfg: BackendConfig) -> str:
     if cfg.kind == "fake":
         return f"fake:{cfg.model or 'default'}"
     if cfg.kind == "openai":
-        return f"openai:{cfg.model or 'default'}@{cfg.base_url}"
+        # The served model's name is the identity: a server restarted on another address still
+        # resumes the run. Without --model, the server's only model (asked once, quickly).
+        if cfg.model:
+            return f"openai:{cfg.model}"
+        from .openai_compat import served_model
+
+        served = served_model(cfg.base_url or "", cfg.api_key_env)
+        return f"openai:{served}" if served else f"openai:default@{cfg.base_url}"
+    if cfg.kind == "transformers":
+        return f"transformers:{local_model_identity(cfg.model or '')}"
     return f"{cfg.kind}:{cfg.model}"
+
+
+def local_model_identity(model: str) -> str:
+    """A GGUF file's name and hash, a model folder's name and a hash of its config and weight files
+    (names and sizes), or the hub id as given."""
+    from ..hashing import content_key
+    from .llamacpp import file_digest
+
+    path = Path(model).expanduser()
+    if path.is_file():
+        return f"{path.name}@sha256:{file_digest(path)}"
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".gguf"))
+        config = (path / "config.json").read_text(encoding="utf-8") if (path / "config.json").is_file() else ""
+        return f"{path.name}@{content_key(config, [(p.name, p.stat().st_size) for p in files], length=12)}"
+    return model
 
 
 def make_backend(cfg: BackendConfig) -> Backend:

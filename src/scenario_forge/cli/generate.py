@@ -22,6 +22,8 @@ def generate(
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL (openai backend).")] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable with the API key.")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight (openai backend).")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for one answer (openai backend; default 120).")] = None,
+    max_retries: Annotated[Optional[int], typer.Option("--max-retries", help="Retries on 429/5xx/connection errors (openai backend; default 4).")] = None,
     parallel: Annotated[Optional[int], typer.Option("--parallel", help="Sequences decoded together (embedded/llamacpp).")] = None,
     structured_output: Annotated[Optional[str], typer.Option("--structured-output", help="auto | off")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="Scenarios per shard (default 32).")] = None,
@@ -72,6 +74,8 @@ def _run(args: dict[str, Any]) -> None:
             "backend.base_url": args["base_url"],
             "backend.api_key_env": args["api_key_env"],
             "backend.concurrency": args["concurrency"],
+            "backend.timeout_s": args["timeout"],
+            "backend.max_retries": args["max_retries"],
             "backend.parallel_sequences": args["parallel"],
             "backend.structured_output": args["structured_output"],
             "curation.judge": args["judge"],
@@ -87,13 +91,17 @@ def _run(args: dict[str, Any]) -> None:
     from ..generation.run import plan_run
 
     plan_run(cfg)  # bad input fails here, before Prefect or any model starts
+    from ..backends.factory import get_backend
+
+    get_backend(cfg.backend)  # unreachable server, wrong model or key, missing extra: one line, nothing written
     with shard_progress(console):
         if args["orchestrator"] == "direct":
             from ..generation.run import run_generate_direct
 
             manifest = run_generate_direct(cfg).model_dump(mode="json")
         else:
-            from flows.generate import generate_flow_for
+            from flows.generate import generate_flow
+            from ..orchestration.local_api import run_flow_from_cli
 
-            manifest = generate_flow_for(cfg)(cfg)
+            manifest = run_flow_from_cli(generate_flow, config=cfg)
     print_run_summary(manifest)

@@ -6,7 +6,12 @@ import typer
 
 from .. import __version__
 from . import taxonomy
+from .curate import curate
+from .evaluate import evaluate
 from .generate import generate
+from .mix import mix
+from .publish import publish
+from .train import train
 
 app = typer.Typer(
     name="scenario-forge",
@@ -16,6 +21,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("generate")(generate)
+app.command("curate")(curate)
+app.command("mix")(mix)
+app.command("publish")(publish)
+app.command("train")(train)
+app.command("eval")(evaluate)
 app.add_typer(taxonomy.app, name="taxonomy")
 
 

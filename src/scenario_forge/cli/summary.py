@@ -72,6 +72,10 @@ def print_run_summary(manifest: dict[str, Any], console: Console | None = None) 
             f"{u['wall_s']:.1f}", f"{u['tokens_per_s']:.1f}", str(u["retries"]), str(u["failures"]),
         )
     console.print(usage)
+    if manifest.get("curation"):
+        from ..curation.report import summary_line
+
+        console.print(summary_line(manifest))
     t = manifest["timings"]
     console.print(
         f"generation {t.get('generation_wall_s', 0):.1f} s over {t.get('shards', 0)} shards "
