@@ -35,6 +35,11 @@ The API key is read from the environment variable named by ``api_key_env`` and k
 HTTP clients' headers (which httpx masks in reprs); it is never logged, put in ``describe()``,
 provenance or the manifest.
 
+Why not distilabel's ``OpenAILLM``: it asks for ``n`` generations per request (llama-cpp-python's
+server ignores ``n``), passes ``response_format`` through without knowing which style the server
+enforces, and leaves retries to the ``openai`` client without per-request retry counts or a reason
+for a request that still fails; here every one of those is ours and tested.
+
 Prefix continuation (``ChatRequest.prefix``) is not supported: most servers cannot continue an
 assistant message, so the prompts ask for the opening instead (``supports_prefix = False``).
 """

@@ -17,6 +17,11 @@ call of its own. (``vllm serve`` with the ``openai`` backend admits new requests
 A batch that vLLM rejects as a whole (one prompt longer than ``max_model_len`` raises for the whole
 call) is re-run request by request, so only the bad request becomes ``Generation.failed``.
 
+We call vLLM directly rather than distilabel's ``vLLM`` class: distilabel 1.5.3 builds structured
+output as an outlines logits processor passed in ``SamplingParams(logits_processors=...)``, which
+vLLM's V1 engine no longer accepts per request, and it returns ``None`` for failed generations
+instead of a reason.
+
 This module was written against vLLM's documented API and unit-tested with a stand-in ``vllm``
 module; it has not been run on a GPU here (see ``docs/backends.md``).
 """
