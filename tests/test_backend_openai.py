@@ -269,6 +269,9 @@ def test_full_run_with_500s_and_garbage_rejects_with_reasons_and_loses_nothing(t
     assert rejects.height == c.rejected and rejects["reason"].null_count() == 0
     reasons = " ".join(rejects["reason"].to_list())
     assert "backend_error" in reasons
+    # reasons stay short codes; the server's message is the detail
+    errors = rejects.filter(pl.col("reason").str.ends_with("backend_error"))
+    assert errors.height > 0 and all(d.strip() for d in errors["detail"].to_list())
     usage = manifest.usage
     assert sum(u["retries"] for u in usage.values()) > 0 and sum(u["failures"] for u in usage.values()) > 0
     assert all(u["completion_tokens"] > 0 and u["requests"] > 0 for u in usage.values())

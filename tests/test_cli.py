@@ -87,6 +87,30 @@ def test_config_file_and_flags(tmp_path: Path):
     bad.write_text("n: [\n")
     result = run("generate", "--config", str(bad))
     assert result.exit_code == 2 and "malformed YAML" in one_error_line(result)
+    empty = tmp_path / "empty-section.yaml"  # `backend:` with nothing under it, then a flag into it
+    empty.write_text("n: 2\ndomains: [health]\nbackend:\ncurate: false\n")
+    result = run("generate", "--config", str(empty), "--backend", "fake", "--out", str(tmp_path / "o2"), "--orchestrator", "direct")
+    assert result.exit_code == 0, result.output
+    scalar = tmp_path / "scalar-section.yaml"
+    scalar.write_text("backend: fake\n")
+    result = run("generate", "--config", str(scalar), "--model", "x")
+    assert result.exit_code == 2 and "'backend' must be a mapping of fields" in one_error_line(result)
+
+
+def test_unwritable_output_folder_is_one_line(tmp_path: Path):
+    import os
+
+    if os.geteuid() == 0:  # root writes anywhere: use a path under a regular file instead
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        out = blocker / "out"
+    else:
+        out = tmp_path / "ro"
+        out.mkdir(mode=0o500)
+    result = run("generate", "--n", "1", "--domain", "health", "--backend", "fake", "--no-curate",
+                 "--out", str(out), "--orchestrator", "direct")
+    assert result.exit_code != 0 and one_error_line(result).startswith("error: ")
+    assert "Traceback" not in result.output
 
 
 def test_console_script_exit_code_and_single_line(tmp_path: Path):

@@ -164,3 +164,14 @@ def test_store_index_segments_are_per_run_and_atomic(tmp_path: Path):
     assert view.ids == ["run-a-9"] and view.stale == ["run-b"]
     assert sorted(p.name for p in index.folder.iterdir()) == ["run-a.npz", "run-b.npz"]  # no temp files left
     assert StoreIndex(tmp_path, "other-model").load().ids == []
+
+
+def test_a_run_that_kept_nothing_does_not_break_the_store_index(tmp_path: Path):
+    index = StoreIndex(tmp_path, "model@abc")
+    for run in ("run-a", "run-empty"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "scenarios.parquet").write_bytes(b"x")
+    index.save("run-a", ["a-0", "a-1"], unit(np.random.default_rng(0).standard_normal((2, 8))))
+    index.save("run-empty", [], np.zeros((0, 0)))  # what curation saves when a run keeps no rows
+    view = index.load()
+    assert view.ids == ["a-0", "a-1"] and view.vectors.shape == (2, 8)

@@ -223,3 +223,26 @@ def test_grades_parquet_schema(tmp_path: Path, mixture: Path, backends):
     assert table.num_rows == 4 and table.schema.field("score").type == "double"
     assert set(table.column("persona_variant").to_pylist()) == {"harmful"}
     assert set(table.column("status").to_pylist()) <= {"scored", "unscoreable", "generation_failed", "no_reference"}
+
+
+def test_answer_cache_asks_failed_requests_again(tmp_path: Path):
+    from scenario_forge.config import SamplingParams
+    from scenario_forge.evaluation.stages import cached_answers
+    from scenario_forge.mixing.io import read_split
+
+    rows = read_split(write_mixture(tmp_path / "m"), "heldout")
+    flaky = FakeBackend(lambda r: None if r.id in ("answer:1", "answer:3") else "an answer")
+    first = cached_answers(tmp_path / "cache", "k", lambda: flaky, rows, SamplingParams(), 0)
+    assert [a.text is None for a in first].count(True) == 2
+    steady = FakeBackend(lambda r: "an answer")
+    again = cached_answers(tmp_path / "cache", "k", lambda: steady, rows, SamplingParams(), 0)
+    assert all(a.text == "an answer" for a in again) and len(steady.requests) == 2  # only the failed ones
+    third = cached_answers(tmp_path / "cache", "k", lambda: steady, rows, SamplingParams(), 0)
+    assert [a.text for a in third] == [a.text for a in again] and len(steady.requests) == 2  # all from the cache
+
+
+def test_default_splits_leave_out_emptied_ones():
+    from scenario_forge.evaluation.run import default_splits
+
+    splits = {"train": 8, "heldout": 4, "heldout_domains": 0, "persistence_plain": 2, "persistence_harmful": 0}
+    assert default_splits(splits) == ["heldout", "persistence_plain"]

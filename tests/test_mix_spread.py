@@ -97,16 +97,19 @@ def test_check_spread_batches_and_grades(tmp_path: Path, fakes):
     assert pol.calls == 2  # a different k is a different check
 
 
-def test_failed_samples_are_counted_not_graded(fakes):
+def test_failed_samples_are_counted_not_graded(tmp_path: Path, fakes):
     pol, jud = fakes
     pol.responder = lambda r: None if r.seed % 2 else "GOOD answer"
     scenarios = grid(1, domains=["health"])[:6]
-    report = check_spread(scenarios, SpreadConfig(k=4, policy=POLICY, judge=JUDGE))
+    report = check_spread(scenarios, SpreadConfig(k=4, policy=POLICY, judge=JUDGE), cache_dir=tmp_path / "c")
     failed = sum(r.seed % 2 for r in pol.requests)
     assert 0 < failed < 24 and sum(r.failed_samples for r in report.results.values()) == failed
     assert len(jud.requests) == (24 - failed) * 3  # failed samples are not sent to the judge
     for r in report.results.values():
         assert r.scores.count(None) >= r.failed_samples
+    # a failed request is transient: only the scenarios without one come from the cache next time
+    again = check_spread(scenarios, SpreadConfig(k=4, policy=POLICY, judge=JUDGE), cache_dir=tmp_path / "c")
+    assert again.cached == sum(r.failed_samples == 0 for r in report.results.values()) < 6
 
 
 def test_mix_drops_flagged_rubrics_and_stores_spread(tmp_path: Path, fakes):

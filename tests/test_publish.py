@@ -201,13 +201,14 @@ def test_failed_push_is_one_line_and_keeps_the_folder(mixture: Path, tmp_path: P
         (["PLAIN", "--local", "OUT"], "is neither a mixture folder (mixture.json) nor a run folder"),
         (["SRC", "--repo-id", "no-slash"], "repo id 'no-slash' must look like ORG/NAME"),
         (["SRC", "--local", "SRC"], "--local must not be the source folder"),
+        (["SRC", "--local", "PARENT", "--overwrite"], "--local must not be the source folder, hold it"),
         (["SRC", "--local", "OUT", "--export", "jsonl"], "exports.0: Input should be 'trl' or 'verl'"),
         (["SRC", "--local", "OUT", "--shard-rows", "0"], "shard_rows: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_publish_input(mixture: Path, tmp_path: Path, args, needle):
     (tmp_path / "plain").mkdir()
-    subst = {"SRC": str(mixture), "NOWHERE": str(tmp_path / "nowhere"), "PLAIN": str(tmp_path / "plain"), "OUT": str(tmp_path / "out")}
+    subst = {"SRC": str(mixture), "PARENT": str(mixture.parent), "NOWHERE": str(tmp_path / "nowhere"), "PLAIN": str(tmp_path / "plain"), "OUT": str(tmp_path / "out")}
     result = runner.invoke(app, ["publish", *[subst.get(a, a) for a in args]])
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
@@ -223,4 +224,10 @@ def test_existing_folder_needs_overwrite(mixture: Path, tmp_path: Path):
     assert result.exit_code == 2 and "exists and is not empty; pass --overwrite" in result.output
     assert (out / "keep.txt").read_text() == "mine"
     result = runner.invoke(app, ["publish", str(mixture), "--local", str(out), "--no-exports", "--overwrite"])
-    assert result.exit_code == 0 and (out / "README.md").is_file() and not (out / "keep.txt").exists()
+    assert result.exit_code == 2 and "is not a published dataset folder" in result.output  # never someone else's folder
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    assert runner.invoke(app, ["publish", str(mixture), "--local", str(out), "--no-exports"]).exit_code == 0
+    (out / "stale.txt").write_text("from an earlier publish")
+    result = runner.invoke(app, ["publish", str(mixture), "--local", str(out), "--no-exports", "--overwrite"])
+    assert result.exit_code == 0 and (out / "README.md").is_file() and not (out / "stale.txt").exists()

@@ -143,6 +143,9 @@ def test_training_rows_reject_rows_that_cannot_be_rewarded(tmp_path: Path):
         training_rows(tmp_path)
     with pytest.raises(ConfigError, match="no split 'nope'"):
         training_rows(tmp_path, split="nope")
+    for held in ("heldout", "heldout_domains", "persistence_harmful"):
+        with pytest.raises(ConfigError, match=f"split '{held}' .* is held out for evaluation"):
+            training_rows(tmp_path, split=held)
 
 
 def test_config_maps_onto_trl_grpo_config(tmp_path: Path):

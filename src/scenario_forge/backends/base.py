@@ -58,7 +58,11 @@ class Generation(BaseModel):
 
 
 class StageUsage(BaseModel):
-    """Per-stage accounting, summed over shards into the manifest and the CLI summary."""
+    """Per-stage accounting, summed over shards into the manifest and the CLI summary.
+
+    ``wall_s`` sums the stage's call times over shards, including shards that ran side by side
+    (shard-seconds), so ``tokens_per_s`` is the throughput of one shard stream; the run's overall
+    throughput is its completion tokens over ``timings.generation_wall_s``."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -46,7 +46,8 @@ def embedded_model_path() -> Path:
 
 def converted_gguf(source: Path, ftype: str = "f16") -> Path:
     """``source`` re-encoded as ``ftype`` with llama.cpp's own quantizer, once; cached by content."""
-    from .llamacpp import _llama, file_digest
+    from ..hashing import file_digest
+    from .llamacpp import _llama
 
     if ftype not in _FTYPES:
         raise BackendError(f"unknown GGUF type {ftype!r}; choose one of {sorted(_FTYPES)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import BackendConfig
 from ..errors import BackendError
-from ..hashing import canonical_json
+from ..hashing import canonical_json, file_digest, weights_digest
 from .base import Backend
 
 _CACHE: dict[str, Backend] = {}
@@ -18,8 +18,6 @@ _LOCK = threading.Lock()
 
 def backend_identity(cfg: BackendConfig) -> str:
     """What will produce the text, known without loading anything (for shard keys and run ids)."""
-    from .llamacpp import file_digest
-
     if cfg.kind == "embedded":
         from .embedded import embedded_model_path
 
@@ -34,31 +32,26 @@ def backend_identity(cfg: BackendConfig) -> str:
         return f"fake:{cfg.model or 'default'}"
     if cfg.kind == "openai":
         # The served model's name is the identity: a server restarted on another address still
-        # resumes the run. Without --model, the server's only model (asked once, quickly).
+        # resumes the run. Without --model, the server's only model (or the error the backend gives).
         if cfg.model:
             return f"openai:{cfg.model}"
         from .openai_compat import served_model
 
-        served = served_model(cfg.base_url or "", cfg.api_key_env)
-        return f"openai:{served}" if served else f"openai:default@{cfg.base_url}"
+        # Never a fallback to the URL: a slow answer would silently start a different run.
+        return f"openai:{served_model(cfg.base_url or '', cfg.api_key_env)}"
     if cfg.kind == "transformers":
         return f"transformers:{local_model_identity(cfg.model or '')}"
     return f"{cfg.kind}:{cfg.model}"
 
 
 def local_model_identity(model: str) -> str:
-    """A GGUF file's name and hash, a model folder's name and a hash of its config and weight files
-    (names and sizes), or the hub id as given."""
-    from ..hashing import content_key
-    from .llamacpp import file_digest
-
+    """A GGUF file's name and hash, a model folder's name and a hash of its config and weights (a
+    folder retrained in place is another model), or the hub id as given."""
     path = Path(model).expanduser()
     if path.is_file():
         return f"{path.name}@sha256:{file_digest(path)}"
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".gguf"))
-        config = (path / "config.json").read_text(encoding="utf-8") if (path / "config.json").is_file() else ""
-        return f"{path.name}@{content_key(config, [(p.name, p.stat().st_size) for p in files], length=12)}"
+        return f"{path.name}@sha256:{weights_digest(path)}"
     return model
 
 

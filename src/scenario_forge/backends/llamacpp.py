@@ -29,7 +29,6 @@ else is in the batch beyond floating-point effects of batching.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import threading
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, MissingExtraError
+from ..hashing import file_digest
 from ..records import Message
 from .base import Backend, ChatRequest, Generation
 
@@ -66,15 +66,6 @@ def _llama() -> Any:
     # llama.cpp logs every tensor it loads to stderr; keep errors only (set LLAMA_CPP_VERBOSE=1 for all).
     _logger.set_verbose(bool(os.environ.get("LLAMA_CPP_VERBOSE")))
     return llama_cpp
-
-
-def file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    """sha256[:12] of a model file (provenance: which weights produced the text)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()[:12]
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -369,15 +360,20 @@ class LlamaCppBackend(Backend):
                     for job in self._queue:
                         job.ticket.fail(error)
                     return
-                self._admit()
             try:
+                with cond:
+                    self._admit()
                 self._step()
             except Exception as exc:  # noqa: BLE001 - fail every waiting caller, keep serving
                 error = exc if isinstance(exc, BackendError) else BackendError(f"llama.cpp decode loop failed: {exc!r}")
-                for slot in self._active:
-                    slot.job.ticket.fail(error)
-                    self._drop(slot)
-                self._active = []
+                with cond:
+                    for slot in self._active:
+                        slot.job.ticket.fail(error)
+                        self._drop(slot)
+                    self._active = []
+                    for job in self._queue:
+                        job.ticket.fail(error)
+                    self._queue.clear()
             del self
 
     def _admit(self) -> None:
@@ -566,6 +562,8 @@ class LlamaCppBackend(Backend):
                 cond.notify_all()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=60)
+            if thread.is_alive():  # still inside llama_decode: freeing the context under it would crash
+                return
         if getattr(self, "_batch", None) is not None:
             ll.llama_batch_free(self._batch)
             self._batch = None

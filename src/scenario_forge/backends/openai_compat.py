@@ -151,21 +151,62 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[: min(hits)], True) if hits else (text, False)
 
 
-def served_model(base_url: str, api_key_env: str, timeout_s: float = 5.0) -> str | None:
-    """The one model a server serves, or None (several, none, unreachable): names provenance
-    when ``--model`` is not given, without the checks the backend makes when it starts."""
-    key = os.environ.get(api_key_env)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    root = base_url.rstrip("/")
-    for cand in [root] if root.endswith("/v1") else [root, f"{root}/v1"]:
+def auth_message(url: str, status: int, key: _Secret) -> str:
+    if key.value:
+        return f"invalid API key (from ${key.source}): {url} answered HTTP {status}"
+    return f"{url} needs an API key (HTTP {status}): put it in ${key.source} or name another variable with --api-key-env"
+
+
+def list_models(client: httpx.Client, url: str, key: _Secret) -> tuple[str, list[tuple[str, str]]]:
+    """The API root (``.../v1``) and the served ``(model id, owned_by)`` pairs, or one clear error."""
+    root = url.rstrip("/")
+    parts = urlsplit(root)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BackendError(f"--base-url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}")
+    candidates = [root] if root.endswith("/v1") else [root, f"{root}/v1"]
+    for i, cand in enumerate(candidates):
         try:
-            resp = httpx.get(f"{cand}/models", headers=headers, timeout=timeout_s)
-            names = [str(m["id"]) for m in resp.json()["data"]] if resp.status_code == 200 else []
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            resp = client.get(f"{cand}/models")
+        except httpx.TransportError as exc:
+            raise BackendError(f"cannot reach the OpenAI-compatible server at {url} ({_describe_exc(exc)})") from None
+        if resp.status_code in (401, 403):
+            raise BackendError(auth_message(url, resp.status_code, key))
+        if resp.status_code == 404 and i + 1 < len(candidates):
             continue
-        if len(names) == 1:
-            return names[0]
-    return None
+        if resp.status_code != 200:
+            raise BackendError(
+                f"{cand}/models answered HTTP {resp.status_code} ({_error_snippet(resp)}); "
+                "is --base-url an OpenAI-compatible server?"
+            )
+        try:
+            data = resp.json()["data"]
+            served = [(str(m["id"]), str(m.get("owned_by") or "")) for m in data]
+        except (ValueError, KeyError, TypeError):
+            raise BackendError(f"{cand}/models did not return a model list; is --base-url an OpenAI-compatible server?") from None
+        return cand, served
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def pick_model(served: list[tuple[str, str]], wanted: str | None, base_url: str) -> str:
+    """``wanted`` if the server lists it, else the server's only model, else one clear error."""
+    names = [mid for mid, _ in served]
+    if wanted is not None:
+        if wanted in names:
+            return wanted
+        raise BackendError(f"model {wanted!r} is not served at {base_url}; available: {', '.join(names) or 'none'}")
+    if len(names) == 1:
+        return names[0]
+    raise BackendError(f"{base_url} serves {len(names)} models; choose one with --model: {', '.join(names) or 'none'}")
+
+
+def served_model(base_url: str, api_key_env: str, timeout_s: float = 10.0) -> str:
+    """The model a server serves when ``--model`` is not given (names provenance and shard keys
+    before the backend starts); the same one-line errors as the backend's own start-up checks."""
+    key = _Secret(os.environ.get(api_key_env) or None, api_key_env)
+    headers = {"Authorization": f"Bearer {key.value}"} if key.value else {}
+    with httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))) as client:
+        root, served = list_models(client, base_url, key)
+    return pick_model(served, None, root)
 
 
 class _LoopThread:
@@ -225,8 +266,8 @@ class OpenAIBackend(Backend):
         self._start_lock = threading.Lock()
         probe_timeout = probe_timeout_s or min(timeout_s, 60.0)
         with httpx.Client(headers=self._headers(), timeout=httpx.Timeout(probe_timeout, connect=10.0)) as client:
-            self.base_url, served = self._list_models(client, base_url)
-            self.model = self._pick_model(served, model)
+            self.base_url, served = list_models(client, base_url, self._key)
+            self.model = pick_model(served, model, self.base_url)
             flavour = next((owner for mid, owner in served if mid == self.model), "") or "unknown"
             penalty, seed = self._probe_sampling(client, flavour)
             structured = self._probe_structured(client) if structured_output == "auto" else None
@@ -271,54 +312,9 @@ class OpenAIBackend(Backend):
         return {"Authorization": f"Bearer {self._key.value}"} if self._key.value else {}
 
     def _auth_message(self, url: str, status: int) -> str:
-        if self._key.value:
-            return f"invalid API key (from ${self._key.source}): {url} answered HTTP {status}"
-        return f"{url} needs an API key (HTTP {status}): put it in ${self._key.source} or name another variable with --api-key-env"
+        return auth_message(url, status, self._key)
 
     # -- construction-time checks --------------------------------------------------------------
-
-    def _list_models(self, client: httpx.Client, url: str) -> tuple[str, list[tuple[str, str]]]:
-        """The API root (``.../v1``) and the served ``(model id, owned_by)`` pairs."""
-        root = url.rstrip("/")
-        parts = urlsplit(root)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BackendError(f"--base-url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}")
-        candidates = [root] if root.endswith("/v1") else [root, f"{root}/v1"]
-        for i, cand in enumerate(candidates):
-            try:
-                resp = client.get(f"{cand}/models")
-            except httpx.TransportError as exc:
-                raise BackendError(f"cannot reach the OpenAI-compatible server at {url} ({_describe_exc(exc)})") from None
-            if resp.status_code in (401, 403):
-                raise BackendError(self._auth_message(url, resp.status_code))
-            if resp.status_code == 404 and i + 1 < len(candidates):
-                continue
-            if resp.status_code != 200:
-                raise BackendError(
-                    f"{cand}/models answered HTTP {resp.status_code} ({_error_snippet(resp)}); "
-                    "is --base-url an OpenAI-compatible server?"
-                )
-            try:
-                data = resp.json()["data"]
-                served = [(str(m["id"]), str(m.get("owned_by") or "")) for m in data]
-            except (ValueError, KeyError, TypeError):
-                raise BackendError(f"{cand}/models did not return a model list; is --base-url an OpenAI-compatible server?") from None
-            return cand, served
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _pick_model(self, served: list[tuple[str, str]], wanted: str | None) -> str:
-        names = [mid for mid, _ in served]
-        if wanted is not None:
-            if wanted in names:
-                return wanted
-            raise BackendError(
-                f"model {wanted!r} is not served at {self.base_url}; available: {', '.join(names) or 'none'}"
-            )
-        if len(names) == 1:
-            return names[0]
-        raise BackendError(
-            f"{self.base_url} serves {len(names)} models; choose one with --model: {', '.join(names) or 'none'}"
-        )
 
     def _probe_post(self, client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
         try:
@@ -446,6 +442,8 @@ class OpenAIBackend(Backend):
             except httpx.TimeoutException:
                 error = f"no answer within {self.timeout_s:g} s"
             except httpx.TransportError as exc:  # connection dropped mid-answer, protocol errors
+                error = _describe_exc(exc)
+            except httpx.HTTPError as exc:  # a corrupt (e.g. badly compressed) body: retried like the rest
                 error = _describe_exc(exc)
             else:
                 status = resp.status_code

@@ -40,6 +40,9 @@ def guarded(func: F) -> F:
             fail(one_line(exc), 2)
         except KeyboardInterrupt:
             fail("interrupted; finished shards are on disk and a rerun resumes from them", 130)
+        except OSError as exc:  # a read-only --out, a full disk: what finished is on disk
+            where = f": {exc.filename}" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}", 1)
         return None
 
     return wrapper  # type: ignore[return-value]
@@ -74,7 +77,11 @@ def build_config(
         node = data
         *parents, leaf = dotted.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            if not isinstance(node.get(part), dict):  # absent, or an empty `backend:` in the YAML
+                if node.get(part) is not None:
+                    raise ForgeError(f"{file}: {part!r} must be a mapping of fields")
+                node[part] = {}
+            node = node[part]
         node[leaf] = value
     try:
         return model.model_validate(data)

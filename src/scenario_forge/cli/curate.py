@@ -73,7 +73,8 @@ def _run(args: dict[str, Any]) -> None:
             manifests = curate_runs(cfg)
         else:
             from flows.curate import curate_flow
+            from ..orchestration.local_api import run_flow_from_cli
 
-            manifests = curate_flow(cfg)
+            manifests = run_flow_from_cli(curate_flow, config=cfg)
     for manifest in manifests:
         print_run_summary(manifest)

@@ -105,8 +105,9 @@ def _run(args: dict[str, Any]) -> None:
         meta = run_mix(cfg).model_dump(mode="json")
     else:
         from flows.mix import mix_flow
+        from ..orchestration.local_api import run_flow_from_cli
 
-        meta = mix_flow(cfg)
+        meta = run_flow_from_cli(mix_flow, config=cfg)
     print_mix_summary(meta, cfg.out)
 
 

@@ -63,8 +63,9 @@ def _run(args: dict[str, Any]) -> None:
         summary = run_publish(cfg).summary()
     else:
         from flows.publish import publish_flow
+        from ..orchestration.local_api import run_flow_from_cli
 
-        summary = publish_flow(cfg)
+        summary = run_flow_from_cli(publish_flow, config=cfg)
     _print(summary)
 
 

@@ -26,8 +26,12 @@ def shard_progress(console: Console) -> Iterator[None]:
         transient=False,
     )
     task_id = bar.add_task("shards", total=None, status="planning")
+    # Not a terminal (a log file, CI): rich draws the bar only at the end, so say each step as a line.
+    lines = not console.is_terminal
 
     def on_event(event: str, data: dict[str, Any]) -> None:
+        if lines and event == "curation":
+            console.print(f"curation: {data['step']}", highlight=False)
         if event in ("shard_start", "shard_done"):
             bar.update(task_id, total=data["total"])
         if event == "shard_start":
@@ -38,6 +42,8 @@ def shard_progress(console: Console) -> Iterator[None]:
             summary = data["summary"]
             note = "resumed" if summary.resumed else f"kept {summary.kept}/{summary.planned}"
             bar.update(task_id, advance=1, status=f"shard {data['index']} {note}")
+            if lines:
+                console.print(f"shard {data['index']} done ({note})", highlight=False)
         elif event == "curation":
             bar.update(task_id, status=f"curation: {data['step']}")
 
@@ -47,6 +53,10 @@ def shard_progress(console: Console) -> Iterator[None]:
             yield
     finally:
         stop()
+
+
+#: The stages whose time ``generation_wall_s`` covers (curation's judge and embedder run after it).
+GENERATION_STAGES = ("brief", "dialogue", "rubric")
 
 
 def print_run_summary(manifest: dict[str, Any], console: Console | None = None) -> None:
@@ -63,8 +73,10 @@ def print_run_summary(manifest: dict[str, Any], console: Console | None = None) 
         table.add_row(f"  {reason}", str(n))
     console.print(table)
 
-    usage = Table(title="model usage by stage")
-    for col in ("stage", "requests", "prompt tok", "completion tok", "wall s", "tok/s", "retries", "failures"):
+    # A stage's seconds are summed over the shards that ran it side by side (shard-seconds), so its
+    # tok/s is per shard stream; the line below gives the run's overall throughput.
+    usage = Table(title="model usage by stage (seconds summed over concurrent shards)")
+    for col in ("stage", "requests", "prompt tok", "completion tok", "shard s", "tok/s", "retries", "failures"):
         usage.add_column(col, justify="right" if col != "stage" else "left")
     for stage, u in manifest["usage"].items():
         usage.add_row(
@@ -77,7 +89,10 @@ def print_run_summary(manifest: dict[str, Any], console: Console | None = None) 
 
         console.print(summary_line(manifest))
     t = manifest["timings"]
+    wall = t.get("generation_wall_s", 0)
+    generated = sum(u["completion_tokens"] for stage, u in manifest["usage"].items() if stage in GENERATION_STAGES)
+    rate = f", {generated / wall:.1f} completion tok/s overall" if wall > 0 and t.get("shards_resumed", 0) == 0 else ""
     console.print(
-        f"generation {t.get('generation_wall_s', 0):.1f} s over {t.get('shards', 0)} shards "
-        f"({t.get('shards_resumed', 0)} resumed); output: {manifest['config']['out']}/{manifest['run_id']}"
+        f"generation {wall:.1f} s over {t.get('shards', 0)} shards "
+        f"({t.get('shards_resumed', 0)} resumed){rate}; output: {manifest['config']['out']}/{manifest['run_id']}"
     )

@@ -72,7 +72,9 @@ def _load_sentence_transformer(path: Path):
         if key not in _MODELS:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of our summary
             try:
                 _MODELS[key] = SentenceTransformer(str(path), device="cpu")
             except Exception as exc:  # noqa: BLE001 - any load failure means "not a usable model"

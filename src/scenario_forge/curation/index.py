@@ -56,6 +56,8 @@ class StoreIndex:
             with np.load(self.segment(run), allow_pickle=False) as data:
                 ids = data["ids"].tolist()
                 vectors = data["vectors"].astype(np.float32)
+            if not ids:  # a run that kept nothing: its (0, 0) segment has no dimension to join
+                continue
             view.ids.extend(ids)
             view.run_ids.extend([run] * len(ids))
             parts.append(vectors)

@@ -94,21 +94,9 @@ def connect(cfg: BackendConfig, role: str) -> Backend:
 
 
 def identity(cfg: BackendConfig) -> str:
-    """``backend_identity``; a model folder is named by its path and a digest of its weights, so a
-    folder retrained in place is a different model (and gets fresh answers, not cached ones)."""
-    folder = Path(cfg.model or "")
-    if cfg.kind == "transformers" and folder.is_dir():
-        return f"transformers:{folder.resolve()}@sha256:{weights_digest(folder)}"
+    """``backend_identity``: a model folder is named by a digest of its weights, so a folder
+    retrained in place is a different model (and gets fresh answers, not cached ones)."""
     return backend_identity(cfg)
-
-
-def weights_digest(folder: Path) -> str:
-    """sha256[:12] over the digests of a model folder's weight files (safetensors / bin shards)."""
-    from ..backends.llamacpp import file_digest
-    from ..hashing import sha256_hex
-
-    files = sorted(p for pattern in ("*.safetensors", "*.bin", "*.gguf") for p in folder.glob(pattern) if p.is_file())
-    return sha256_hex("".join(f"{p.name}:{file_digest(p)}" for p in files))[:12]
 
 
 def infer_kind(model: str | None, base_url: str | None) -> BackendKind:

@@ -55,16 +55,18 @@ class EvalResult(BaseModel):
     wall_s: float
 
 
-def default_splits(split_names: list[str]) -> list[str]:
-    """The held-out splits of a mixture: ``heldout*`` and ``persistence_*``."""
-    return [s for s in split_names if s.startswith(("heldout", "persistence_"))]
+def default_splits(splits: dict[str, int]) -> list[str]:
+    """The held-out splits of a mixture that have rows: ``heldout*`` and ``persistence_*``.
+
+    (The contamination guard can empty a split; naming one with ``--split`` still fails on it.)"""
+    return [s for s, n in splits.items() if s.startswith(("heldout", "persistence_")) and n > 0]
 
 
 def prepare_eval(config: EvalConfig) -> PreparedEval:
     if config.model is None:
         raise ConfigError("no model to evaluate: give --model")
     meta = read_meta(config.mixture)
-    splits = list(config.splits) or default_splits(list(meta.splits))
+    splits = list(config.splits) or default_splits(meta.splits)
     if not splits:
         raise ConfigError(f"mixture {config.mixture} has no held-out splits (heldout*, persistence_*); name some with --split")
     if meta.train_split in splits:

@@ -63,11 +63,21 @@ def cached_answers(
     cache: Path, key: str, backend_factory, rows: Sequence[MixtureRow], sampling: SamplingParams, seed: int,
     usage: StageUsage | None = None,
 ) -> list[Answer]:
-    """:func:`answer_rows`, read from ``cache/KEY.parquet`` when an earlier run wrote it."""
+    """:func:`answer_rows`, read from ``cache/KEY.parquet`` when an earlier run wrote it.
+
+    Answers whose request failed (``text=None``) are asked again (a row's seed depends on its id,
+    so the others are what a fresh run would produce)."""
     path = cache / f"{key}.parquet"
     if path.is_file():
         answers = read_answers(path)
         if [a.row_id for a in answers] == [r.id for r in rows]:
+            retry = [i for i, a in enumerate(answers) if a.text is None]
+            if not retry:
+                return answers
+            fresh = answer_rows(backend_factory(), [rows[i] for i in retry], sampling, seed, usage)
+            for i, answer in zip(retry, fresh):
+                answers[i] = answer
+            write_answers(path, answers)
             return answers
     answers = answer_rows(backend_factory(), rows, sampling, seed, usage)
     write_answers(path, answers)

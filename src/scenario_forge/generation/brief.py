@@ -53,7 +53,7 @@ def write_briefs(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list
         for i, outcome in zip(alive, outcomes):
             if outcome.value is None:
                 rejects.append(
-                    Reject.of(seeds[i], ctx.run_id, STAGE, f"{field}_{outcome.reason}", raw=outcome.raw)
+                    Reject.of(seeds[i], ctx.run_id, STAGE, f"{field}_{outcome.reason}", detail=outcome.detail, raw=outcome.raw)
                 )
             else:
                 written[i][field] = outcome.value
@@ -91,7 +91,7 @@ def _structured(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list[
     for i, (seed, outcome) in enumerate(zip(seeds, outcomes)):
         if outcome.value is None:
             rejects.append(
-                Reject.of(seed, ctx.run_id, STAGE, outcome.reason or "invalid", detail=errors.get(i, ""), raw=outcome.raw)
+                Reject.of(seed, ctx.run_id, STAGE, outcome.reason or "invalid", detail=outcome.detail or errors.get(i, ""), raw=outcome.raw)
             )
         else:
             kept.append(Briefed(seed=seed, brief=outcome.value))

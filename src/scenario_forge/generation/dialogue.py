@@ -46,7 +46,7 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
         for draft, outcome in zip(chosen, outcomes):
             if outcome.value is None:
                 rejects.append(
-                    Reject.of(draft.item.seed, ctx.run_id, STAGE, f"{name}_{outcome.reason}", raw=outcome.raw)
+                    Reject.of(draft.item.seed, ctx.run_id, STAGE, f"{name}_{outcome.reason}", detail=outcome.detail, raw=outcome.raw)
                 )
                 drafts.remove(draft)
             else:

@@ -20,6 +20,8 @@ class Outcome(Generic[V]):
     value: V | None
     reason: str | None = None
     raw: str | None = None
+    #: The backend's message for ``reason == "backend_error"`` (reasons stay short codes).
+    detail: str = ""
 
 
 def ask_with_repair(
@@ -43,7 +45,7 @@ def ask_with_repair(
         failed: list[int] = []
         for i, gen in zip(pending, generations):
             if not gen.ok:
-                outcome: Outcome[V] = Outcome(None, f"backend_error: {gen.error}", None)
+                outcome: Outcome[V] = Outcome(None, "backend_error", None, gen.error or "")
             else:
                 value, reason = check(items[i], gen)
                 if reason is None and gen.finish_reason == "length" and value is None:

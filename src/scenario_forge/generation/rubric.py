@@ -154,4 +154,4 @@ def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Draft
         return rubric, None
 
     outcomes = ask_with_repair(ctx, STAGE, list(range(len(dialogues))), make, check)
-    return [(o.value or [], o.reason, o.raw, errors.get(i, "")) for i, o in enumerate(outcomes)]
+    return [(o.value or [], o.reason, o.raw, o.detail or errors.get(i, "")) for i, o in enumerate(outcomes)]

@@ -45,6 +45,8 @@ class AnswerGrade(BaseModel):
     unscoreable: int
     #: Raw judge replies, per criterion (kept for inspection).
     raw: list[str | None]
+    #: Of the unscoreable criteria, those whose judge request failed (transient: worth asking again).
+    failed_requests: int = 0
 
 
 def rubric_score(rubric: Sequence[Criterion], met: Sequence[bool | None]) -> float | None:
@@ -111,16 +113,19 @@ class RubricGrader:
         for item in items:
             met: list[bool | None] = []
             raw: list[str | None] = []
+            failed = 0
             for _ in item.rubric:
                 gen = next(it)
                 met.append(parse_yes_no(gen.text) if gen.ok else None)
                 raw.append(gen.text if gen.ok else f"error: {gen.error}")
+                failed += not gen.ok
             grades.append(
                 AnswerGrade(
                     score=rubric_score(item.rubric, met),
                     met=met,
                     unscoreable=sum(m is None for m in met),
                     raw=raw,
+                    failed_requests=failed,
                 )
             )
         return grades

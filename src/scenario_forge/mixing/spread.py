@@ -154,6 +154,7 @@ def check_spread(
     items: list[GradeItem] = []
     where: list[tuple[int, int]] = []
     failed = [0] * len(todo)
+    transient = [0] * len(todo)  # failed requests, policy or judge: not cached, asked again next time
     for n, gen in enumerate(answers):
         i, j = divmod(n, config.k)
         if gen.ok and gen.text.strip():
@@ -161,6 +162,7 @@ def check_spread(
             where.append((i, j))
         else:
             failed[i] += 1
+            transient[i] += not gen.ok
     grader = RubricGrader(get_backend(judge_cfg), prompts=prompts)
     grades = grader.grade(items)
     grade_usage.merge(grader.usage)
@@ -169,12 +171,14 @@ def check_spread(
     for (i, j), grade in zip(where, grades):
         scores[i][j] = grade.score
         unscoreable[i] += grade.unscoreable
+        transient[i] += grade.failed_requests
     fresh: dict[str, dict] = {}
     for i, s in enumerate(todo):
         result = SpreadResult.of(s.id, scores[i], unscoreable[i], failed[i], config.min_spread)
         report.results[s.id] = result
-        fresh[keys[s.id]] = result.model_dump(mode="json")
-    if cache_dir is not None:
+        if transient[i] == 0:
+            fresh[keys[s.id]] = result.model_dump(mode="json")
+    if cache_dir is not None and fresh:
         atomic_write_text(cache_dir / f"{content_key(sorted(fresh), length=16)}.json", json.dumps(fresh))
     report.usage = {"spread_sample": sample_usage.summary(), "spread_grade": grade_usage.summary()}
     return report

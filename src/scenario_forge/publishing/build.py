@@ -280,8 +280,12 @@ def build_hub_folder(config: PublishConfig, target: Path | None = None) -> Publi
     target = target or config.local
     if target is None:
         raise ConfigError("no folder to build into: pass --local DIR")
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not config.overwrite:
-        raise ConfigError(f"--local {target} exists and is not empty; pass --overwrite to replace it")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        if not config.overwrite:
+            raise ConfigError(f"--local {target} exists and is not empty; pass --overwrite to replace it")
+        if not ((target / "README.md").is_file() and (target / "data").is_dir()):
+            # --overwrite replaces an earlier publish, never a folder of something else
+            raise ConfigError(f"--local {target} is not a published dataset folder (README.md + data/); not replacing it")
     if config.kind == "mixture":
         read_meta(config.source)  # a one-line error for a broken mixture folder
     staging = target.parent / f".{target.name}.partial"

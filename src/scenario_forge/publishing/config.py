@@ -51,8 +51,10 @@ class PublishConfig(BaseModel):
     def _somewhere(self) -> PublishConfig:
         if self.local is None and self.repo_id is None:
             raise ValueError("say where to publish: --local DIR and/or --repo-id ORG/NAME")
-        if self.local is not None and self.local.resolve() == self.source.resolve():
-            raise ValueError("--local must not be the source folder")
+        if self.local is not None:
+            local, source = self.local.resolve(), self.source.resolve()
+            if local == source or local in source.parents or source in local.parents:
+                raise ValueError("--local must not be the source folder, hold it, or lie inside it")
         return self
 
     @property

@@ -25,6 +25,8 @@ def training_rows(folder: Path, split: str | None = None, max_rows: int | None =
     """The rows to train on (``split`` or the mixture's ``train_split``), checked before any model loads."""
     meta = read_meta(folder)
     name = split or meta.train_split
+    if name != meta.train_split and name.startswith(("heldout", "persistence_")):
+        raise ConfigError(f"split {name!r} of {folder} is held out for evaluation; train on {meta.train_split!r}")
     rows = read_split(folder, name)
     if max_rows is not None:
         rows = rows[:max_rows]

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ..backends.embedded import EMBEDDED_NAME, cache_dir, embedded_model_path
-from ..backends.llamacpp import file_digest
+from ..hashing import file_digest
 from ..errors import ConfigError
 from ._extra import require
 
