@@ -35,7 +35,7 @@ from scenario_forge.generation.run import (  # noqa: E402
 )
 from scenario_forge.orchestration.artifacts import RunArtifacts  # noqa: E402
 from scenario_forge.orchestration.runners import TaskRunnerConfig  # noqa: E402
-from scenario_forge.orchestration.shards import run_shards, shard_task_name  # noqa: E402
+from scenario_forge.orchestration.shards import run_shards, shard_slot, shard_task_name  # noqa: E402
 from scenario_forge.store import ShardSpec, ShardSummary  # noqa: E402
 
 #: Tag of every task that sends requests to a model: cap them with
@@ -50,7 +50,8 @@ def prepare_task(config: GenerateConfig) -> PreparedRun:
 
 @task(name="generate-shard", tags=[LLM_TAG], cache_policy=NO_CACHE, task_run_name=shard_task_name)
 def shard_task(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
-    return run_shard(run, shard)
+    with shard_slot(run.run_id):  # shard_workers at a time; Prefect's API calls overlap the work
+        return run_shard(run, shard)
 
 
 @task(name="finalize-run", cache_policy=NO_CACHE)

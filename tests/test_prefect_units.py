@@ -19,7 +19,7 @@ from scenario_forge.errors import BackendError, MissingExtraError
 from scenario_forge.generation.run import plan_run, run_generate_direct
 from scenario_forge.orchestration import TaskRunnerConfig
 from scenario_forge.orchestration.artifacts import artifact_key, counts_table, run_report_markdown
-from scenario_forge.orchestration.runners import build_task_runner
+from scenario_forge.orchestration.runners import SPARE_THREADS, build_task_runner
 from scenario_forge.orchestration.shards import shard_inputs, shard_task_name
 from scenario_forge.records import Message
 
@@ -90,7 +90,7 @@ def test_task_runner_choice():
     from prefect_dask import DaskTaskRunner
 
     threads = build_task_runner(TaskRunnerConfig(), shard_workers=3)
-    assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
+    assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3 + SPARE_THREADS
     local = build_task_runner(TaskRunnerConfig(kind="dask", workers=4, processes=False), shard_workers=2)
     assert isinstance(local, DaskTaskRunner)
     assert local.cluster_kwargs["n_workers"] == 4 and local.cluster_kwargs["threads_per_worker"] == 2
@@ -182,3 +182,18 @@ def test_unreachable_prefect_api_is_one_clear_line(tmp_path: Path, monkeypatch):
     assert result.exit_code == 2 and len(errors) == 1, result.output
     assert f"the Prefect API at {url} is not reachable (ConnectError" in errors[0]
     assert "--orchestrator direct" in errors[0]
+
+
+def test_shard_slots_keep_a_threads_runner_to_shard_workers_at_a_time():
+    """The threads runner has spare threads for Prefect's API calls; the slots bound the shards."""
+    from contextlib import nullcontext
+
+    from scenario_forge.orchestration import shards
+
+    with shards._slots("run-x", 2, enabled=True):
+        slots = shards.shard_slot("run-x")
+        assert slots.acquire(blocking=False) and slots.acquire(blocking=False)
+        assert not slots.acquire(blocking=False)  # a third shard waits
+        slots.release()
+        slots.release()
+    assert isinstance(shards.shard_slot("run-x"), nullcontext)  # gone with the run; Dask/Ray hold nothing

@@ -47,6 +47,10 @@ class TaskRunnerConfig(BaseModel):
         return self
 
 
+#: Threads beyond ``shard_workers`` on the threads runner (see :func:`build_task_runner`).
+SPARE_THREADS = 2
+
+
 def build_task_runner(cfg: TaskRunnerConfig, shard_workers: int) -> TaskRunner:
     """A fresh (not yet started) Prefect task runner for ``cfg``.
 
@@ -56,7 +60,11 @@ def build_task_runner(cfg: TaskRunnerConfig, shard_workers: int) -> TaskRunner:
     if cfg.kind == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 
-        return ThreadPoolTaskRunner(max_workers=shard_workers)
+        # More threads than shards at a time: the extra ones do Prefect's per-task API calls
+        # (create the task run, set Running, set Completed: ~0.5 s a task against a local SQLite
+        # server) while other shards work; :func:`~.shards.shard_slot` keeps the shards themselves
+        # to ``shard_workers`` at a time.
+        return ThreadPoolTaskRunner(max_workers=shard_workers + SPARE_THREADS)
     if cfg.kind == "dask":
         try:
             from prefect_dask import DaskTaskRunner

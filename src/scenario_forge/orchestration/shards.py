@@ -12,7 +12,9 @@ Two things keep Prefect's per-task cost flat however large a run is:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from ..generation.run import PreparedRun
@@ -23,6 +25,28 @@ if TYPE_CHECKING:
     from prefect import Task
 
 OnShardDone = Callable[[ShardSummary, int], None]
+
+#: Per run id, the slots that keep a threads runner to ``shard_workers`` shards at a time.
+_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+
+
+def shard_slot(run_id: str):
+    """Hold one of the run's shard slots while a shard works (the flow's own process, threads
+    runner); elsewhere (a Dask or Ray worker) there is nothing to hold."""
+    slots = _SLOTS.get(run_id)
+    return slots if slots is not None else nullcontext()
+
+
+@contextmanager
+def _slots(run_id: str, workers: int, enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    _SLOTS[run_id] = threading.BoundedSemaphore(workers)
+    try:
+        yield
+    finally:
+        _SLOTS.pop(run_id, None)
 
 
 def shard_inputs(run: PreparedRun) -> PreparedRun:
@@ -58,7 +82,8 @@ def run_shards(
     wrap: Callable[[Any], Any] = quote if runner.kind == "threads" else (lambda value: value)
     summaries: dict[int, ShardSummary] = {}
     failures: list[tuple[ShardSpec, BaseException]] = []
-    with build_task_runner(runner, run.config.shard_workers) as pool:
+    threads = runner.kind == "threads"
+    with _slots(run.run_id, run.config.shard_workers, threads), build_task_runner(runner, run.config.shard_workers) as pool:
         futures = {pool.submit(task, {"run": wrap(light), "shard": wrap(shard)}): shard for shard in run.shards}
         for future in as_completed(list(futures)):
             try:
