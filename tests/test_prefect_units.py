@@ -185,15 +185,33 @@ def test_unreachable_prefect_api_is_one_clear_line(tmp_path: Path, monkeypatch):
 
 
 def test_shard_slots_keep_a_threads_runner_to_shard_workers_at_a_time():
-    """The threads runner has spare threads for Prefect's API calls; the slots bound the shards."""
+    """The threads runner has spare threads for Prefect's API calls; the slots bound the shards,
+    and once the run is interrupted a shard still waiting for a slot does not start."""
+    import threading
     from contextlib import nullcontext
 
     from scenario_forge.orchestration import shards
 
-    with shards._slots("run-x", 2, enabled=True):
-        slots = shards.shard_slot("run-x")
-        assert slots.acquire(blocking=False) and slots.acquire(blocking=False)
-        assert not slots.acquire(blocking=False)  # a third shard waits
-        slots.release()
-        slots.release()
+    with shards._slots("run-x", 2, enabled=True) as slots:
+        assert shards.shard_slot("run-x") is slots
+        slots.__enter__()
+        slots.__enter__()
+        waiting: list[BaseException] = []
+
+        def third() -> None:
+            try:
+                with slots:
+                    waiting.append(AssertionError("started although the run was interrupted"))
+            except RuntimeError as exc:
+                waiting.append(exc)
+
+        t = threading.Thread(target=third)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive() and not waiting  # a third shard waits for a slot
+        slots.stop.set()  # Ctrl-C
+        t.join(5)
+        assert len(waiting) == 1 and isinstance(waiting[0], RuntimeError) and "interrupted" in str(waiting[0])
+        slots.__exit__()
+        slots.__exit__()
     assert isinstance(shards.shard_slot("run-x"), nullcontext)  # gone with the run; Dask/Ray hold nothing

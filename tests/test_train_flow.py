@@ -40,7 +40,9 @@ def test_train_eval_flow(tmp_path: Path):
     assert report == tmp_path / "run" / "eval" / "eval.json"
     meta = json.loads(report.read_text())["meta"]
     # the trained model against the policy it started from, both through transformers
-    assert meta["models"]["trained"].startswith(f"transformers:{(tmp_path / 'run' / 'final').resolve()}@sha256:")
-    assert meta["models"]["start"].startswith(f"transformers:{policy.resolve()}@sha256:")
+    # (a model folder is named by its name and a digest of its config and weights)
+    assert meta["models"]["trained"].startswith("transformers:final@sha256:")
+    assert meta["models"]["start"].startswith(f"transformers:{policy.name}@sha256:")
+    assert meta["models"]["trained"] != meta["models"]["start"]
     figures = result["eval"]["figures"]
     assert set(figures["models"]) == {"trained", "start"} and figures["comparison"]["tally"]["evals"] > 0

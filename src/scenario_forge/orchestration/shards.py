@@ -26,11 +26,31 @@ if TYPE_CHECKING:
 
 OnShardDone = Callable[[ShardSummary, int], None]
 
+class ShardSlots:
+    """``shard_workers`` slots for one run on a threads runner, and a stop flag: once the run is
+    interrupted, a shard still waiting for a slot does not start (the shards at work finish)."""
+
+    def __init__(self, workers: int) -> None:
+        self._free = threading.Semaphore(workers)
+        self.stop = threading.Event()
+
+    def __enter__(self) -> None:
+        while not self._free.acquire(timeout=0.2):
+            if self.stop.is_set():
+                raise RuntimeError("the run was interrupted before this shard started")
+        if self.stop.is_set():
+            self._free.release()
+            raise RuntimeError("the run was interrupted before this shard started")
+
+    def __exit__(self, *exc: object) -> None:
+        self._free.release()
+
+
 #: Per run id, the slots that keep a threads runner to ``shard_workers`` shards at a time.
-_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+_SLOTS: dict[str, ShardSlots] = {}
 
 
-def shard_slot(run_id: str):
+def shard_slot(run_id: str) -> Any:
     """Hold one of the run's shard slots while a shard works (the flow's own process, threads
     runner); elsewhere (a Dask or Ray worker) there is nothing to hold."""
     slots = _SLOTS.get(run_id)
@@ -38,13 +58,13 @@ def shard_slot(run_id: str):
 
 
 @contextmanager
-def _slots(run_id: str, workers: int, enabled: bool) -> Iterator[None]:
+def _slots(run_id: str, workers: int, enabled: bool) -> Iterator[ShardSlots | None]:
     if not enabled:
-        yield
+        yield None
         return
-    _SLOTS[run_id] = threading.BoundedSemaphore(workers)
+    slots = _SLOTS[run_id] = ShardSlots(workers)
     try:
-        yield
+        yield slots
     finally:
         _SLOTS.pop(run_id, None)
 
@@ -83,17 +103,26 @@ def run_shards(
     summaries: dict[int, ShardSummary] = {}
     failures: list[tuple[ShardSpec, BaseException]] = []
     threads = runner.kind == "threads"
-    with _slots(run.run_id, run.config.shard_workers, threads), build_task_runner(runner, run.config.shard_workers) as pool:
+    with _slots(run.run_id, run.config.shard_workers, threads) as slots, build_task_runner(
+        runner, run.config.shard_workers
+    ) as pool:
         futures = {pool.submit(task, {"run": wrap(light), "shard": wrap(shard)}): shard for shard in run.shards}
-        for future in as_completed(list(futures)):
-            try:
-                summary = future.result()
-            except Exception as exc:  # noqa: BLE001 - raised below, once every shard has ended
-                failures.append((futures[future], exc))
-                continue
-            summaries[summary.index] = summary
-            if on_done is not None:
-                on_done(summary, len(summaries))
+        try:
+            for future in as_completed(list(futures)):
+                try:
+                    summary = future.result()
+                except Exception as exc:  # noqa: BLE001 - raised below, once every shard has ended
+                    failures.append((futures[future], exc))
+                    continue
+                summaries[summary.index] = summary
+                if on_done is not None:
+                    on_done(summary, len(summaries))
+        except BaseException:
+            # Ctrl-C: before the runner waits for its threads, keep shards still waiting for a
+            # slot from starting (the shards at work finish and are saved).
+            if slots is not None:
+                slots.stop.set()
+            raise
     if failures:
         _, exc = min(failures, key=lambda f: f[0].index)  # the first failed shard's error
         raise exc
