@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..backends.base import Backend, ChatRequest
-from ..backends.factory import backend_identity, get_backend
+from ..backends.factory import get_backend
 from ..config import BackendConfig, BackendKind, SamplingParams
 from ..errors import BackendError, ConfigError, ForgeError
 from ..records import Message
@@ -91,12 +91,6 @@ def connect(cfg: BackendConfig, role: str) -> Backend:
         where = cfg.base_url or cfg.model or cfg.kind
         raise BackendError(f"{role} backend {cfg.kind} at {where} is unreachable or failing: {gen.error}")
     return backend
-
-
-def identity(cfg: BackendConfig) -> str:
-    """``backend_identity``: a model folder is named by a digest of its weights, so a folder
-    retrained in place is a different model (and gets fresh answers, not cached ones)."""
-    return backend_identity(cfg)
 
 
 def infer_kind(model: str | None, base_url: str | None) -> BackendKind:

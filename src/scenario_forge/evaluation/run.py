@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ..backends.base import StageUsage
+from ..backends.factory import backend_identity
 from ..config import BackendConfig
 from ..errors import ConfigError
 from ..grading import GenericJudge, RubricGrader
@@ -23,7 +24,7 @@ from ..grading.rubric_grader import JUDGE_TEMPLATE
 from ..mixing.io import read_meta, read_split
 from ..prompts import PromptSet
 from ..records import MixtureRow
-from .backends import connect, identity, load_backend
+from .backends import connect, load_backend
 from .config import EvalConfig
 from .metrics import Stats, report_figures
 from .records import GradeRow, read_grades
@@ -83,14 +84,14 @@ def prepare_eval(config: EvalConfig) -> PreparedEval:
     judge_identity = None
     if needs_judge:
         connect(config.judge, "judge")
-        judge_identity = identity(config.judge)
+        judge_identity = backend_identity(config.judge)
     models = {config.model_label: config.model}
     if config.baseline is not None:
         models[config.baseline_label] = config.baseline
     identities = {}
     for label, cfg in models.items():
         connect(cfg, label)
-        identities[label] = identity(cfg)
+        identities[label] = backend_identity(cfg)
     if baseline_grades is not None:
         identities[config.baseline_label] = f"grades:{config.baseline_grades}"
     return PreparedEval(

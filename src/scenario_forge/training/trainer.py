@@ -91,10 +91,11 @@ def prepare_training(config: TrainConfig) -> PreparedTraining:
     kinds = Counter(r.reward_type for r in rows)
     judge_identity = None
     if kinds["rubric"] or kinds["generic_judge"]:
-        from ..evaluation.backends import connect, identity
+        from ..backends.factory import backend_identity
+        from ..evaluation.backends import connect
 
         connect(config.judge, "judge")
-        judge_identity = identity(config.judge)
+        judge_identity = backend_identity(config.judge)
     return PreparedTraining(
         config=config,
         split=split,
