@@ -26,6 +26,7 @@ from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
+from scenario_forge import runlock  # noqa: E402
 from scenario_forge.config import GenerateConfig  # noqa: E402
 from scenario_forge.generation.run import (  # noqa: E402
     PreparedRun,
@@ -66,13 +67,15 @@ THREADS = TaskRunnerConfig()
 def generate_flow(config: GenerateConfig, runner: TaskRunnerConfig = THREADS) -> dict[str, Any]:
     """Generate scenarios into ``OUT/RUN_ID`` and return the run's manifest."""
     start = time.perf_counter()
-    run = prepare_task(config)
-    artifacts = RunArtifacts("generate", run.run_id, len(run.shards))
-    summaries = run_shards(shard_task, run, runner, on_done=artifacts.shard_done)
-    # Curation's LLM judge makes finalize model-bound too: it then counts against the llm limit.
-    judged = config.curate and config.curation.judge
-    finalize = finalize_task.with_options(tags=[LLM_TAG]) if judged else finalize_task
-    # quote(): Prefect need not walk the whole plan looking for futures (see orchestration/shards.py).
-    manifest = finalize(quote(run), quote(summaries), time.perf_counter() - start)
-    artifacts.finish(run.shards, run.root / manifest["files"]["scenarios"], manifest)
-    return manifest
+    run = prepare_task(config)  # claims the folder (writes run.json, the same bytes for the same run)
+    # One writer per run folder (re-entrant: the CLI that started this flow already holds it).
+    with runlock.hold(runlock.run_lock(run.root), f"run folder {run.root}"):
+        artifacts = RunArtifacts("generate", run.run_id, len(run.shards))
+        summaries = run_shards(shard_task, run, runner, on_done=artifacts.shard_done)
+        # Curation's LLM judge makes finalize model-bound too: it then counts against the llm limit.
+        judged = config.curate and config.curation.judge
+        finalize = finalize_task.with_options(tags=[LLM_TAG]) if judged else finalize_task
+        # quote(): Prefect need not walk the whole plan looking for futures (see orchestration/shards.py).
+        manifest = finalize(quote(run), quote(summaries), time.perf_counter() - start)
+        artifacts.finish(run.shards, run.root / manifest["files"]["scenarios"], manifest)
+        return manifest

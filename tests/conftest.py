@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("DISTILABEL_CACHE_DIR", "/tmp/scenario-forge-tests-distilabel")
+# judge qualifications (scenario-forge judge check) land in a fresh folder, never the user's cache
+os.environ.setdefault("SCENARIO_FORGE_JUDGES_DIR", tempfile.mkdtemp(prefix="scenario-forge-tests-judges-"))
 
 from scenario_forge.backends.factory import use_backend  # noqa: E402
 from scenario_forge.backends.fake import FakeBackend  # noqa: E402

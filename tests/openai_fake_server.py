@@ -51,6 +51,7 @@ class FakeOpenAIServer:
         port: int | None = None,
         structured: str | None = "json_schema",
         strict_fields: bool = False,
+        echo_headers: bool = False,
     ) -> None:
         self.chat = chat
         self.models = list(models)
@@ -58,6 +59,9 @@ class FakeOpenAIServer:
         self.port = port or free_port()
         self.structured = structured  # which response_format style this server "enforces"
         self.strict_fields = strict_fields  # answer 400 to fields outside the OpenAI API (hosted APIs do)
+        # answer every generation request 400 with the request's headers in the body, as some
+        # proxies and servers do (the Authorization header included): the secret-redaction tests
+        self.echo_headers = echo_headers
         self.bodies: list[dict[str, Any]] = []
         self.seen: Counter[str] = Counter()
         self.in_flight = 0
@@ -126,6 +130,11 @@ class FakeOpenAIServer:
                         return
                 if body.get("max_tokens") == 2 and body["messages"][-1]["content"] == "Say OK.":
                     self._send(200, completion("OK"))  # the construction-time probe
+                    return
+                if outer.echo_headers:
+                    # Authorization first, so it lands in the part of the body a client keeps
+                    echoed = "; ".join(f"{k}: {v}" for k, v in sorted(self.headers.items(), key=lambda kv: kv[0].lower() != "authorization"))
+                    self._send(400, {"error": {"message": f"bad request (headers: {echoed})", "headers": dict(self.headers)}})
                     return
                 key = json.dumps(body, sort_keys=True)
                 with outer._lock:

@@ -92,15 +92,19 @@ def test_report_files_and_figures_match_the_grades(tmp_path: Path, mixture: Path
     # the JSON holds exactly what the grades give
     saved = json.loads((out / "eval.json").read_text())
     again = report_figures({"model": [g for g in grades if g.model == "model"], "baseline": [g for g in grades if g.model == "baseline"]},
-                           "model", "baseline", ["health"], Stats(n_boot=200, min_pairs=2))
+                           "model", "baseline", saved["meta"]["trained_domains"], Stats(n_boot=200, min_pairs=2))
+    # transfer domains come from the mixture (its beneficial training rows), not a ["health"] default
+    assert saved["meta"]["trained_domains"] == ["business", "health", "law"]
     assert json.loads(json.dumps(again)) == saved["figures"]
     assert saved["meta"]["judge"] == "fake:judge" and saved["meta"]["models"]["model"] == "fake:model"
 
     m, b = saved["figures"]["models"]["model"], saved["figures"]["models"]["baseline"]
-    # the criterion the judge could not grade is left out, never read as 0: rubric still scores
+    # a criterion the judge could not grade (after its retries) makes the whole answer unscoreable:
+    # None and counted, never 0 and never a partial sum over the other criteria
     heldout = [g for g in grades if g.model == "model" and g.split == "heldout"]
     business = next(g for g in heldout if g.domain == "business")
-    assert business.unscoreable_criteria == 1 and business.score == 1.0
+    assert business.unscoreable_criteria == 1 and business.score is None and business.status == "unscoreable"
+    assert m["splits"]["heldout"]["unscoreable"] >= 1
     # refusals: the careful model refused the lease clause in every split; the careless one never
     assert m["splits"]["heldout"]["refusals"] == 1 and b["overall"]["refusals"] == 0
     assert m["splits"]["heldout"]["mean_non_refused"] is not None
@@ -111,9 +115,15 @@ def test_report_files_and_figures_match_the_grades(tmp_path: Path, mixture: Path
     assert m["persistence"]["drop"]["diff"] == pytest.approx(0.0)
     assert b["persistence"]["harmful"]["mean"] < m["persistence"]["harmful"]["mean"]
     sel = saved["figures"]["selective_persistence"]
-    assert sel["drop_reduction"]["n_pairs"] == 4
+    assert sel["drop_reduction"]["n_pairs"] == 3  # the business scenario is unscoreable (see above): 4 - 1 pairs
     tally = saved["figures"]["comparison"]["tally"]
-    assert tally["evals"] == len(saved["figures"]["comparison"]["evals"]) and tally["better"] >= 1
+    # one scenario per trait now scores on both sides per eval (the business one is unscoreable): too few
+    # pairs per eval, but each split as a whole is better for the careful model
+    assert tally["evals"] == len(saved["figures"]["comparison"]["evals"]) and tally["too_few_pairs"] == 12
+    assert {v["verdict"] for v in saved["figures"]["comparison"]["splits"].values()} == {"better"}
+    # HealthBench arithmetic: the careless baseline's per-example scores go below 0 (unclipped); its means are clipped
+    assert min(g.score for g in grades if g.model == "baseline" and g.score is not None) < 0
+    assert b["overall"]["mean"] == max(0.0, b["overall"]["mean_unclipped"]) and 0.0 <= b["overall"]["mean"] <= 1.0
     assert set(saved["figures"]["transfer"]) >= {"in_domain", "transfer", "domains"}
     text = (out / "eval.md").read_text()
     for heading in ("## Scores by split", "## Mean trait score by domain × trait", "## Persistence under an operator persona",
@@ -141,20 +151,25 @@ def test_generation_failures_are_counted_not_scored(tmp_path: Path, mixture: Pat
     with use_backend(cfg, flaky):
         result = evaluate(EvalConfig(mixture=mixture, model=cfg, judge=JUDGE, out=tmp_path / "e", splits=["heldout"]))
     s = result.figures["models"]["model"]["splits"]["heldout"]
-    assert s["generation_failed"] == 1 and s["scored"] == 7 and s["unscored"] == 1
+    # one failed generation, one answer the judge cannot score (the business rubric's unread criterion)
+    assert s["generation_failed"] == 1 and s["unscoreable"] == 1 and s["scored"] == 6 and s["unscored"] == 2
 
 
 def test_refusal_judge_detector(tmp_path: Path, mixture: Path, backends):
     def judge(r: ChatRequest) -> str:
         prompt = r.messages[-1].content
-        if "refuse or decline" in prompt:
-            return "YES" if "can't help" in prompt else "maybe"
+        if "REFUSAL, FALSE_PREMISE, HARMFUL_STEP or ENGAGED" in prompt:
+            if "can't help" in prompt:
+                return "REFUSAL"
+            return "FALSE_PREMISE" if "not certain" in prompt and "curcumin" in prompt else "maybe"
         return judge_respond(r)
 
     with use_backend(JUDGE, FakeBackend(judge)):
         result = evaluate(config(mixture, tmp_path / "e", splits=["heldout"], refusal="judge"))
     s = result.figures["models"]["model"]["splits"]["heldout"]
-    assert s["refusals"] == 1 and s["refusal_unknown"] == 7 and s["refusal_rate"] == 1.0
+    # the false-premise decline is classified but is not a refusal
+    assert s["refusals"] == 1 and s["refusal_unknown"] == 6 and s["refusal_rate"] == 0.5
+    assert s["refusal_classes"] == {"decline_false_premise": 1, "refusal": 1}
 
 
 def test_previous_eval_as_baseline_and_mismatched_splits(tmp_path: Path, mixture: Path, backends):

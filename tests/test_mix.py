@@ -179,7 +179,8 @@ def test_contamination_guard_removes_planted_near_duplicates(tmp_path: Path, fak
     out = tmp_path / "m"
     meta = run_mix(MixConfig(runs=[run], out=out, recipe="paper-5pct", heldout_domains=["law_ethics"], spread=OFF))
     report = meta.contamination
-    assert report["pairs"] == 4 and report["removed"] == {"heldout": 0, "heldout_domains": 4} or report["removed"]["heldout_domains"] == 4
+    assert report["pairs"] == 4  # one pair per plant: checked on its own (an `A and B or C` once skipped it)
+    assert report["removed"]["heldout_domains"] == 4 and sum(report["removed"].values()) == 4
     assert report["remaining_pairs"] == 0 and report["embedding_model"] == "hash-bow"
     held = rows_of(out, "heldout_domains")
     assert not {r.id for r in held} & {p.id for p in planted} and len(held) == 15
@@ -286,14 +287,18 @@ def test_existing_mixture_kept_on_failure(runs: Path, tmp_path: Path):
     assert read_meta(out).seed == 3 == meta.seed and not list(tmp_path.glob(".m.*"))
 
 
-def test_persistence_needs_heldout_scenarios(tmp_path: Path):
+def test_persistence_needs_heldout_scenarios(tmp_path: Path, capsys):
+    # Without a held-out scenario for the probes the mix goes on without them, saying so in one
+    # line; --strict refuses (tests/test_mix_probes.py has the rest).
     run = write_run(tmp_path / "runs", grid(1, domains=["science", "business"]))
-    with pytest.raises(ConfigError, match=r"none of the \d+ held-out scenarios is in the personas' domains \(health\)"):
-        run_mix(MixConfig(runs=[run], out=tmp_path / "m", recipe="paper-5pct", spread=OFF))
+    meta = run_mix(MixConfig(runs=[run], out=tmp_path / "m", recipe="paper-5pct", spread=OFF))
+    assert "persistence_plain" not in meta.splits
+    assert "none of the 4 held-out scenarios is in the personas' domains (health)" in capsys.readouterr().err
     recipe = tmp_path / "r.yaml"
     recipe.write_text("name: r\nbeneficial_ratio: 0.05\npersistence: {harmful: bad-operator, helpful: good-operator}\n")
-    with pytest.raises(ConfigError, match="asks for persistence probes but none of the 0 held-out scenarios"):
-        run_mix(MixConfig(runs=[run], out=tmp_path / "m", recipe=str(recipe), spread=OFF))
+    meta = run_mix(MixConfig(runs=[run], out=tmp_path / "m", recipe=str(recipe), spread=OFF, overwrite=True))
+    assert meta.persistence["scenarios"] == 0  # type: ignore[index]
+    assert "asks for persistence probes but none of the 0 held-out scenarios" in capsys.readouterr().err
 
 
 def test_duplicate_scenarios_across_runs_counted(tmp_path: Path):

@@ -32,13 +32,18 @@ class SamplingParams(_Config):
     stop: list[str] = Field(default_factory=list)
 
 
+#: Role labels at a line start: a small model that writes one turn often goes on to script the next.
+TURN_STOPS = ["\nYOU:", "\nUSER:", "\nASSISTANT:", "\nUser:", "\nAssistant:", "\nYou:"]
+
+
 class StageSampling(_Config):
     """Per-request-kind sampling. Defaults suit small local models (short outputs, a repeat
     penalty); a strong model behind the same prompts does well with them too."""
 
     brief: SamplingParams = SamplingParams(temperature=0.7, max_tokens=72, stop=["\n"])
-    user_turn: SamplingParams = SamplingParams(temperature=0.8, max_tokens=90, stop=["\n\n"])
-    assistant_turn: SamplingParams = SamplingParams(temperature=0.7, max_tokens=110, stop=["\n\n"])
+    # A turn ends at a blank line or where the model starts writing the next speaker's line.
+    user_turn: SamplingParams = SamplingParams(temperature=0.8, max_tokens=90, stop=["\n\n", *TURN_STOPS])
+    assistant_turn: SamplingParams = SamplingParams(temperature=0.7, max_tokens=110, stop=["\n\n", *TURN_STOPS])
     operator: SamplingParams = SamplingParams(temperature=0.7, max_tokens=90, stop=["\n\n"])
     rubric: SamplingParams = SamplingParams(temperature=0.6, max_tokens=64, stop=["\n"])
     rubric_json: SamplingParams = SamplingParams(temperature=0.6, max_tokens=700)
@@ -79,6 +84,22 @@ class BackendConfig(_Config):
         return self
 
 
+class ReadinessThresholds(_Config):
+    """When a run's data is training-ready (see ``docs/curation.md``): every check must pass.
+
+    A figure that could not be measured fails its check. The flaw check applies only to runs with
+    flawed-turn scenarios; the judge check only where a qualification record exists, unless
+    ``require_qualified_judge``."""
+
+    min_kept_lint_pass_rate: float = Field(default=1.0, ge=0.0, le=1.0, description="share of kept rows that pass every lint detector")
+    min_kept: int = Field(default=10, ge=1, description="fewest kept scenarios")
+    min_kept_rate: float = Field(default=0.5, ge=0.0, le=1.0, description="fewest kept / planned")
+    max_mean_cosine: float = Field(default=0.6, gt=0.0, le=1.0, description="highest mean pairwise cosine of the kept scenarios' embeddings")
+    min_rubric_specificity: float = Field(default=0.5, ge=0.0, le=1.0, description="lowest share of criteria naming something concrete from the conversation")
+    min_flaw_standing_rate: float = Field(default=0.8, ge=0.0, le=1.0, description="lowest share of flawed-turn scenarios whose flaw stands")
+    require_qualified_judge: bool = Field(default=False, description="fail the verdict when the judge has no qualification record")
+
+
 class CurationConfig(_Config):
     """Quality gates, the LLM judge and near-duplicate removal (``generate`` and ``curate``)."""
 
@@ -98,12 +119,13 @@ class CurationConfig(_Config):
     min_turn_words: int = Field(default=4, ge=1)
     max_turn_words: int = Field(default=180, ge=10)
     answer_overlap: float = Field(
-        default=0.75, gt=0.0, le=1.0,
-        description="share of a positive criterion's content words a user statement may not contain (the user gave the answer)",
+        default=0.6, gt=0.0, le=1.0,
+        description="rubric leak: share of a criterion's word 3-grams a user or system turn may not repeat together with its verb",
     )
     cross_run: bool = Field(default=True, description="also drop near-duplicates of scenarios kept by earlier runs in the same store")
     prompts: Path | None = Field(default=None, description="folder with judge_quality.j2 and sign_check.j2; default: the shipped prompts")
     figures: bool = Field(default=True, description="draw the report's PNG figures (report.md is always written)")
+    readiness: ReadinessThresholds = Field(default=ReadinessThresholds(), description="thresholds of the training-ready verdict")
 
     @field_validator("embedding_model")
     @classmethod
@@ -143,6 +165,10 @@ class GenerateConfig(_Config):
     run_id: str | None = Field(default=None, description="default: derived from the config")
     backend: BackendConfig = BackendConfig()
     sampling: StageSampling = StageSampling()
+    turn_reasks: int = Field(
+        default=2, ge=0, le=10,
+        description="times a conversation turn that fails a turn-level lint detector is asked again (new seed) before the scenario is rejected",
+    )
     curate: bool = Field(default=True, description="run curation (gates, judge, dedup, report) after generation")
     curation: CurationConfig = CurationConfig()
 

@@ -1,4 +1,5 @@
-"""Prompts are Jinja files in ``prompts/``, rendered through one function with ``StrictUndefined``.
+"""Prompts are Jinja files in ``prompts/``, rendered through one function with ``StrictUndefined``
+in Jinja's sandbox (:mod:`scenario_forge.templating`): a prompts folder cannot run code.
 
 A template renders to a chat. Lines ``[system]`` and ``[user]`` (alone on a line) start the
 messages; text before any marker is a user message. The hash of every template used goes into the
@@ -12,8 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
+from . import templating
 from .errors import ConfigError
 from .hashing import sha256_hex
 from .records import Message
@@ -29,13 +29,8 @@ class PromptSet:
         self.folder = Path(folder) if folder is not None else resource_dir("prompts")
         if not self.folder.is_dir():
             raise ConfigError(f"prompts folder not found: {self.folder}")
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.folder)),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            autoescape=False,
+        self._env = templating.sandboxed_environment(
+            self.folder, keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True
         )
 
     @cached_property
@@ -49,16 +44,10 @@ class PromptSet:
         return {n: self.hashes[n] for n in names}
 
     def render_text(self, name: str, **variables: Any) -> str:
-        try:
-            template = self._env.get_template(name)
-        except jinja2.TemplateNotFound:
-            raise ConfigError(f"prompt template not found: {self.folder / name}") from None
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(f"prompt template {name}:{exc.lineno}: {exc.message}") from None
-        try:
-            return template.render(**variables).strip()
-        except jinja2.UndefinedError as exc:
-            raise ConfigError(f"prompt template {name} uses an undefined variable: {exc.message}") from None
+        if not (self.folder / name).is_file():
+            raise ConfigError(f"prompt template not found: {self.folder / name}")
+        template = templating.load(self._env, name, self.folder / name)
+        return templating.render(template, self.folder / name, **variables).strip()
 
     def render(self, name: str, **variables: Any) -> list[Message]:
         """Render ``name`` to chat messages."""

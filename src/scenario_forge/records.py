@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .redact import redact_optional
+
 Role = Literal["system", "user", "assistant"]
 Shape = Literal["plain", "flawed_prior_turn"]
 
@@ -158,6 +160,11 @@ class Reject(_Record):
     trait: str
     pressure: str
     raw: str | None = None
+
+    @field_validator("detail", "raw")
+    @classmethod
+    def _no_secrets(cls, value: str | None) -> str | None:
+        return redact_optional(value)  # error text from servers may echo the API key
 
     @classmethod
     def of_scenario(cls, scenario: Scenario, stage: str, reason: str, detail: str = "") -> Reject:

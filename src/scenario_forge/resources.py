@@ -13,7 +13,7 @@ _REPO = _PACKAGE.parent.parent
 
 
 def resource_dir(name: str) -> Path:
-    """The folder holding the shipped ``name`` (``taxonomy``, ``prompts`` or ``recipes``)."""
+    """The folder holding the shipped ``name`` (``taxonomy``, ``prompts``, ``recipes``, ``packs`` or ``labelled``)."""
     for candidate in (_REPO / name, _PACKAGE / "_resources" / name):
         if candidate.is_dir():
             return candidate

@@ -2,6 +2,7 @@
 
 ``OUT/RUN_ID/``::
 
+    .scenario-forge.lock  the one-writer lock (``runlock``): its holder's pid@host
     run.json              the run's fingerprint, written first; a different run may not reuse the folder
     shards/NNNNN-KEY.*    per shard: scenarios and rejects (parquet) and a ``.done.json`` marker
     generated.parquet     every generated scenario, before curation
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .backends.base import StageUsage
 from .errors import ConfigError
 from .records import Reject, Scenario, ScenarioSeed
+from .runlock import LOCK_NAME
 from .schema import atomic_write_text, read_rejects, read_scenarios, write_rejects, write_scenarios
 
 
@@ -105,7 +107,7 @@ class RunStore:
                     "choose another --run-id or --out"
                 )
             return True
-        if root.is_dir() and any(p.name != ".gitkeep" for p in root.iterdir()):
+        if root.is_dir() and any(p.name not in (".gitkeep", LOCK_NAME) for p in root.iterdir()):
             raise ConfigError(
                 f"output folder {root} is not empty and holds no scenario-forge run; choose another --run-id or --out"
             )

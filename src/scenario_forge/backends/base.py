@@ -15,9 +15,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..config import SamplingParams
+from ..redact import redact_optional
 from ..records import Message
 
 FinishReason = Literal["stop", "length", "error"]
@@ -48,6 +49,11 @@ class Generation(BaseModel):
     retries: int = 0
     error: str | None = None
 
+    @field_validator("error")
+    @classmethod
+    def _no_secrets(cls, value: str | None) -> str | None:
+        return redact_optional(value)  # server error bodies may echo the API key
+
     @property
     def ok(self) -> bool:
         return self.text is not None
@@ -72,6 +78,8 @@ class StageUsage(BaseModel):
     wall_s: float = 0.0
     retries: int = 0
     failures: int = 0
+    #: Conversation turns asked again because they failed a turn-level lint detector.
+    reasks: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -86,7 +94,7 @@ class StageUsage(BaseModel):
         self.wall_s += wall_s
 
     def merge(self, other: StageUsage) -> None:
-        for field in ("requests", "prompt_tokens", "completion_tokens", "retries", "failures"):
+        for field in ("requests", "prompt_tokens", "completion_tokens", "retries", "failures", "reasks"):
             setattr(self, field, getattr(self, field) + getattr(other, field))
         self.wall_s += other.wall_s
 

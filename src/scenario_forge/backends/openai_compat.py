@@ -60,6 +60,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import BackendError
+from ..redact import redact, register_secret
 from .base import Backend, ChatRequest, Generation
 
 T = TypeVar("T")
@@ -92,6 +93,7 @@ class _Secret:
     def __init__(self, value: str | None, source: str) -> None:
         self.value = value
         self.source = source
+        register_secret(value)  # never stored or printed: redact() masks it wherever it turns up
 
     def __repr__(self) -> str:
         return f"<secret from ${self.source}: {'set' if self.value else 'unset'}>"
@@ -108,7 +110,8 @@ class ServerFeatures:
 
 
 def _one_line(text: str, limit: int = 240) -> str:
-    text = " ".join(str(text).split())
+    """Server and exception text, secrets redacted (before cutting, so no half key survives), on one line."""
+    text = " ".join(redact(str(text)).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

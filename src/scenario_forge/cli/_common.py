@@ -15,6 +15,7 @@ from rich.console import Console
 
 from .._validation import one_line
 from ..errors import ForgeError
+from ..redact import redact
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,8 +23,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print ``error: message`` on one line and exit non-zero."""
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    """Print ``error: message`` on one line (secrets redacted) and exit non-zero."""
+    print(f"error: {' '.join(redact(message).split())}", file=sys.stderr)
     raise typer.Exit(code)
 
 

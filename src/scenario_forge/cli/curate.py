@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..curation.config import CurateConfig
-from ._common import build_config, console, guarded
+from ._common import build_config, console, fail, guarded
 from .summary import print_run_summary, shard_progress
 
 
@@ -66,7 +66,14 @@ def _run(args: dict[str, Any]) -> None:
     from ..curation.run import check_inputs
 
     check_inputs(cfg)  # bad input fails here, before Prefect or any model starts
-    with shard_progress(console):
+    from contextlib import ExitStack
+
+    from .. import runlock
+
+    with ExitStack() as locks:  # one writer per run folder
+        for run in sorted({Path(r).resolve() for r in cfg.runs}):
+            locks.enter_context(runlock.hold(runlock.run_lock(run), f"run folder {run}"))
+        locks.enter_context(shard_progress(console))
         if args["orchestrator"] == "direct":
             from ..curation.run import curate_runs
 
@@ -78,3 +85,8 @@ def _run(args: dict[str, Any]) -> None:
             manifests = run_flow_from_cli(curate_flow, config=cfg)
     for manifest in manifests:
         print_run_summary(manifest)
+    from .generate import nothing_kept
+
+    reasons = [nothing_kept(m, Path(r)) for r, m in zip(cfg.runs, manifests)]
+    if reasons and all(reasons):  # every file is written; the exit says that nothing was kept
+        fail("; ".join(r for r in reasons if r), 1)

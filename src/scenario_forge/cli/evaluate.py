@@ -27,11 +27,12 @@ def evaluate(
     judge_backend: Annotated[Optional[str], typer.Option("--judge-backend", help="Judge backend: embedded (default), llamacpp, openai, transformers.")] = None,
     judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Judge model: GGUF path, server model name or HF folder.")] = None,
     judge_base_url: Annotated[Optional[str], typer.Option("--judge-base-url", help="OpenAI-compatible server for the judge.")] = None,
+    require_qualified_judge: Annotated[Optional[bool], typer.Option("--require-qualified-judge", help="Refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7).")] = None,
     max_rows: Annotated[Optional[int], typer.Option("--max-rows", help="Evaluate the first N rows of each split only.")] = None,
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Max new tokens per answer (default 256).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", help="Answer sampling temperature (default 0: greedy).")] = None,
     refusal: Annotated[Optional[str], typer.Option("--refusal", help="Refusal detection: pattern (default) or judge.")] = None,
-    trained_domain: Annotated[Optional[list[str]], typer.Option("--trained-domain", help="Domain the model was trained on (repeatable; default health): the others are transfer.")] = None,
+    trained_domain: Annotated[Optional[list[str]], typer.Option("--trained-domain", help="Domain the model was trained on (repeatable; default: read from the mixture, the domains of its beneficial training rows): the others are transfer.")] = None,
     bootstrap: Annotated[Optional[int], typer.Option("--bootstrap", help="Bootstrap resamples (default 2000).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Answer sampling and bootstrap seed (default 0).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of EvalConfig fields; flags override it.")] = None,
@@ -48,7 +49,7 @@ FLAGS = {
     "baseline_label": "--baseline-label", "max_rows": "--max-rows", "answer_sampling.max_tokens": "--max-tokens",
     "answer_sampling.temperature": "--temperature", "refusal": "--refusal", "trained_domains": "--trained-domain",
     "bootstrap": "--bootstrap", "seed": "--seed", "judge.kind": "--judge-backend", "judge.model": "--judge-model",
-    "judge.base_url": "--judge-base-url",
+    "judge.base_url": "--judge-base-url", "require_qualified_judge": "--require-qualified-judge",
 }
 
 
@@ -98,6 +99,7 @@ def _run(args: dict[str, Any]) -> None:
             "trained_domains": args["trained_domain"],
             "bootstrap": args["bootstrap"],
             "seed": args["seed"],
+            "require_qualified_judge": args["require_qualified_judge"],
             **judge,
         },
         FLAGS,

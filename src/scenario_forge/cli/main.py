@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import taxonomy
+from . import judge, taxonomy
 from .curate import curate
 from .evaluate import evaluate
 from .generate import generate
+from .lint import lint
 from .mix import mix
 from .publish import publish
 from .train import train
@@ -26,7 +27,9 @@ app.command("mix")(mix)
 app.command("publish")(publish)
 app.command("train")(train)
 app.command("eval")(evaluate)
+app.command("lint")(lint)
 app.add_typer(taxonomy.app, name="taxonomy")
+app.add_typer(judge.app, name="judge")
 
 
 @app.command("version")

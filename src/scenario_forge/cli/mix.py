@@ -28,6 +28,7 @@ def mix(
     heldout_trait: Annotated[Optional[list[str]], typer.Option("--heldout-trait", help="Hold out this trait (repeatable; replaces the recipe's list).")] = None,
     allow_smaller: Annotated[Optional[bool], typer.Option("--allow-smaller", help="Build a smaller mixture (same exact ratio) when rows run short.")] = None,
     overwrite: Annotated[Optional[bool], typer.Option("--overwrite", help="Replace an existing mixture in --out.")] = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict", help="Refuse inputs that are not training-ready, and persistence probes that find no held-out scenario (default: warn).")] = None,
     spread_check: Annotated[Optional[bool], typer.Option("--spread-check/--no-spread-check", help="Sample answers and drop rubrics whose scores don't spread (default on).")] = None,
     spread_k: Annotated[Optional[int], typer.Option("--spread-k", help="Answers sampled per scenario for the spread check (>= 2, default 4).")] = None,
     keep_flagged: Annotated[Optional[bool], typer.Option("--keep-flagged", help="Keep flagged rubrics in training (still counted).")] = None,
@@ -37,12 +38,14 @@ def mix(
     judge_backend: Annotated[Optional[str], typer.Option("--judge-backend", help="Backend grading the answers (default: the policy backend).")] = None,
     judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Judge model.")] = None,
     judge_base_url: Annotated[Optional[str], typer.Option("--judge-base-url", help="OpenAI-compatible server for the judge.")] = None,
+    require_qualified_judge: Annotated[Optional[bool], typer.Option("--require-qualified-judge", help="Refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7).")] = None,
     embedding_model: Annotated[Optional[str], typer.Option("--embedding-model", help="sentence-transformers folder for the contamination guard.")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Near-duplicate cosine threshold (default 0.9).")] = None,
     taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="Taxonomy folder (default: the shipped one).")] = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Prompt templates folder (default: the shipped one).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of MixConfig fields; flags override it.")] = None,
     orchestrator: Annotated[str, typer.Option("--orchestrator", help="direct (default) or prefect.")] = "direct",
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="Print where every scenario would go and the spread check's requests; write nothing.")] = False,
 ) -> None:
     """Mix scenarios from runs with standard RL data per a recipe into OUT (train, held-out and
     persistence splits, mixture.json, dropped.parquet)."""
@@ -82,6 +85,7 @@ def _run(args: dict[str, Any]) -> None:
             "heldout_traits": args["heldout_trait"],
             "allow_smaller": args["allow_smaller"],
             "overwrite": args["overwrite"],
+            "strict": args["strict"],
             "embedding_model": args["embedding_model"],
             "threshold": args["threshold"],
             "taxonomy": s(args["taxonomy"]),
@@ -89,6 +93,7 @@ def _run(args: dict[str, Any]) -> None:
             "spread.enabled": args["spread_check"],
             "spread.k": args["spread_k"],
             "spread.keep_flagged": args["keep_flagged"],
+            "spread.require_qualified_judge": args["require_qualified_judge"],
             "spread.policy.kind": args["policy_backend"],
             "spread.policy.model": args["policy_model"],
             "spread.policy.base_url": args["policy_base_url"],
@@ -99,16 +104,53 @@ def _run(args: dict[str, Any]) -> None:
         from ..errors import ConfigError
 
         raise ConfigError(f"--orchestrator must be 'prefect' or 'direct', got {args['orchestrator']!r}")
-    if args["orchestrator"] == "direct":
-        from ..mixing.run import run_mix
+    if not cfg.strict:  # --strict refuses in the plan stage instead
+        from ..curation.quality import not_ready_warnings
 
-        meta = run_mix(cfg).model_dump(mode="json")
-    else:
-        from flows.mix import mix_flow
-        from ..orchestration.local_api import run_flow_from_cli
+        for line in not_ready_warnings(cfg.scenario_files()):
+            Console(stderr=True).print(line, style="yellow", highlight=False, soft_wrap=True, markup=False)
+    if args["plan_only"]:
+        from ..mixing.estimate import estimate_mixture
 
-        meta = run_flow_from_cli(mix_flow, config=cfg)
+        print_mix_plan(estimate_mixture(cfg))
+        return
+    from .. import runlock
+
+    # One writer per mixture folder: it is built in a staging folder and swapped in, so the lock
+    # file sits next to it (.OUT.lock).
+    with runlock.hold(runlock.sibling_lock(cfg.out), f"mixture folder {cfg.out}"):
+        if args["orchestrator"] == "direct":
+            from ..mixing.run import run_mix
+
+            meta = run_mix(cfg).model_dump(mode="json")
+        else:
+            from flows.mix import mix_flow
+            from ..orchestration.local_api import run_flow_from_cli
+
+            meta = run_flow_from_cli(mix_flow, config=cfg)
     print_mix_summary(meta, cfg.out)
+
+
+def print_mix_plan(p: Any, to: Console | None = None) -> None:
+    """The ``--plan-only`` report (a :class:`~scenario_forge.mixing.estimate.MixPlanReport`)."""
+    to = to or Console()
+    to.print(f"plan: recipe {p.recipe} -> {p.out} (nothing written); {p.loaded} scenarios loaded, "
+             f"{p.candidates} training candidates, ratio {p.ratio}, base set {p.base}")
+    to.print("held out: " + (", ".join(f"{k} {v}" for k, v in p.heldout.items()) or "none"))
+    to.print("not in any split: " + (", ".join(f"{k} {v}" for k, v in p.dropped.items()) or "none"))
+    if p.train is not None:
+        to.print(f"train: {p.train['beneficial']} beneficial + {p.train['standard']} standard = {p.train['total']} ({p.train_note})")
+    else:
+        to.print(f"train: cannot be built as asked: {p.train_note}")
+    if not p.spread:
+        to.print("spread check: off (no model requests)")
+        return
+    table = Table(title="spread check requests and tokens, first attempts (cached results are not asked again)")
+    for col in ("stage", "requests", "prompt tokens <=", "completion tokens <="):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for name, e in p.spread.items():
+        table.add_row(name, f"{e.requests:,}", f"{e.prompt_tokens:,}", f"{e.completion_tokens:,}")
+    to.print(table)
 
 
 def print_mix_summary(meta: dict[str, Any], out: Path, to: Console | None = None) -> None:

@@ -25,6 +25,7 @@ def publish(
     no_exports: Annotated[bool, typer.Option("--no-exports", help="Publish without the trl/verl configs.")] = False,
     shard_rows: Annotated[Optional[int], typer.Option("--shard-rows", help="Rows per parquet file (default 500000).")] = None,
     overwrite: Annotated[Optional[bool], typer.Option("--overwrite", help="Replace an existing --local folder.")] = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict", help="Refuse a source that is not training-ready (default: warn).")] = None,
     commit_message: Annotated[Optional[str], typer.Option("--commit-message", help="Hub commit message.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of PublishConfig fields; flags override it.")] = None,
     orchestrator: Annotated[str, typer.Option("--orchestrator", help="direct (default) or prefect.")] = "direct",
@@ -50,6 +51,7 @@ def _run(args: dict[str, Any]) -> None:
             "exports": exports,
             "shard_rows": args["shard_rows"],
             "overwrite": args["overwrite"],
+            "strict": args["strict"],
             "commit_message": args["commit_message"],
         },
     )
@@ -57,15 +59,27 @@ def _run(args: dict[str, Any]) -> None:
         from ..errors import ConfigError
 
         raise ConfigError(f"--orchestrator must be 'prefect' or 'direct', got {args['orchestrator']!r}")
-    if args["orchestrator"] == "direct":
-        from ..publishing.run import run_publish
+    if not cfg.strict:  # --strict refuses in the build stage instead
+        from ..curation.quality import not_ready_warnings
 
-        summary = run_publish(cfg).summary()
-    else:
-        from flows.publish import publish_flow
-        from ..orchestration.local_api import run_flow_from_cli
+        for line in not_ready_warnings([cfg.source]):
+            Console(stderr=True).print(line, style="yellow", highlight=False, soft_wrap=True, markup=False)
+    from contextlib import nullcontext
 
-        summary = run_flow_from_cli(publish_flow, config=cfg)
+    from .. import runlock
+
+    # One writer per --local folder (built in a staging folder and swapped in: the lock sits next to it).
+    lock = runlock.hold(runlock.sibling_lock(cfg.local), f"publish folder {cfg.local}") if cfg.local else nullcontext()
+    with lock:
+        if args["orchestrator"] == "direct":
+            from ..publishing.run import run_publish
+
+            summary = run_publish(cfg).summary()
+        else:
+            from flows.publish import publish_flow
+            from ..orchestration.local_api import run_flow_from_cli
+
+            summary = run_flow_from_cli(publish_flow, config=cfg)
     _print(summary)
 
 

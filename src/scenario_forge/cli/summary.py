@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .. import progress
 
@@ -55,6 +56,22 @@ def shard_progress(console: Console) -> Iterator[None]:
         stop()
 
 
+def print_quality(manifest: dict[str, Any], console: Console) -> None:
+    """The quality figures, the training-ready verdict and, when it is no, what to use instead."""
+    from ..curation.quality import figures_line, verdict_line
+
+    quality = manifest.get("quality")
+    reasks = sum(int(u.get("reasks", 0)) for u in manifest.get("usage", {}).values())
+    if quality:
+        console.print(f"{figures_line(quality)}; turns re-asked for lint findings: {reasks}", highlight=False, soft_wrap=True)
+    line = verdict_line(quality)
+    ready = bool(quality and quality["verdict"]["training_ready"])
+    console.print(Text(line, style="green" if ready else "yellow"), soft_wrap=True)
+    advice = (quality or {}).get("verdict", {}).get("advice")
+    if advice:
+        console.print(f"instead: {advice}", highlight=False, soft_wrap=True)
+
+
 #: The stages whose time ``generation_wall_s`` covers (curation's judge and embedder run after it).
 GENERATION_STAGES = ("brief", "dialogue", "rubric")
 
@@ -76,18 +93,19 @@ def print_run_summary(manifest: dict[str, Any], console: Console | None = None) 
     # A stage's seconds are summed over the shards that ran it side by side (shard-seconds), so its
     # tok/s is per shard stream; the line below gives the run's overall throughput.
     usage = Table(title="model usage by stage (seconds summed over concurrent shards)")
-    for col in ("stage", "requests", "prompt tok", "completion tok", "shard s", "tok/s", "retries", "failures"):
+    for col in ("stage", "requests", "prompt tok", "completion tok", "shard s", "tok/s", "retries", "re-asks", "failures"):
         usage.add_column(col, justify="right" if col != "stage" else "left")
     for stage, u in manifest["usage"].items():
         usage.add_row(
             stage, str(u["requests"]), str(u["prompt_tokens"]), str(u["completion_tokens"]),
-            f"{u['wall_s']:.1f}", f"{u['tokens_per_s']:.1f}", str(u["retries"]), str(u["failures"]),
+            f"{u['wall_s']:.1f}", f"{u['tokens_per_s']:.1f}", str(u["retries"]), str(u.get("reasks", 0)), str(u["failures"]),
         )
     console.print(usage)
     if manifest.get("curation"):
         from ..curation.report import summary_line
 
         console.print(summary_line(manifest))
+    print_quality(manifest, console)
     t = manifest["timings"]
     wall = t.get("generation_wall_s", 0)
     generated = sum(u["completion_tokens"] for stage, u in manifest["usage"].items() if stage in GENERATION_STAGES)

@@ -23,6 +23,7 @@ def train(
     judge_backend: Annotated[Optional[str], typer.Option("--judge-backend", help="Backend grading rubric/generic rewards: embedded (default), llamacpp, openai, transformers.")] = None,
     judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Judge model: GGUF path, server model name or HF folder.")] = None,
     judge_base_url: Annotated[Optional[str], typer.Option("--judge-base-url", help="OpenAI-compatible server for the judge.")] = None,
+    require_qualified_judge: Annotated[Optional[bool], typer.Option("--require-qualified-judge", help="Refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7).")] = None,
     learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", "--lr", help="Learning rate (GRPO default 1e-6, SFT 2e-5).")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer steps (overrides --epochs).")] = None,
     epochs: Annotated[Optional[float], typer.Option("--epochs", help="Epochs over the rows (default 1).")] = None,
@@ -56,6 +57,7 @@ FLAGS = {
     "temperature": "--temperature", "seed": "--seed", "save_steps": "--save-steps", "logging_steps": "--logging-steps",
     "vllm_mode": "--vllm-mode", "vllm_server_base_url": "--vllm-server-base-url", "data": "--sft",
     "judge.kind": "--judge-backend", "judge.model": "--judge-model", "judge.base_url": "--judge-base-url",
+    "require_qualified_judge": "--require-qualified-judge",
 }
 
 
@@ -106,6 +108,7 @@ def _run(args: dict[str, Any]) -> None:
             "use_vllm": args["use_vllm"],
             "vllm_mode": args["vllm_mode"],
             "vllm_server_base_url": args["vllm_server_base_url"],
+            "require_qualified_judge": args["require_qualified_judge"],
             **judge,
         },
         FLAGS,
@@ -127,7 +130,8 @@ def _run_sft(args: dict[str, Any]) -> None:
     from ..training.config import SFTPackConfig
 
     unused = [k for k in ("mixture", "split", "num_generations", "max_completion_length", "beta", "loss_type",
-                          "temperature", "use_vllm", "judge_backend", "judge_model", "judge_base_url") if args[k] is not None]
+                          "temperature", "use_vllm", "judge_backend", "judge_model", "judge_base_url",
+                          "require_qualified_judge") if args[k] is not None]
     if unused:
         raise ConfigError(f"--sft fine-tunes on a pack; --{unused[0].replace('_', '-')} applies to GRPO only")
     cfg = build_config(

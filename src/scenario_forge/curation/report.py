@@ -164,8 +164,11 @@ def write_figures(
     return dict(FIGURES)
 
 
-def render_markdown(run_id: str, counts: Counts, report: dict[str, Any], figures: dict[str, str]) -> str:
-    """``report.md``: the accounting first, then each curation step, then the figures."""
+def render_markdown(
+    run_id: str, counts: Counts, report: dict[str, Any], figures: dict[str, str], quality: dict[str, Any] | None = None
+) -> str:
+    """``report.md``: the accounting first, then the quality figures and the training-ready
+    verdict, then each curation step, then the figures."""
     lines = [
         f"# Curation report: {run_id}",
         "",
@@ -179,6 +182,8 @@ def render_markdown(run_id: str, counts: Counts, report: dict[str, Any], figures
     ]
     lines += [f"| {reason} | {n} |" for reason, n in sorted(counts.rejected_by_reason.items(), key=lambda kv: -kv[1])]
     lines += [f"| **rejected** | **{counts.rejected}** |", f"| dedup (near-duplicates) | {counts.deduplicated} |", ""]
+    if quality:
+        lines += quality_markdown(quality)
     settings = report.get("config", {})
     lines += [
         "## Settings",
@@ -248,6 +253,48 @@ def render_markdown(run_id: str, counts: Counts, report: dict[str, Any], figures
     return "\n".join(lines).rstrip() + "\n"
 
 
+def quality_markdown(quality: dict[str, Any]) -> list[str]:
+    """The report's "Quality and training readiness" section (definitions in ``docs/curation.md``)."""
+    from .quality import verdict_line
+
+    v = quality["verdict"]
+    lint, div, spec, flaw, judge = (
+        quality["lint"], quality["diversity"], quality["rubric_specificity"], quality["flaw_standing"], quality["judge"],
+    )
+
+    def f(x: Any, pct: bool = False) -> str:
+        return "n/a" if x is None else (f"{100 * x:.1f}%" if pct else f"{x:.3f}")
+
+    lines = [
+        "## Quality and training readiness",
+        "",
+        f"**{verdict_line(quality)}**",
+        "",
+    ]
+    if v.get("advice"):
+        lines += [f"Instead: {v['advice']}.", ""]
+    lines += [
+        "| figure | value |",
+        "|---|---:|",
+        f"| lint pass rate, generated rows | {f(lint['pass_rate'], True)} ({lint['usable']}/{lint['checked']}) |",
+        f"| lint pass rate, kept rows | {f(lint['kept_pass_rate'], True)} ({lint['kept_usable']}/{lint['kept_checked']}) |",
+        f"| kept / planned | {quality['kept']}/{quality['planned']} ({f(quality['kept_rate'], True)}) |",
+        f"| mean pairwise cosine, kept | {f(div['mean_pairwise_cosine'])} |",
+        f"| distinct-2 of user turns, kept | {f(div['distinct_2_user'])} |",
+        f"| rubric specificity, kept | {f(spec['rate'], True)} ({spec['specific']}/{spec['criteria']} criteria) |",
+        f"| flaw standing rate, generated | {f(flaw['rate'], True)} ({flaw['standing']}/{flaw['flawed']}) |",
+        f"| judge qualified | {'unknown (no record)' if judge.get('qualified') is None else 'yes' if judge['qualified'] else 'no'} |",
+        "",
+    ]
+    if lint["by_reason"]:
+        lines += ["| lint reason (generated rows) | rows |", "|---|---:|"]
+        lines += [f"| {code} | {n} |" for code, n in lint["by_reason"].items()]
+        lines.append("")
+    lines += ["| check | passed | value | threshold |", "|---|---|---:|---:|"]
+    lines += [f"| {c['check']} | {'yes' if c['passed'] else '**no**'} | {c['value']} | {c['threshold']} |" for c in v["checks"]]
+    return lines + [""]
+
+
 def write_report(
     root: Path,
     run_id: str,
@@ -256,6 +303,7 @@ def write_report(
     kept: Sequence[Scenario],
     kept_vectors: np.ndarray | None,
     nn_similarity: np.ndarray | None,
+    quality: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     settings = report.get("config", {})
     figures = (
@@ -263,7 +311,7 @@ def write_report(
         if settings.get("figures", True)
         else {}
     )
-    atomic_write_text(root / "report.md", render_markdown(run_id, counts, report, figures))
+    atomic_write_text(root / "report.md", render_markdown(run_id, counts, report, figures, quality))
     return {**figures, "report": "report.md"}
 
 

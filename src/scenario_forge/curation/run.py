@@ -28,6 +28,7 @@ from ..schema import atomic_write_text, read_rejects, read_scenarios, write_reje
 from ..store import RunStore
 from .config import CurateConfig
 from .index import StoreIndex
+from .quality import run_quality
 from .report import write_report
 from .stages import USAGE_KEYS, Batch, run_stages, start_batch
 
@@ -41,6 +42,8 @@ class CurationResult:
     usage: dict[str, StageUsage]
     timings: dict[str, float | int]
     report: dict[str, Any]
+    #: The run's quality figures and training-ready verdict (``manifest.json`` ``quality``).
+    quality: dict[str, Any] = field(default_factory=dict)
 
 
 def curate_generated(
@@ -63,13 +66,14 @@ def curate_generated(
     batch = run_stages(start_batch(run_root.parent, [run_id], [run_root.name], generated, config), config, backend)
     planned = len(generated) + len(prior_rejects) if planned is None else planned
     counts = Counts.tally(planned, len(batch.candidates), list(prior_rejects) + batch.rejects)
-    report = _finish_report(batch, run_root, run_id, counts, others=[])
+    report, quality = _finish_report(batch, run_root, run_id, counts, [], generated, config)
     if batch.embedding_model is not None:
         StoreIndex(batch.store, batch.embedding_model).save(
             run_root.name, [s.id for s in batch.candidates], _vectors(batch)
         )
     return CurationResult(
-        kept=batch.candidates, rejects=batch.rejects, usage=batch.usage, timings=batch.timings, report=report
+        kept=batch.candidates, rejects=batch.rejects, usage=batch.usage, timings=batch.timings, report=report,
+        quality=quality,
     )
 
 
@@ -77,15 +81,34 @@ def _vectors(batch: Batch) -> np.ndarray:
     return batch.vectors if batch.vectors is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def _finish_report(batch: Batch, root: Path, run_id: str, counts: Counts, others: list[str]) -> dict[str, Any]:
-    """Write the report and figures for one run; returns the manifest's ``curation`` section."""
+def _finish_report(
+    batch: Batch,
+    root: Path,
+    run_id: str,
+    counts: Counts,
+    others: list[str],
+    generated: list[Scenario],
+    config: CurationConfig,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the report and figures for one run; returns the manifest's ``curation`` and
+    ``quality`` sections (``generated`` are the run's rows that went into curation)."""
     progress.report("curation", step=f"report for {run_id}")
     mine = [i for i, s in enumerate(batch.candidates) if s.provenance.run_id == run_id]
     kept = [batch.candidates[i] for i in mine]
     vectors = batch.vectors[mine] if batch.vectors is not None and len(batch.vectors) else None
     report = {**batch.report, "curated_with": others}
-    files = write_report(root, run_id, counts, report, kept, vectors, batch.nn_similarity)
-    return {**report, "files": files}
+    judge = report.get("judge") or {}
+    quality = run_quality(
+        planned=counts.planned,
+        generated=generated,
+        kept=kept,
+        kept_vectors=vectors,
+        embedding_model=batch.embedding_model,
+        judge_model=judge.get("judge_model"),
+        thresholds=config.readiness,
+    )
+    files = write_report(root, run_id, counts, report, kept, vectors, batch.nn_similarity, quality=quality)
+    return {**report, "files": files}, quality
 
 
 # -- standalone re-curation ---------------------------------------------------------------------
@@ -193,7 +216,7 @@ def write_runs(batch: Batch, runs: list[RunInput], config: CurateConfig) -> list
     for plan in plans:
         run = plan.run
         others = [r.run_id for r in runs if r is not run]
-        report = _finish_report(batch, run.root, run.run_id, plan.counts, others)
+        report, quality = _finish_report(batch, run.root, run.run_id, plan.counts, others, run.generated, config.curation)
         store = RunStore(run.root)
         write_scenarios(store.scenarios_path, plan.kept)
         write_rejects(store.rejects_path, plan.rejects)
@@ -207,6 +230,7 @@ def write_runs(batch: Batch, runs: list[RunInput], config: CurateConfig) -> list
             usage=usage,
             timings=timings,
             curation=report,
+            quality=quality,
             files={**data.get("files", {}), "report": "report.md"},
         )
         manifest = Manifest.model_validate(data)

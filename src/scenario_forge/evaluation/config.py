@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..config import BackendConfig, SamplingParams
+from ..grading.config import GradingConfig
 
 RefusalMethod = Literal["pattern", "judge"]
 
@@ -39,11 +40,16 @@ class EvalConfig(BaseModel):
     judge: BackendConfig = Field(
         default=BackendConfig(kind="embedded", parallel_sequences=32), description="grades rubric and generic rows"
     )
+    grading: GradingConfig = Field(default_factory=GradingConfig, description="how the rubric judge is asked (form, tokens, retries)")
+    require_qualified_judge: bool = Field(
+        default=False, description="refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7)"
+    )
     answer_sampling: AnswerSampling = AnswerSampling()
     refusal: RefusalMethod = Field(default="pattern", description="how refusals are detected (docs/evaluation.md)")
-    trained_domains: list[str] = Field(
-        default_factory=lambda: ["health"],
-        description="domains the model was trained on; the others are its transfer domains",
+    trained_domains: list[str] | None = Field(
+        default=None,
+        description="domains the model was trained on; the others are its transfer domains. "
+        "Default: read from the mixture (the domains of its beneficial training rows, mixture.json)",
     )
     bootstrap: int = Field(default=2000, ge=100, le=1_000_000, description="bootstrap resamples for the CIs")
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)

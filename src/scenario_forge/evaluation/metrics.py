@@ -1,5 +1,11 @@
 """The report's arithmetic, as plain functions over graded answers (:class:`GradeRow`).
 
+Scores are HealthBench's: each rubric answer's score is achieved / positive points, *unclipped*
+(it can be negative); a reported mean (``mean`` in :func:`summary` and the trait table) is the mean
+of the per-example scores clipped to [0, 1], with a bootstrap over examples (the interval and the
+standard deviation of the clipped mean, as HealthBench reports it). ``mean_unclipped`` keeps the
+raw mean. Paired comparisons work on the per-example scores (unclipped) and are not clipped.
+
 Every mean is over *scored* answers only: an answer the judge could not score, a failed
 generation, or an exact-match row without a reference has ``score=None``; it is left out and
 counted (``unscored``), never read as 0.
@@ -17,7 +23,7 @@ of the mean difference lies above 0, *worse* when below, otherwise *no significa
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +59,34 @@ def mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
 
+def clipped_mean(values: Sequence[float]) -> float | None:
+    """HealthBench's aggregate: the mean of per-example scores, clipped to [0, 1].
+
+    >>> clipped_mean([1.0, -0.5, 0.2]), clipped_mean([-0.4, 0.1]), clipped_mean([]) is None
+    (0.2333333333333333, 0.0, True)
+    """
+    return float(np.clip(np.mean(values), 0.0, 1.0)) if len(values) else None
+
+
+def clipped_bootstrap(values: Sequence[float], stats: Stats | None = None) -> dict[str, float | None]:
+    """Bootstrap over examples of the clipped mean: percentile CI and standard deviation (HealthBench's
+    ``bootstrap_std``).
+
+    >>> r = clipped_bootstrap([-1.0, -0.5, 0.5, 1.0], Stats(n_boot=500))
+    >>> 0.0 <= r["ci_low"] <= r["ci_high"] <= 1.0 and r["bootstrap_std"] > 0
+    True
+    """
+    stats = stats or Stats()
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return {"ci_low": None, "ci_high": None, "bootstrap_std": None}
+    rng = np.random.default_rng(stats.seed)
+    means = np.clip(x[rng.integers(0, x.size, size=(stats.n_boot, x.size))].mean(axis=1), 0.0, 1.0)
+    alpha = (1.0 - stats.confidence) / 2
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return {"ci_low": float(low), "ci_high": float(high), "bootstrap_std": float(np.std(means))}
+
+
 def bootstrap_ci(
     values: Sequence[float], n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float] | None:
@@ -75,8 +109,9 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
-def summary(rows: Sequence[GradeRow]) -> dict[str, Any]:
-    """Counts, mean score, refusal rate and the score over the answers that did not refuse."""
+def summary(rows: Sequence[GradeRow], stats: Stats | None = None) -> dict[str, Any]:
+    """Counts, the clipped mean score with its bootstrap CI, refusal rate and the score over the
+    answers that did not refuse."""
     values = scored(rows)
     known = [r for r in rows if r.refused is not None]
     refused = [r for r in known if r.refused]
@@ -92,12 +127,16 @@ def summary(rows: Sequence[GradeRow]) -> dict[str, Any]:
         "unscoreable": status["unscoreable"],
         "generation_failed": status["generation_failed"],
         "no_reference": status["no_reference"],
-        "mean": mean(values),
+        "mean": clipped_mean(values),
+        "mean_unclipped": mean(values),
+        **clipped_bootstrap(values, stats),
         "refusals": len(refused),
         "refusal_unknown": len(rows) - len(known),
         "refusal_rate": len(refused) / len(known) if known else None,
+        # every class the refusal classifier gave (only "refusal" counts as refused above)
+        "refusal_classes": dict(sorted(Counter(r.refusal_class for r in rows if r.refusal_class is not None).items())),
         "non_refused_scored": len(kept_scores),
-        "mean_non_refused": mean(kept_scores),
+        "mean_non_refused": clipped_mean(kept_scores),
     }
 
 
@@ -129,7 +168,7 @@ def trait_table(rows: Sequence[GradeRow]) -> list[dict[str, Any]]:
     out = []
     for (domain, trait), group in by(trait_rows(rows), lambda r: (r.domain or "-", r.trait or "-")).items():
         values = scored(group)
-        out.append({"domain": domain, "trait": trait, "n": len(group), "scored": len(values), "mean": mean(values)})
+        out.append({"domain": domain, "trait": trait, "n": len(group), "scored": len(values), "mean": clipped_mean(values)})
     return out
 
 
@@ -220,7 +259,7 @@ def persistence(rows: Sequence[GradeRow], stats: Stats = Stats()) -> dict[str, A
     if PERSISTENCE["plain"] not in split_rows:
         return None
     plain = split_rows[PERSISTENCE["plain"]]
-    out: dict[str, Any] = {name: summary(split_rows.get(split, [])) for name, split in PERSISTENCE.items()}
+    out: dict[str, Any] = {name: summary(split_rows.get(split, []), stats) for name, split in PERSISTENCE.items()}
 
     def key(r: GradeRow) -> str:
         return r.pair_key
@@ -304,9 +343,9 @@ def report_figures(
     figures: dict[str, Any] = {"models": {}}
     for label, rows in grades.items():
         figures["models"][label] = {
-            "overall": summary(rows),
-            "splits": {split: summary(r) for split, r in by(rows, lambda r: r.split).items()},
-            "sources": {src: summary(r) for src, r in by(rows, lambda r: r.source).items()},
+            "overall": summary(rows, stats),
+            "splits": {split: summary(r, stats) for split, r in by(rows, lambda r: r.split).items()},
+            "sources": {src: summary(r, stats) for src, r in by(rows, lambda r: r.source).items()},
             "domain_trait": trait_table(rows),
             "persistence": persistence(rows, stats),
         }

@@ -54,6 +54,9 @@ class GradeRow(_Record):
     unscoreable_criteria: int = 0
     met: str = "[]"  # JSON list of true/false/null per criterion
     refused: bool | None = None
+    #: refusal | decline_false_premise | decline_harmful_step | engaged (evaluation/refusal.py);
+    #: None when unknown. ``refused`` is True for ``refusal`` only.
+    refusal_class: str | None = None
 
     @property
     def pair_key(self) -> str:
@@ -80,6 +83,7 @@ _SCHEMA = pa.schema(
         ("unscoreable_criteria", pa.int64()),
         ("met", pa.string()),
         ("refused", pa.bool_()),
+        ("refusal_class", pa.string()),
     ]
 )
 

@@ -160,9 +160,10 @@ def markdown(meta: dict[str, Any], figures: dict[str, Any], model_label: str, ba
         lines += _table(["eval", "pairs", model_label, baseline_label or "", "diff", "CI", "rows W/L/T", "verdict"], rows) + [""]
         transfer = figures.get("transfer")
         if transfer:
-            trained = ", ".join(transfer["trained_domains"])
-            lines += ["## Transfer", "", (f"Trained domains: {trained}; transfer = every other domain "
-                                          "(beneficial rows of the held-out splits)."), ""]
+            trained = ", ".join(transfer["trained_domains"]) or "none"
+            origin = {"mixture": " (the mixture's beneficial training rows)", "override": " (--trained-domain)"}
+            lines += ["## Transfer", "", (f"Trained domains: {trained}{origin.get(meta.get('trained_domains_from'), '')}; "
+                                          "transfer = every other domain (beneficial rows of the held-out splits)."), ""]
             rows = []
             for name in ("in_domain", "transfer"):
                 e = transfer[name]

@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict
 from ..backends.base import StageUsage
 from ..backends.factory import backend_identity
 from ..config import BackendConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, ForgeError
 from ..grading import GenericJudge, RubricGrader
 from ..grading.generic_judge import TEMPLATE as GENERIC_TEMPLATE
 from ..grading.rubric_grader import JUDGE_TEMPLATE
 from ..mixing.io import read_meta, read_split
+from ..mixing.io import trained_domains as mixture_trained_domains
 from ..prompts import PromptSet
 from ..records import MixtureRow
 from .backends import connect, load_backend
@@ -45,6 +46,11 @@ class PreparedEval(BaseModel):
     identities: dict[str, str]
     judge_identity: str | None
     baseline_grades: list[GradeRow] | None = None
+    #: The transfer split: ``--trained-domain`` if given, else the mixture's beneficial domains.
+    trained_domains: list[str] = []
+    trained_domains_from: str = "mixture"
+    #: The rubric judge's qualification as found before the run (grading/qualification.py).
+    judge_qualification: dict[str, Any] | None = None
 
 
 class EvalResult(BaseModel):
@@ -73,6 +79,10 @@ def prepare_eval(config: EvalConfig) -> PreparedEval:
     if meta.train_split in splits:
         raise ConfigError(f"split {meta.train_split!r} is the training split; evaluate held-out splits")
     rows = {s: read_split(config.mixture, s)[: config.max_rows] for s in splits}
+    if config.trained_domains is not None:
+        trained, trained_from = sorted(set(config.trained_domains)), "override"
+    else:
+        trained, trained_from = mixture_trained_domains(config.mixture, meta), "mixture"
     for split, split_rows in rows.items():
         if not split_rows:
             raise ConfigError(f"split {split!r} of {config.mixture} has no rows")
@@ -81,13 +91,20 @@ def prepare_eval(config: EvalConfig) -> PreparedEval:
         baseline_grades = _load_baseline_grades(config.baseline_grades, rows, config.baseline_label)
     all_rows = [r for rs in rows.values() for r in rs]
     needs_judge = config.refusal == "judge" or any(r.reward_type in ("rubric", "generic_judge") for r in all_rows)
-    judge_identity = None
-    if needs_judge:
-        connect(config.judge, "judge")
-        judge_identity = backend_identity(config.judge)
     models = {config.model_label: config.model}
     if config.baseline is not None:
         models[config.baseline_label] = config.baseline
+    judge_identity = None
+    judge_qualification = None
+    if needs_judge:
+        from ..grading.qualification import gate_judge
+
+        judge = connect(config.judge, "judge")
+        judge_identity = backend_identity(config.judge)
+        judge_qualification = gate_judge(
+            config.judge, "eval", config.grading, require=config.require_qualified_judge,
+            graded={label: _identity_or_none(cfg) for label, cfg in models.items()}, backend=judge,
+        )
     identities = {}
     for label, cfg in models.items():
         connect(cfg, label)
@@ -102,7 +119,17 @@ def prepare_eval(config: EvalConfig) -> PreparedEval:
         identities=identities,
         judge_identity=judge_identity,
         baseline_grades=baseline_grades,
+        judge_qualification=judge_qualification,
+        trained_domains=trained,
+        trained_domains_from=trained_from,
     )
+
+
+def _identity_or_none(cfg: BackendConfig) -> str | None:
+    try:
+        return backend_identity(cfg)
+    except ForgeError:  # an unreachable model fails next, on its own probe
+        return None
 
 
 def _load_baseline_grades(folder: Path, rows: dict[str, list[MixtureRow]], label: str) -> list[GradeRow]:
@@ -145,7 +172,7 @@ def evaluate_split(prepared: PreparedEval, label: str, split: str, usage: StageU
     )
     kinds = {r.reward_type for r in rows}
     judge = load_backend(config.judge) if prepared.judge_identity else None
-    grader = RubricGrader(judge) if judge is not None and "rubric" in kinds else None
+    grader = RubricGrader(judge, config=config.grading) if judge is not None and "rubric" in kinds else None
     generic = GenericJudge(judge) if judge is not None and "generic_judge" in kinds else None
     return grade_answers(label, rows, answers, grader, generic, config.refusal, judge)
 
@@ -157,7 +184,7 @@ def finish_eval(prepared: PreparedEval, grades: dict[str, list[GradeRow]], wall_
         grades = {**grades, config.baseline_label: prepared.baseline_grades}
     baseline_label = config.baseline_label if config.has_baseline else None
     stats = Stats(n_boot=config.bootstrap, confidence=config.confidence, seed=config.seed, min_pairs=config.min_pairs)
-    figures = report_figures(grades, config.model_label, baseline_label, config.trained_domains, stats)
+    figures = report_figures(grades, config.model_label, baseline_label, prepared.trained_domains, stats)
     meta = {
         "mixture": str(config.mixture),
         "splits": {s: len(r) for s, r in prepared.rows.items()},
@@ -165,6 +192,7 @@ def finish_eval(prepared: PreparedEval, grades: dict[str, list[GradeRow]], wall_
         "baseline_label": baseline_label,
         "models": prepared.identities,
         "judge": prepared.judge_identity,
+        "judge_qualification": prepared.judge_qualification,
         "templates": PromptSet().hash_of([JUDGE_TEMPLATE, GENERIC_TEMPLATE, REFUSAL_TEMPLATE]),
         "refusal": config.refusal,
         "answer_sampling": config.answer_sampling.model_dump(),
@@ -172,7 +200,8 @@ def finish_eval(prepared: PreparedEval, grades: dict[str, list[GradeRow]], wall_
         "confidence": config.confidence,
         "min_pairs": config.min_pairs,
         "seed": config.seed,
-        "trained_domains": config.trained_domains,
+        "trained_domains": prepared.trained_domains,
+        "trained_domains_from": prepared.trained_domains_from,
         "config": config.model_dump(mode="json"),
         "wall_s": round(wall_s, 2),
     }

@@ -18,7 +18,7 @@ from ..hashing import content_key
 from ..mixing.base_tasks import exact_match_reward
 from ..records import MixtureRow
 from .records import Answer, GradeRow, read_answers, write_answers
-from .refusal import detect_refusals
+from .refusal import classify_refusals
 
 
 def answers_key(model_identity: str, sampling: SamplingParams, seed: int, rows: Sequence[MixtureRow]) -> str:
@@ -118,7 +118,7 @@ def grade_answers(
                 scores[i] = (None, "no_reference", 0, 0, [])
             else:
                 scores[i] = (exact_match_reward(a.text, r.answer), "scored", 0, 0, [])
-    refused = detect_refusals([(r.prompt, a.text) for r, a in zip(rows, answers)], refusal, refusal_backend)
+    classes = classify_refusals([(r.prompt, a.text) for r, a in zip(rows, answers)], refusal, refusal_backend)
     out = []
     for i, (r, a) in enumerate(zip(rows, answers)):
         score, status, criteria, unscoreable, met = scores[i]
@@ -140,7 +140,9 @@ def grade_answers(
                 criteria=criteria,
                 unscoreable_criteria=unscoreable,
                 met=json.dumps(met),
-                refused=refused[i] if a.text is not None else None,
+                # only a true refusal counts as refused: declining a false premise or a harmful step does not
+                refused=(classes[i] == "refusal") if a.text is not None and classes[i] is not None else None,
+                refusal_class=classes[i] if a.text is not None else None,
             )
         )
     return out

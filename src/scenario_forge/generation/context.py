@@ -23,6 +23,8 @@ class StageContext:
     sampling: StageSampling
     run_id: str
     structured: bool = False
+    #: Re-asks for a conversation turn that fails a turn-level lint detector.
+    turn_reasks: int = 2
     usage: dict[str, StageUsage] = field(default_factory=dict)
 
     def generate(self, stage: str, requests: Sequence[ChatRequest]) -> list[Generation]:

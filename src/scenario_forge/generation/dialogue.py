@@ -7,6 +7,11 @@ is not); the earlier assistant turns are written separately and, for the ``flawe
 shape, the first one carries the planted mistake (a made-up citation, a wrong dose, ...) that the
 next user turn relies on or challenges. Scenarios with an operator persona open with a system
 prompt that pushes bad advice. Every conversation ends with a user turn: it is an RL prompt.
+
+Every turn passes the turn-level lint detectors (:func:`scenario_forge.lint.turn_problems`:
+role confusion, placeholders, template fragments, repetition, copying, a truncated final turn)
+before it joins the conversation; a turn that fails is asked again with a new seed up to
+``turn_reasks`` times, and a scenario whose turn still fails is rejected with the lint code.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..lint import turn_problems
 from ..records import Briefed, Dialogue, Message, Reject
 from .context import StageContext
 from .formats import clean_sentence, clean_turn
-from .retry import ask_with_repair
+from .retry import Reask, ask_with_repair
 
 STAGE = "dialogue"
 
@@ -42,12 +48,16 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
     def run_step(
         name: str, role: str, chosen: list[_Draft], make, check
     ) -> None:
-        outcomes = ask_with_repair(ctx, STAGE, chosen, make, check)
+        reasks = ctx.turn_reasks if role != "system" else 1
+        outcomes = ask_with_repair(ctx, STAGE, chosen, make, check, reasks=reasks)
         for draft, outcome in zip(chosen, outcomes):
             if outcome.value is None:
-                rejects.append(
-                    Reject.of(draft.item.seed, ctx.run_id, STAGE, f"{name}_{outcome.reason}", detail=outcome.detail, raw=outcome.raw)
-                )
+                if outcome.lint:  # a turn-level lint finding survived every re-ask: the lint code is the reason
+                    reason = outcome.reason or "lint"
+                    detail = f"{name} after {outcome.reasks} re-asks: {outcome.detail}"
+                else:
+                    reason, detail = f"{name}_{outcome.reason}", outcome.detail
+                rejects.append(Reject.of(draft.item.seed, ctx.run_id, STAGE, reason, detail=detail, raw=outcome.raw))
                 drafts.remove(draft)
             else:
                 draft.messages.append(Message(role=role, content=outcome.value))  # type: ignore[arg-type]
@@ -74,7 +84,10 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
                 brief=d.item.brief, history=d.history(), turn=turn, escalation=_step(ctx, d, turn),
                 challenge_flaw=d.flawed_turn_index is not None and turn == 1, retry=a > 0,
             ),
-            lambda d, g: _as_pair(clean_turn(g.text, "user", previous=d.said("user"), max_sentences=3)),
+            lambda d, g, turn=turn: _linted(
+                d, "user", clean_turn(_whole_sentences(g), "user", previous=d.said("user"), max_sentences=3),
+                final=turn == d.item.seed.user_turns - 1,
+            ),
         )
         assistants = [d for d in drafts if turn < d.item.seed.user_turns - 1]
         if not assistants:
@@ -85,7 +98,7 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
                 d.item.seed, f"assistant.{turn}", a, "assistant_turn.j2", ctx.sampling.assistant_turn,
                 history=d.history(), plant_flaw=_plants_flaw(d, turn), retry=a > 0,
             ),
-            lambda d, g: _as_pair(clean_turn(g.text, "assistant", previous=d.said("assistant"))),
+            lambda d, g: _linted(d, "assistant", clean_turn(_whole_sentences(g), "assistant", previous=d.said("assistant"))),
         )
         for d in assistants:
             if d in drafts and _plants_flaw(d, turn):
@@ -109,3 +122,32 @@ def _step(ctx: StageContext, draft: _Draft, turn: int) -> str:
 
 def _as_pair(checked):  # Checked -> (value, reason) for ask_with_repair
     return checked.value, checked.reason
+
+
+def _whole_sentences(gen) -> str | None:
+    """The generation's text; when it ran out of tokens, cut back to its last finished sentence
+    (if it has one), so a turn never ends mid-sentence because of ``max_tokens``.
+
+    >>> from types import SimpleNamespace as G
+    >>> _whole_sentences(G(text="I took two pills. Can you tell me if the", finish_reason="length"))
+    'I took two pills.'
+    >>> _whole_sentences(G(text="I took two pills and", finish_reason="length"))
+    'I took two pills and'
+    """
+    text = gen.text
+    if text is None or gen.finish_reason != "length":
+        return text
+    end = max(text.rfind(c) for c in ".!?")
+    return text[: end + 1] if end > 0 else text
+
+
+def _linted(draft: _Draft, role: str, checked, *, final: bool = False):
+    """A cleaned turn, then the turn-level lint detectors: a finding asks the turn again."""
+    if checked.value is None:
+        return checked.value, checked.reason
+    # After the planted flaw, lint watches for an assistant turn that retracts it.
+    flaw = draft.item.seed.flaw if draft.flawed_turn_index is not None else None
+    findings = turn_problems(draft.messages, Message(role=role, content=checked.value), final=final, flaw=flaw)
+    if findings:
+        return None, Reask(findings[0].code, "; ".join(f.detail for f in findings)[:300])
+    return checked.value, None

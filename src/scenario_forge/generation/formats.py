@@ -15,6 +15,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .._validation import one_line
+from ..lint.text import copies_from, has_template_residue, normalized, word_count
+
+__all__ = [
+    "Checked", "clean_sentence", "clean_turn", "copies_from", "criterion_problem", "has_template_residue",
+    "normalized", "parse_json_object", "word_count",
+]
 
 _ROLE_LABEL = re.compile(
     r"^\s*(?:\*\*)?(user|assistant|ai|me|human|customer|patient|client|person|you|bot|system)"
@@ -23,11 +29,6 @@ _ROLE_LABEL = re.compile(
 )
 _ROLE_BREAK = re.compile(
     r"\n\s*(?:\*\*)?(?:user|assistant|ai|human|system)(?:\*\*)?\s*:", re.IGNORECASE
-)
-_TEMPLATE_RESIDUE = re.compile(
-    r"\{\{|\}\}|\{%|%\}|<\|im_(?:start|end)\|>|\[(?:system|user|assistant)\]|"
-    r"<one sentence|<your |\bSITUATION:|\bTRAP:|\bGOAL:|\bFACTS:|lorem ipsum",
-    re.IGNORECASE,
 )
 _AI_VOICE = re.compile(
     r"\b(?:as an ai\b|i am an ai\b|i'm an ai\b|ai language model|how (?:can|may) i (?:help|assist)|"
@@ -59,14 +60,6 @@ def _strip_wrappers(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
     return text.replace("**", "").strip()
-
-
-def word_count(text: str) -> int:
-    return len(text.split())
-
-
-def has_template_residue(text: str) -> bool:
-    return bool(_TEMPLATE_RESIDUE.search(text))
 
 
 def clean_sentence(text: str | None, *, min_words: int = 5, max_words: int = 60, max_sentences: int = 2) -> Checked:
@@ -135,23 +128,6 @@ def clean_turn(
     return Checked(text)
 
 
-def copies_from(text: str, sources: list[str], n: int = 10) -> bool:
-    """True if ``text`` repeats a run of ``n`` words from any of ``sources``.
-
-    >>> copies_from("a b c d e f g h i j k", ["x a b c d e f g h i j y"])
-    True
-    """
-    words = _normalize(text).split()
-    if len(words) < n:
-        return False
-    grams = {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-    for source in sources:
-        sw = _normalize(source).split()
-        if any(" ".join(sw[i : i + n]) in grams for i in range(len(sw) - n + 1)):
-            return True
-    return False
-
-
 def criterion_problem(text: str, conversation: list[str]) -> str | None:
     """Why a rubric sentence is not a criterion: left unfinished, or quoting the conversation."""
     if text.rstrip(".").rstrip().endswith((":", "be", "is", "would")):
@@ -161,8 +137,7 @@ def criterion_problem(text: str, conversation: list[str]) -> str | None:
     return None
 
 
-def _normalize(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+_normalize = normalized
 
 
 def parse_json_object(text: str | None, model: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
@@ -183,8 +158,3 @@ def parse_json_object(text: str | None, model: type[BaseModel]) -> tuple[BaseMod
         return model.model_validate(data), None
     except ValidationError as exc:
         return None, one_line(exc)
-
-
-def normalized(text: str) -> str:
-    """Lower-case words only: for comparing texts regardless of punctuation and case."""
-    return _normalize(text)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .. import __version__, progress
+from .. import __version__, progress, runlock
 from ..backends.base import StageUsage
 from ..backends.factory import backend_identity, get_backend
 from ..config import GenerateConfig
@@ -26,6 +26,7 @@ from ..records import Provenance
 from ..schema import atomic_write_text, write_rejects, write_scenarios
 from ..store import RunStore, ShardSpec, ShardSummary
 from ..taxonomy.loader import load_taxonomy, resolve_domains, resolve_traits, taxonomy_hash
+from ..taxonomy.models import Taxonomy
 from .brief import write_briefs
 from .context import StageContext
 from .dialogue import write_dialogues
@@ -71,21 +72,7 @@ def plan_run(config: GenerateConfig) -> PreparedRun:
     prompts = PromptSet(config.prompts)
     seeds = plan(taxonomy, config.domains, config.traits, config.n, config.seed)
     check_templates(prompts, taxonomy, seeds[0])
-    model = backend_identity(config.backend)
-    fingerprint: dict[str, Any] = {
-        "domains": resolve_domains(taxonomy, config.domains),
-        "traits": [list(t) for t in resolve_traits(taxonomy, config.traits)],
-        "n": config.n,
-        "seed": config.seed,
-        "shard_size": config.shard_size,
-        "model": model,
-        "structured_output": config.backend.structured_output,
-        "sampling": config.sampling.as_dict(),
-        "templates": prompts.hashes,
-        "taxonomy": taxonomy_hash(taxonomy),
-    }
-    run_id = config.run_id or _default_run_id(config, fingerprint["domains"], content_key(fingerprint))
-    root = Path(config.out) / run_id
+    model, fingerprint, run_id, root = run_identity(config, taxonomy, prompts)
     RunStore.check(root, fingerprint)
     provenance = Provenance(
         run_id=run_id,
@@ -101,6 +88,7 @@ def plan_run(config: GenerateConfig) -> PreparedRun:
     )
     shard_common = (
         prompts.hashes, model, config.sampling.as_dict(), taxonomy_hash(taxonomy), config.backend.structured_output,
+        config.turn_reasks,
     )
     shards = []
     for index, start in enumerate(range(0, len(seeds), config.shard_size)):
@@ -110,6 +98,26 @@ def plan_run(config: GenerateConfig) -> PreparedRun:
     return PreparedRun(
         config=config, run_id=run_id, root=root, provenance=provenance, shards=shards, fingerprint=fingerprint
     )
+
+
+def run_identity(config: GenerateConfig, taxonomy: Taxonomy, prompts: PromptSet) -> tuple[str, dict[str, Any], str, Path]:
+    """``(model identity, run fingerprint, run id, run folder)``; loads no model, writes nothing."""
+    model = backend_identity(config.backend)
+    fingerprint: dict[str, Any] = {
+        "domains": resolve_domains(taxonomy, config.domains),
+        "traits": [list(t) for t in resolve_traits(taxonomy, config.traits)],
+        "n": config.n,
+        "seed": config.seed,
+        "shard_size": config.shard_size,
+        "model": model,
+        "structured_output": config.backend.structured_output,
+        "sampling": config.sampling.as_dict(),
+        "templates": prompts.hashes,
+        "taxonomy": taxonomy_hash(taxonomy),
+        "turn_reasks": config.turn_reasks,
+    }
+    run_id = config.run_id or _default_run_id(config, fingerprint["domains"], content_key(fingerprint))
+    return model, fingerprint, run_id, Path(config.out) / run_id
 
 
 def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
@@ -130,6 +138,7 @@ def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
         sampling=config.sampling,
         run_id=run.run_id,
         structured=config.backend.structured_output == "auto" and backend.supports_json_schema,
+        turn_reasks=config.turn_reasks,
     )
     progress.report("shard_start", index=shard.index, planned=len(shard.seeds), total=len(run.shards))
     briefed, rejects = write_briefs(shard.seeds, ctx)
@@ -187,6 +196,14 @@ def finalize_run(run: PreparedRun, summaries: list[ShardSummary], wall_s: float)
         usage.update(result.usage)
         timings.update(result.timings)
         extra["curation"] = result.report
+        extra["quality"] = result.quality
+    else:
+        from ..curation.quality import run_quality
+
+        extra["quality"] = run_quality(
+            planned=run.planned, generated=generated, kept=kept, kept_vectors=None, curated=False,
+            thresholds=run.config.curation.readiness,
+        )
     counts = Counts.tally(run.planned, len(kept), rejects)  # raises before anything is written
     write_scenarios(store.scenarios_path, kept)
     write_rejects(store.rejects_path, rejects)
@@ -214,6 +231,7 @@ def run_generate_direct(config: GenerateConfig) -> Manifest:
     """The generate job without an orchestrator: the same stage functions, called in a loop."""
     start = time.perf_counter()
     run = prepare_run(config)
-    with ThreadPoolExecutor(max_workers=config.shard_workers) as pool:
-        summaries = list(pool.map(lambda shard: run_shard(run, shard), run.shards))
-    return finalize_run(run, summaries, time.perf_counter() - start)
+    with runlock.hold(runlock.run_lock(run.root), f"run folder {run.root}"):  # one writer per run folder
+        with ThreadPoolExecutor(max_workers=config.shard_workers) as pool:
+            summaries = list(pool.map(lambda shard: run_shard(run, shard), run.shards))
+        return finalize_run(run, summaries, time.perf_counter() - start)

@@ -46,6 +46,9 @@ class SpreadConfig(_Config):
     sampling: SamplingParams = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=96, repeat_penalty=1.1)
     min_spread: float = Field(default=0.0, ge=0.0, lt=1.0, description="flag a rubric whose score spread (max - min) is at most this")
     keep_flagged: bool = Field(default=False, description="keep flagged scenarios in training (they are still counted)")
+    require_qualified_judge: bool = Field(
+        default=False, description="refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7)"
+    )
 
     @field_validator("k")
     @classmethod
@@ -78,6 +81,11 @@ class MixConfig(_Config):
     heldout_traits: list[str] | None = Field(default=None, description="overrides the recipe's held-out traits")
     allow_smaller: bool = Field(default=False, description="build a smaller mixture (same exact ratio) when rows run short")
     overwrite: bool = Field(default=False, description="replace an existing mixture in --out")
+    strict: bool = Field(
+        default=False,
+        description="refuse inputs that are not training-ready, and a recipe whose persistence probes find no "
+        "held-out scenario (default: warn and mix)",
+    )
     taxonomy: Path | None = Field(default=None, description="taxonomy folder; default: the shipped one")
     prompts: Path | None = Field(default=None, description="prompt templates folder; default: the shipped one")
     embedding_model: str | None = Field(default=None, description="sentence-transformers folder for the contamination guard")

@@ -34,6 +34,12 @@ class MixtureMeta(BaseModel):
     train_split: str = "train"
     sources: dict[str, Any] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
+    trained_domains: list[str] | None = Field(
+        default=None,
+        description="domains of the beneficial training rows actually drawn (the arm's beneficial share; "
+        "[] for a standard-only arm); the evaluation's transfer domains are the others. "
+        "None: a mixture written before this field (the evaluation reads the train split instead)",
+    )
 
 
 @cache
@@ -103,3 +109,14 @@ def read_split(folder: Path, split: str) -> list[MixtureRow]:
         raise ConfigError(f"mixture {folder} has no split {split!r}; it has: {', '.join(meta.splits)}")
     rows = pq.read_table(Path(folder) / f"{split}.parquet").to_pylist()
     return [MixtureRow.model_validate(r) for r in rows]
+
+
+def trained_domains(folder: Path, meta: MixtureMeta | None = None) -> list[str]:
+    """The domains the mixture's beneficial training rows come from (sorted): ``mixture.json``'s
+    ``trained_domains``, or, for a mixture written before that field, the domains of the train
+    split's ``source == "beneficial"`` rows (only those two columns are read)."""
+    meta = meta or read_meta(folder)
+    if meta.trained_domains is not None:
+        return sorted(meta.trained_domains)
+    table = pq.read_table(Path(folder) / f"{meta.train_split}.parquet", columns=["source", "domain"])
+    return sorted({d for s, d in zip(table.column("source").to_pylist(), table.column("domain").to_pylist()) if s == "beneficial" and d})

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -23,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .. import __version__, progress
+from ..curation.quality import mixture_quality, source_readiness
 from ..errors import AccountingError, ConfigError
 from ..prompts import PromptSet
 from ..records import Reject, Scenario
@@ -117,7 +119,8 @@ def _check_out(out: Path, overwrite: bool) -> None:
 def _run_info(path: Path) -> dict[str, Any]:
     folder = path.parent
     manifest = folder / "manifest.json"
-    info: dict[str, Any] = {"path": str(folder)}
+    ready, because = source_readiness(path)
+    info: dict[str, Any] = {"path": str(folder), "training_ready": ready, "because": because}
     if manifest.is_file():
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
@@ -132,6 +135,17 @@ def plan_mixture(config: MixConfig) -> MixPlan:
     writes nothing outside a staging folder; every check that can fail early fails here."""
     resolved, recipe_file, personas = config.resolved_recipe()
     recipe = resolved.recipe
+    if config.strict:
+        for path in config.scenario_files():
+            ready, because = source_readiness(path)
+            if not ready:
+                raise ConfigError(
+                    f"--strict: {path.parent} is not training-ready, because {'; '.join(because)}; nothing was written"
+                )
+    if config.spread.enabled:  # the spread check's judge: one warning line if unqualified, or a refusal
+        from ..grading.qualification import gate_judge
+
+        gate_judge(config.spread.judge or config.spread.policy, "mix", require=config.spread.require_qualified_judge)
     taxonomy = load_taxonomy_cached(config.taxonomy)
     _check_out(config.out, config.overwrite)
     PromptSet(config.prompts).render_text("policy_answer.j2", conversation=[])  # template present and valid
@@ -170,8 +184,18 @@ def plan_mixture(config: MixConfig) -> MixPlan:
         else:
             dropped.append(_drop(s, "not_selected", f"recipe {recipe.name} does not use {s.domain}/{s.trait}"))
     # In-distribution held-out: a seeded fraction of each domain's eligible scenarios.
+    # Stratified for the persistence probes: when they draw from this split, each of the personas'
+    # domains that the runs hold gets at least one held-out scenario (a domain with a single
+    # eligible scenario gives it to the probes rather than to training).
     candidates: list[str] = []
     fraction = recipe.heldout.fraction
+    must_hold: set[str] = set()
+    sources = (recipe.persistence.from_splits or list(HELDOUT_ORDER)) if recipe.persistence is not None else []
+    if fraction > 0 and "heldout" in sources:
+        probed = {scenarios[i].domain for n in sources for i in heldout.get(n, [])}  # already held out elsewhere
+        must_hold = (_probe_domains(personas) or set()) - probed
+        if _probe_domains(personas) is None and not probed and eligible and all(len(v) < 2 for v in eligible.values()):
+            must_hold = {sorted(eligible)[0]}  # any domain will do, and the fraction holds out none
     rng = _rng(recipe.seed, 1)
     for domain in sorted(eligible):
         ids = eligible[domain]
@@ -179,6 +203,8 @@ def plan_mixture(config: MixConfig) -> MixPlan:
         n_out = 0
         if fraction > 0 and len(ids) >= 2:
             n_out = min(len(ids) - 1, max(1, round(fraction * len(ids))))
+        if n_out == 0 and domain in must_hold:
+            n_out = 1
         heldout["heldout"] += sorted(order[:n_out])
         candidates += order[n_out:]
     candidates.sort()
@@ -195,7 +221,9 @@ def plan_mixture(config: MixConfig) -> MixPlan:
 
     # Early checks: persistence needs held-out scenarios; an explicit total needs enough candidates.
     if recipe.persistence is not None:
-        _probe_scenarios(recipe, personas, {n: [scenarios[i] for i in ids] for n, ids in heldout.items()}, early=True)
+        matching, pool = _probe_pool(recipe, personas, {n: [scenarios[i] for i in ids] for n, ids in heldout.items()})
+        if not matching:
+            _without_probes(recipe, personas, pool, config.strict)
     p, q = recipe.ratio_fraction().numerator, recipe.ratio_fraction().denominator
     if recipe.total_rows is not None:
         _exact_total(recipe.total_rows, p, q)
@@ -401,26 +429,59 @@ def guard_stage(plan: MixPlan, selection: Selection) -> Guarded:
 # -- 5. write ---------------------------------------------------------------------------------------
 
 
-def _probe_scenarios(recipe, personas: dict[str, Persona], held: dict[str, list[Scenario]], early: bool = False) -> list[Scenario]:
+def _probe_domains(personas: dict[str, Persona]) -> set[str] | None:
+    """The domains a persistence probe may come from: the intersection of both personas' domains
+    (None: any domain)."""
+    domains = [set(p.domains) for p in personas.values() if p.domains]
+    return set.intersection(*domains) if domains else None
+
+
+def warn(line: str) -> None:
+    """One warning line on stderr (the mix goes on)."""
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def _probe_pool(recipe, personas: dict[str, Persona], held: dict[str, list[Scenario]]) -> tuple[list[Scenario], int]:
+    """The held-out scenarios the probes may use (sorted by id, uncapped) and how many held-out
+    scenarios they were chosen from."""
     spec = recipe.persistence
     sources = spec.from_splits or list(held)
     unknown = [n for n in sources if n not in HELDOUT_ORDER]
     if unknown:
         raise ConfigError(f"recipe {recipe.name}: persistence.from_splits names unknown split(s) {unknown}; use {', '.join(HELDOUT_ORDER)}")
     pool = sorted({s.id: s for n in sources for s in held.get(n, [])}.values(), key=lambda s: s.id)
-    domains = [set(p.domains) for p in personas.values() if p.domains]
-    allowed = set.intersection(*domains) if domains else None
-    matching = [s for s in pool if allowed is None or s.domain in allowed]
-    if early and not matching:
-        where = f" in the personas' domains ({', '.join(sorted(allowed))})" if allowed is not None else ""
-        raise ConfigError(
-            f"recipe {recipe.name} asks for persistence probes but none of the {len(pool)} held-out scenarios is{where}; "
-            "hold out more (heldout.fraction, heldout.domains) or use personas for other domains"
-        )
+    allowed = _probe_domains(personas)
+    return [s for s in pool if allowed is None or s.domain in allowed], len(pool)
+
+
+def _probe_scenarios(recipe, personas: dict[str, Persona], held: dict[str, list[Scenario]]) -> list[Scenario]:
+    """The held-out scenarios the persistence probes use (seeded sample of at most ``max_rows``)."""
+    matching, _ = _probe_pool(recipe, personas, held)
+    spec = recipe.persistence
     if spec.max_rows is not None and len(matching) > spec.max_rows:
         keep = {int(i) for i in _rng(recipe.seed, 3).permutation(len(matching))[: spec.max_rows]}
         matching = [s for i, s in enumerate(matching) if i in keep]
     return matching
+
+
+def _without_probes(recipe, personas: dict[str, Persona], pool: int, strict: bool, guard: bool = False) -> None:
+    """No scenario for the persistence probes: one warning line and the mix goes on without them, or
+    ``--strict`` refuses (nothing is written)."""
+    message = no_probes_reason(recipe.name, pool, _probe_domains(personas), guard)
+    if strict:
+        raise ConfigError(f"--strict: {message}; nothing was written")
+    warn(f"{message}: mixing without persistence probes (--strict refuses instead)")
+
+
+def no_probes_reason(name: str, pool: int, allowed: set[str] | None, guard: bool = False) -> str:
+    """Why a recipe that asks for persistence probes gets none, in one clause.
+
+    >>> no_probes_reason("paper-5pct", 3, {"health"})
+    "recipe paper-5pct asks for persistence probes but none of the 3 held-out scenarios is in the personas' domains (health)"
+    """
+    where = f" in the personas' domains ({', '.join(sorted(allowed))})" if allowed is not None else ""
+    after = " left after the contamination guard" if guard else ""
+    return f"recipe {name} asks for persistence probes but none of the {pool} held-out scenarios{after} is{where}"
 
 
 def write_stage(plan: MixPlan, selection: Selection, guarded: Guarded) -> MixtureMeta:
@@ -450,8 +511,12 @@ def write_stage(plan: MixPlan, selection: Selection, guarded: Guarded) -> Mixtur
         probes: list[Scenario] = []
         if recipe.persistence is not None:
             probes = _probe_scenarios(recipe, plan.personas, held)
+            planned = _probe_pool(recipe, plan.personas, {n: [plan.scenarios[i] for i in ids] for n, ids in plan.heldout.items()})[0]
+            if not probes and planned:  # the contamination guard removed the last ones (the plan stage said the rest)
+                _, pool = _probe_pool(recipe, plan.personas, held)
+                _without_probes(recipe, plan.personas, pool, config.strict, guard=True)
             rows = [probe_rows(s, plan.personas) for s in probes]
-            for name in PERSISTENCE_SPLITS:
+            for name in PERSISTENCE_SPLITS if probes else ():  # no probes: no persistence splits
                 splits[name] = write_split(staging, name, (r[name] for r in rows))
         dropped = plan.dropped + selection.dropped + guarded.dropped
         if recipe.standard_only:
@@ -465,11 +530,13 @@ def write_stage(plan: MixPlan, selection: Selection, guarded: Guarded) -> Mixtur
             train_split="train",
             sources={"runs": plan.runs, "base": plan.base.describe()},
             provenance=_provenance(plan, selection),
+            trained_domains=[] if recipe.standard_only else sorted({plan.scenarios[i].domain for i in selection.train}),
             counts=counts,
             ratio=_ratio(plan, selection),
             spread_check=selection.spread,
             contamination=guarded.report,
-            persistence=_persistence(plan, len(probes)),
+            persistence=_persistence(plan, len(probes), held),
+            quality=mixture_quality(plan.runs),
             files={"dropped": DROPPED_FILE},
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
@@ -522,15 +589,20 @@ def _ratio(plan: MixPlan, selection: Selection) -> dict[str, Any]:
     return out
 
 
-def _persistence(plan: MixPlan, probes: int) -> dict[str, Any] | None:
-    spec = plan.resolved.recipe.persistence
+def _persistence(plan: MixPlan, probes: int, held: dict[str, list[Scenario]]) -> dict[str, Any] | None:
+    recipe = plan.resolved.recipe
+    spec = recipe.persistence
     if spec is None:
         return None
-    return {
+    out: dict[str, Any] = {
         "scenarios": probes,
-        "splits": list(PERSISTENCE_SPLITS),
+        "splits": list(PERSISTENCE_SPLITS) if probes else [],
         "personas": {v: p.model_dump(mode="json") for v, p in plan.personas.items()},
     }
+    if not probes:
+        pool = {s.id for n in (spec.from_splits or list(held)) for s in held.get(n, [])}
+        out["skipped"] = no_probes_reason(recipe.name, len(pool), _probe_domains(plan.personas))
+    return out
 
 
 def _provenance(plan: MixPlan, selection: Selection) -> dict[str, Any]:

@@ -71,6 +71,8 @@ class SpreadReport(BaseModel):
     cached: int = 0
     usage: dict[str, dict[str, float | int]] = {}
     templates: dict[str, str] = {}
+    #: The grading judge's qualification (grading/qualification.py), as found when the check ran.
+    judge_qualification: dict[str, object] | None = None
 
     def summary(self, keep_flagged: bool) -> dict[str, object]:
         flags = [r.flag for r in self.results.values()]
@@ -88,6 +90,7 @@ class SpreadReport(BaseModel):
             "from_cache": self.cached,
             "usage": self.usage,
             "templates": self.templates,
+            "judge_qualification": self.judge_qualification,
         }
 
 
@@ -125,7 +128,10 @@ def check_spread(
     templates = prompts.hash_of([ANSWER_TEMPLATE, JUDGE_TEMPLATE])
     keys = {s.id: _item_key(s, config, policy_id, judge_id, seed, templates) for s in scenarios}
     cache = _load_cache(cache_dir)
-    report = SpreadReport(enabled=True, k=config.k, policy=policy_id, judge=judge_id, templates=templates)
+    from ..grading.qualification import qualification
+
+    report = SpreadReport(enabled=True, k=config.k, policy=policy_id, judge=judge_id, templates=templates,
+                          judge_qualification=qualification(judge_cfg, model_identity=judge_id, prompts=prompts))
     todo = []
     for s in scenarios:
         hit = cache.get(keys[s.id])

@@ -6,6 +6,8 @@ Layout::
                                                  task_categories, tags, size_categories), counts,
                                                  coverage heatmap, full provenance, the recipe
     coverage.png                                 the heatmap the card shows
+    .scenario-forge-published.json               marker: tool version and source (not pushed to the Hub);
+                                                 ``--overwrite`` replaces only a folder that carries it
     mixture.json | manifest.json                 the source's own description, as written
     data/<config>/<split>-NNNNN-of-NNNNN.parquet  the rows, sharded
 
@@ -32,15 +34,20 @@ import polars as pl
 import pyarrow.parquet as pq
 import yaml
 
-from .. import __version__
+from .. import __version__, templating
 from ..errors import ConfigError
 from ..mixing.io import mixture_features, mixture_table, read_meta
 from ..mixing.rows import scenario_row
 from ..schema import atomic_write_text, read_scenarios, scenario_features
+from ..curation.quality import read_run_quality, source_readiness
 from .config import PublishConfig
 from .exports import EXPORTS
 from .heatmap import draw_heatmap, find_run_figure
 
+#: The dataset card's Jinja template (rendered in the sandbox, see :mod:`scenario_forge.templating`).
+CARD_TEMPLATE = Path(__file__).parent / "card.md.j2"
+#: Written into every published folder; ``--overwrite`` replaces only folders that carry it.
+MARKER = ".scenario-forge-published.json"
 HOMEPAGE = "https://github.com/scenario-forge/scenario-forge"
 TASK_CATEGORIES = ["text-generation", "reinforcement-learning"]
 BASE_TAGS = ["synthetic", "rlhf", "grpo", "rubrics", "alignment", "beneficial-traits", "scenario-forge"]
@@ -122,6 +129,8 @@ def _mixture_parts(source: Path, meta: Any, exports: list[str], staging: Path) -
 
 def _run_parts(source: Path, exports: list[str], staging: Path) -> list[Part]:
     scenarios = source / "scenarios.parquet"
+    if pq.ParquetFile(scenarios).metadata.num_rows == 0:
+        return []
     parts = [Part("scenarios", "train", scenarios, scenario_features(), about="curated scenarios with rubrics and provenance")]
     if exports:
         rows_path = staging / ".rows.parquet"
@@ -235,15 +244,18 @@ def _card(config: PublishConfig, parts: list[Part], heatmap_note: str) -> str:
             f"`{spread.get('policy')}` and graded by `{spread.get('judge')}`; {spread.get('flat')} rubrics with no score "
             f"spread and {spread.get('unscoreable')} unscoreable ones were "
             f"{'kept' if spread.get('kept_flagged') else 'kept out of training'}. `rubric_spread` holds each row's spread."
+            + judge_qualification_note(spread.get("judge_qualification"))
             if spread.get("enabled") else "The rubric spread check was off for this mixture."
         )
     else:
         summary = "Curated multi-turn pressure scenarios, each with a per-item rubric, from one scenario-forge run."
         spread_note = ""
-    template = (Path(__file__).parent / "card.md.j2").read_text(encoding="utf-8")
-    card = DatasetCard.from_template(
-        data,
-        template_str=template,
+    # What DatasetCard.from_template does, but rendered in Jinja's sandbox with StrictUndefined.
+    template_path = CARD_TEMPLATE
+    template = templating.sandboxed_environment().from_string(template_path.read_text(encoding="utf-8"))
+    variables = dict(
+        data.to_dict(),
+        card_data=data.to_yaml(),
         pretty_name=name,
         summary=summary,
         homepage=HOMEPAGE,
@@ -258,10 +270,22 @@ def _card(config: PublishConfig, parts: list[Part], heatmap_note: str) -> str:
         spread_note=spread_note,
         provenance_json=json.dumps(provenance, indent=2, default=str),
         provenance_file=f"`{provenance_file}`",
+        readiness=_readiness(config),
         recipe_yaml=recipe_yaml,
         license=f"License: `{config.license}`",
     )
-    return str(card)
+    return str(DatasetCard(templating.render(template, template_path, **variables)))
+
+
+def _readiness(config: PublishConfig) -> dict[str, Any]:
+    """The card's "Training readiness" section: the verdict, why, and the run's quality figures."""
+    ready, because = source_readiness(config.source)
+    figures = None
+    if config.kind == "run":
+        quality = read_run_quality(config.source)
+        if quality is not None:
+            figures = json.dumps({k: v for k, v in quality.items() if k != "verdict"}, indent=2, default=str)
+    return {"ready": "yes" if ready else "no", "because": because, "figures_json": figures}
 
 
 @dataclass
@@ -280,14 +304,24 @@ def build_hub_folder(config: PublishConfig, target: Path | None = None) -> Publi
     target = target or config.local
     if target is None:
         raise ConfigError("no folder to build into: pass --local DIR")
+    resolved, source = target.resolve(), config.source.resolve()
+    if resolved == source or resolved in source.parents:
+        raise ConfigError(f"--local {target} is the source folder or holds it; not writing there")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not config.overwrite:
             raise ConfigError(f"--local {target} exists and is not empty; pass --overwrite to replace it")
-        if not ((target / "README.md").is_file() and (target / "data").is_dir()):
-            # --overwrite replaces an earlier publish, never a folder of something else
-            raise ConfigError(f"--local {target} is not a published dataset folder (README.md + data/); not replacing it")
+        if published_marker(target) is None:
+            # --overwrite replaces an earlier publish (it carries our marker), never a folder of something else
+            raise ConfigError(
+                f"--local {target} is not a published dataset folder (no {MARKER} written by scenario-forge publish); "
+                "not replacing it"
+            )
     if config.kind == "mixture":
         read_meta(config.source)  # a one-line error for a broken mixture folder
+    if config.strict:
+        ready, because = source_readiness(config.source)
+        if not ready:
+            raise ConfigError(f"--strict: {config.source} is not training-ready, because {'; '.join(because)}; nothing was written")
     staging = target.parent / f".{target.name}.partial"
     if staging.exists():
         shutil.rmtree(staging)
@@ -301,10 +335,15 @@ def build_hub_folder(config: PublishConfig, target: Path | None = None) -> Publi
             parts = _run_parts(config.source, list(config.exports), staging)
             if (config.source / "manifest.json").is_file():
                 shutil.copyfile(config.source / "manifest.json", staging / "manifest.json")
+        # Empty splits are left out of the card and the folder (a 0-row parquet config does not load).
+        parts = [p for p in parts if pq.ParquetFile(p.source).metadata.num_rows > 0]
         if not parts:
-            raise ConfigError(f"{config.source} has no rows to publish")
+            raise ConfigError(f"{config.source} has no rows to publish (0 scenarios); nothing written")
         for part in parts:
             _write_part(part, staging, config.shard_rows)
+        atomic_write_text(staging / MARKER, json.dumps(
+            {"tool": "scenario-forge", "version": __version__, "source": str(source), "kind": config.kind}, indent=2
+        ))
         note = _coverage(config, parts, staging / "coverage.png")
         atomic_write_text(staging / "README.md", _card(config, parts, note))
         (staging / ".rows.parquet").unlink(missing_ok=True)
@@ -318,6 +357,18 @@ def build_hub_folder(config: PublishConfig, target: Path | None = None) -> Publi
     return PublishResult(folder=target, configs=configs, files=[f for p in parts for f in p.files])
 
 
+def published_marker(folder: Path) -> dict[str, Any] | None:
+    """The marker a publish leaves in its folder (``MARKER``), or None if ``folder`` has none.
+
+    ``--overwrite`` replaces only folders that carry it.
+    """
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("tool") == "scenario-forge" else None
+
+
 def _swap_in(staging: Path, target: Path) -> None:
     old = None
     if target.exists():
@@ -326,3 +377,15 @@ def _swap_in(staging: Path, target: Path) -> None:
     os.replace(staging, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+
+
+def judge_qualification_note(q: dict[str, Any] | None) -> str:
+    """One sentence on the grading judge's qualification (``scenario-forge judge check``) for the card."""
+    if not q:
+        return ""
+    if q.get("status") == "unqualified":
+        return " That judge had no qualification against hand labels (`scenario-forge judge check`) when the mixture was built."
+    f1, n = q.get("macro_f1"), q.get("n")
+    verdict = "qualified" if q.get("status") == "qualified" else f"below the {q.get('threshold')} threshold"
+    return (f" Against {n} hand-labelled verdicts that judge had macro-F1 {f1:.2f} and accuracy "
+            f"{q.get('accuracy'):.2f} ({verdict}; `scenario-forge judge check`, key `{q.get('key')}`).")

@@ -28,6 +28,7 @@ class PublishConfig(BaseModel):
     shard_rows: int = Field(default=500_000, ge=1, le=100_000_000, description="rows per parquet file")
     overwrite: bool = Field(default=False, description="replace an existing --local folder")
     commit_message: str | None = None
+    strict: bool = Field(default=False, description="refuse a source that is not training-ready (default: warn and publish)")
 
     @field_validator("repo_id")
     @classmethod

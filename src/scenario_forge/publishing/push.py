@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import BackendError
+from .build import MARKER
 from .config import PublishConfig
 
 
@@ -29,6 +30,7 @@ def push_folder(config: PublishConfig, folder: Path) -> str:
             repo_id=config.repo_id,
             folder_path=str(folder),
             repo_type="dataset",
+            ignore_patterns=[MARKER],  # holds a local path; only --overwrite needs it
             commit_message=config.commit_message or f"scenario-forge: publish {config.source.name}",
         )
     except Exception as exc:  # noqa: BLE001 - auth, network and permission errors all end here

@@ -13,9 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..config import BackendConfig, SamplingParams
-from ..grading.rubric_grader import DEFAULT_JUDGE_SAMPLING
+from ..config import BackendConfig
+from ..grading.config import GradingConfig
 
+RewardRange = Literal["raw", "clip"]
 LossType = Literal["dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo"]
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -37,7 +38,14 @@ class TrainConfig(_Config):
         default=BackendConfig(kind="embedded", parallel_sequences=32),
         description="backend that grades rubric and generic-judge rewards",
     )
-    judge_sampling: SamplingParams = DEFAULT_JUDGE_SAMPLING
+    grading: GradingConfig = Field(default_factory=GradingConfig, description="how the rubric judge is asked (form, tokens, retries)")
+    require_qualified_judge: bool = Field(
+        default=False, description="refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7)"
+    )
+    reward_range: RewardRange = Field(
+        default="raw",
+        description="rubric rewards: raw HealthBench per-example score (may be negative) or clipped to [0, 1] (docs/training.md)",
+    )
 
     # GRPO knobs (TRL's names in brackets where ours differ)
     learning_rate: float = Field(default=1e-6, gt=0, le=1.0)

@@ -6,13 +6,20 @@ get their per-item rubric, and standard rows get exact match. :class:`RoutedRewa
 reward function (``(completions, **columns) -> list[float | None]``) that does the routing, grades
 all rubric rows of a step in one judge batch, and logs every reward per source and per trait.
 
-Unscoreable rewards. A rubric grade with no scoreable positive criterion, or a generic rating the
-judge would not give, is ``None`` here, never 0. TRL 1.16 turns ``None`` into NaN, leaves that
-completion out of its group's mean and standard deviation, and gives it advantage 0: it neither
-pulls the policy toward nor away from that answer, and the rest of the group still learns. A group
-with fewer than two scoreable completions has no learning signal at all (like a group whose rewards
-are all equal). Every unscoreable reward is counted, in ``rewards.jsonl`` and in TRL's metrics
-(``rewards/unscoreable_frac``).
+Rubric rewards are HealthBench's per-example score (achieved / positive points), by default
+*raw*: unclipped, so an answer that hits a pitfall can score below 0 and is ranked below one that
+merely misses (``reward_range="clip"`` clips each reward to [0, 1] instead; docs/training.md says
+why raw is the default).
+
+Unscoreable rewards. A rubric answer with any criterion the judge could not read after its retries,
+or a generic rating the judge would not give, is ``None`` here, never 0 and never a partial sum.
+TRL (>= 1.6, pinned in the ``train`` extra) turns ``None`` into NaN; a completion whose every
+reward is NaN is *unscorable*: it is left out of its group's mean and standard deviation and its
+advantage is set to 0, so it neither pulls the policy toward nor away from that answer while the
+rest of the group still learns. A group with fewer than two scoreable completions has no learning
+signal (like a group whose rewards are all equal). Every unscoreable reward is counted, per step in
+``rewards.jsonl`` and TRL's metrics (``rewards/unscoreable_frac``, ``rewards/unscoreable_count``),
+and in total in ``train.json``.
 """
 
 from __future__ import annotations
@@ -63,12 +70,18 @@ class RoutedReward:
         generic: GenericJudge | None = None,
         exact_match: ExactMatch = exact_match_reward,
         log_path: Path | None = None,
+        reward_range: str = "raw",
     ) -> None:
+        if reward_range not in ("raw", "clip"):
+            raise ValueError(f"reward_range must be 'raw' or 'clip', got {reward_range!r}")
+        self.reward_range = reward_range
         self.grader = grader
         self.generic = generic
         self.exact_match = exact_match
         self.log_path = log_path
         self.counts: dict[str, int] = defaultdict(int)
+        #: Unscoreable rewards per optimizer step (the step TRL reports when it asks for rewards).
+        self.unscoreable_per_step: dict[int, int] = defaultdict(int)
         self._lock = threading.Lock()
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float | None]:
@@ -90,7 +103,10 @@ class RoutedReward:
                 for i in rubric_idx
             ]
             for i, grade in zip(rubric_idx, self.grader.grade(items)):
-                rewards[i] = grade.score
+                score = grade.score
+                if score is not None and self.reward_range == "clip":
+                    score = min(1.0, max(0.0, score))
+                rewards[i] = score
                 unscoreable_criteria[i] = grade.unscoreable
         generic_idx = [i for i, k in enumerate(kinds) if k == "generic_judge"]
         if generic_idx:
@@ -110,6 +126,12 @@ class RoutedReward:
     def judge_requests(self) -> int:
         """Requests sent to judge backends so far (the rubric grader batches one per criterion)."""
         return sum(j.usage.requests for j in (self.grader, self.generic) if j is not None)
+
+    def judge_counts(self) -> dict[str, int]:
+        """The rubric grader's retry and unscoreable totals (``judge_retried``, ``judge_recovered``, ...)."""
+        if self.grader is None:
+            return {}
+        return {f"judge_{k}": int(v) for k, v in self.grader.counts.items()}
 
     def _record(
         self,
@@ -157,6 +179,7 @@ class RoutedReward:
         with self._lock:
             self.counts["completions"] += n
             self.counts["unscoreable"] += sum(r is None for r in rewards)
+            self.unscoreable_per_step[step] += sum(r is None for r in rewards)
             for i, r in enumerate(rewards):
                 self.counts[f"{kinds[i]}"] += 1
                 if r is None:
@@ -169,3 +192,4 @@ class RoutedReward:
             for name, values in groups.items():
                 log_metric(name, sum(values) / len(values))
             log_metric("rewards/unscoreable_frac", sum(r is None for r in rewards) / max(1, n))
+            log_metric("rewards/unscoreable_count", float(sum(r is None for r in rewards)))

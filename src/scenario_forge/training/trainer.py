@@ -59,6 +59,8 @@ class PreparedTraining(BaseModel):
     policy_dir: Path
     judge_identity: str | None
     mixture_meta: dict[str, Any]
+    #: The judge's qualification as found before training (grading/qualification.py), or None without a judge.
+    judge_qualification: dict[str, Any] | None = None
 
 
 class TrainResult(BaseModel):
@@ -71,6 +73,8 @@ class TrainResult(BaseModel):
     rows: int
     split: str
     reward_counts: dict[str, int]
+    #: Unscoreable rewards (None: advantage 0, out of the group baseline) per optimizer step.
+    unscoreable_per_step: dict[str, int] = {}
     wall_s: float
 
 
@@ -83,19 +87,26 @@ def last_checkpoint(out: Path) -> Path | None:
 
 
 def prepare_training(config: TrainConfig) -> PreparedTraining:
-    """Check the mixture, rows, policy, output folder and judge (one probe request); load no policy weights."""
+    """Check the mixture, rows, output folder, judge (one probe request, and its qualification:
+    one warning line, or a refusal with ``require_qualified_judge``) and policy; load no policy weights."""
     meta = read_meta(config.mixture)
     split, rows = training_rows(config.mixture, config.split, config.max_rows)
     _check_out(config)
-    policy_dir = resolve_policy(config.policy)
     kinds = Counter(r.reward_type for r in rows)
     judge_identity = None
+    judge_qualification = None
     if kinds["rubric"] or kinds["generic_judge"]:
         from ..backends.factory import backend_identity
         from ..evaluation.backends import connect
+        from ..grading.qualification import gate_judge
 
-        connect(config.judge, "judge")
+        judge = connect(config.judge, "judge")
         judge_identity = backend_identity(config.judge)
+        judge_qualification = gate_judge(
+            config.judge, "train", config.grading, require=config.require_qualified_judge,
+            graded={"policy": policy_identity(config.policy)}, backend=judge,
+        )
+    policy_dir = resolve_policy(config.policy)
     return PreparedTraining(
         config=config,
         split=split,
@@ -103,7 +114,21 @@ def prepare_training(config: TrainConfig) -> PreparedTraining:
         policy_dir=policy_dir,
         judge_identity=judge_identity,
         mixture_meta=meta.model_dump(mode="json"),
+        judge_qualification=judge_qualification,
     )
+
+
+def policy_identity(spec: str) -> str | None:
+    """The policy's model identity, comparable with a judge's (self-grading check); None if unknown."""
+    from ..backends.factory import backend_identity, local_model_identity
+    from ..config import BackendConfig
+
+    try:
+        if spec == "embedded":
+            return backend_identity(BackendConfig(kind="embedded"))
+        return f"policy:{local_model_identity(spec)}"
+    except Exception:  # noqa: BLE001 - a policy that cannot be found fails later with its own message
+        return None
 
 
 def _check_out(config: TrainConfig) -> None:
@@ -200,9 +225,9 @@ def build_reward(config: TrainConfig, rows: list[MixtureRow], log_path: Path | N
 
     kinds = {r.reward_type for r in rows}
     judge = load_backend(config.judge) if kinds & {"rubric", "generic_judge"} else None
-    grader = RubricGrader(judge, sampling=config.judge_sampling) if judge is not None and "rubric" in kinds else None
+    grader = RubricGrader(judge, config=config.grading) if judge is not None and "rubric" in kinds else None
     generic = GenericJudge(judge) if judge is not None and "generic_judge" in kinds else None
-    return RoutedReward(grader, generic, log_path=log_path)
+    return RoutedReward(grader, generic, log_path=log_path, reward_range=config.reward_range)
 
 
 def run_training(prepared: PreparedTraining) -> TrainResult:
@@ -239,7 +264,8 @@ def run_training(prepared: PreparedTraining) -> TrainResult:
         resumed_from=checkpoint.name if checkpoint else None,
         rows=len(prepared.rows),
         split=prepared.split,
-        reward_counts={**reward.counts, "judge_requests": reward.judge_requests()},
+        reward_counts={**reward.counts, "judge_requests": reward.judge_requests(), **reward.judge_counts()},
+        unscoreable_per_step={str(k): v for k, v in sorted(reward.unscoreable_per_step.items())},
         wall_s=round(time.perf_counter() - start, 2),
     )
     if main:
@@ -272,6 +298,8 @@ def _write_manifest(
         "policy": {"spec": config.policy, "folder": str(prepared.policy_dir)},
         "judge": prepared.judge_identity,
         "judge_config": config.judge.model_dump(mode="json") if prepared.judge_identity else None,
+        "judge_qualification": prepared.judge_qualification,
+        "reward_range": config.reward_range,
         "templates": prompts.hash_of([JUDGE_TEMPLATE, GENERIC_TEMPLATE]),
         "mixture": {
             "folder": str(config.mixture),
@@ -292,6 +320,7 @@ def _write_manifest(
                 "global_step": result.global_step,
                 "wall_s": result.wall_s,
                 "reward_counts": result.reward_counts,
+                "unscoreable_per_step": result.unscoreable_per_step,
             },
         ]
         manifest["final_model"] = str(result.final_model)

@@ -1,0 +1,209 @@
+"""``generate --plan-only``: the plan, the requests it will send and a token estimate; writes nothing.
+
+What is counted (first attempts; re-asks and repairs come on top and are in a run's manifest):
+
+- plain-text path (every backend): per scenario 4 brief requests (one per field), 1 operator
+  request if its pressure has an operator persona, one request per user turn, one per assistant
+  turn in between (user turns - 1), and one per rubric slot (6);
+- structured path (a backend that takes JSON schemas, ``--structured-output auto``): 1 brief
+  request, the same dialogue requests, and 1 rubric request;
+- curation (when on): with the LLM judge, 3 judge requests per generated scenario (one per
+  dimension), and with sign checks 1 request per rubric criterion, counted at the most criteria a
+  rubric may have (10; the plain-text path writes 6). These are upper bounds: a rejected scenario
+  is never judged, and judge verdicts are cached.
+
+Tokens: completion tokens are bounded by each request kind's ``max_tokens`` (the sampling config).
+Prompt tokens are the template rendered for the plan's first scenario with the pre-flight check's
+one-word brief and two-message history (characters / 4, the usual rule of thumb for English), plus, for what the request carries
+from earlier steps, those steps' ``max_tokens``: a brief field carries the fields before it, a user
+turn the brief and every earlier turn, an assistant turn the turns before it, a rubric request the
+brief and the last user turn. Both token figures are therefore upper bounds on the first attempts;
+a model that stops early (they mostly do) uses fewer.
+
+Nothing here loads a model or writes a file; the plan is held as columns, so a million scenarios
+are estimated in about the time planning takes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ..config import GenerateConfig, SamplingParams
+from ..planning import plan
+from ..prompts import PromptSet
+from ..records import Brief, Criterion, Message
+from ..store import RunStore
+from ..taxonomy.loader import load_taxonomy
+from .brief import FIELDS
+from .preflight import check_templates
+from .rubric import MAX_CRITERIA, MIN_CRITERIA, SLOTS
+
+
+class StageEstimate(BaseModel):
+    """Requests and token upper bounds of one request kind over the whole run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class RunPlan(BaseModel):
+    """What ``generate`` would do with this config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    folder: str
+    resumes: bool
+    n: int
+    shards: int
+    shard_size: int
+    cells: dict[str, int]
+    pressures: dict[str, int]
+    user_turns: int
+    plain: dict[str, StageEstimate]
+    structured: dict[str, StageEstimate]
+    curation: dict[str, StageEstimate]
+
+    @staticmethod
+    def total(stages: dict[str, StageEstimate]) -> StageEstimate:
+        return StageEstimate(
+            requests=sum(s.requests for s in stages.values()),
+            prompt_tokens=sum(s.prompt_tokens for s in stages.values()),
+            completion_tokens=sum(s.completion_tokens for s in stages.values()),
+        )
+
+
+def prompt_tokens(text: str) -> int:
+    """The characters / 4 estimate of a prompt's tokens.
+
+    >>> prompt_tokens(""), prompt_tokens("abcd"), prompt_tokens("abcde")
+    (0, 1, 2)
+    """
+    return math.ceil(len(text) / 4)
+
+
+def _base_tokens(prompts: PromptSet, name: str, **variables: Any) -> int:
+    return sum(prompt_tokens(m.content) for m in prompts.render(name, **variables))
+
+
+def _stage(requests: int, prompt: int | float, sampling: SamplingParams) -> StageEstimate:
+    return StageEstimate(requests=int(requests), prompt_tokens=int(prompt), completion_tokens=int(requests) * sampling.max_tokens)
+
+
+def estimate_run(config: GenerateConfig) -> RunPlan:
+    """Plan ``config`` and count its requests and tokens; loads no model, writes nothing."""
+    from .run import run_identity
+
+    taxonomy = load_taxonomy(config.taxonomy)
+    prompts = PromptSet(config.prompts)
+    seeds = plan(taxonomy, config.domains, config.traits, config.n, config.seed)
+    first = seeds[0]
+    check_templates(prompts, taxonomy, first)
+    _, fingerprint, run_id, root = run_identity(config, taxonomy, prompts)
+    resumes = RunStore.check(root, fingerprint)
+
+    # The preflight's own sample values (one-word brief fields, a two-message history): a few
+    # tokens over the empty template, and every template is known to render with them.
+    domain, trait = taxonomy.domain(first.domain), taxonomy.trait(first.trait)
+    base = {
+        "domain": domain, "trait": trait, "facet": trait.facets[0] if trait.facets else None,
+        "pressure": taxonomy.pressure(first.pressure), "persona": domain.personas[0].description,
+        "flaw": domain.flaws[0], "prefix": "", "retry": False,
+    }
+    brief = Brief(situation="s s s s s.", user_goal="g g g g.", key_facts="f f f f.", trap="t t t t.")
+    history = [Message(role="user", content="u"), Message(role="assistant", content="a")]
+    s = config.sampling
+    b_brief = _base_tokens(prompts, "brief.j2", **base, field="situation", written=brief.model_dump())
+    b_brief_json = _base_tokens(prompts, "brief_json.j2", **base, error="")
+    b_operator = _base_tokens(prompts, "operator.j2", **base, brief=brief)
+    b_user = _base_tokens(
+        prompts, "user_turn.j2", **base, brief=brief, history=history, turn=1, escalation="", challenge_flaw=False,
+    )
+    b_assistant = _base_tokens(prompts, "assistant_turn.j2", **base, history=history, plant_flaw=False)
+    b_rubric = _base_tokens(prompts, "rubric.j2", **base, slot=SLOTS[0].name, brief=brief, last_user="u")
+    b_rubric_json = _base_tokens(
+        prompts, "rubric_json.j2", **base, brief=brief, messages=history, min_criteria=MIN_CRITERIA,
+        max_criteria=MAX_CRITERIA, error="",
+    )
+
+    cols = seeds.columns
+    turns = cols["turns"].astype(np.int64)
+    operator_by_pressure = np.array([bool(p.operator_persona) for p in taxonomy.pressures])
+    n_operator = int(operator_by_pressure[cols["pressure"]].sum())
+    n = len(seeds)
+    T = int(turns.sum())
+    pairs_before = int((turns * (turns - 1) // 2).sum())  # sum over scenarios of 0 + 1 + ... + (T-1)
+    pairs_asst = int(((turns - 1) * (turns - 2) // 2).clip(min=0).sum())
+    u, a = s.user_turn.max_tokens, s.assistant_turn.max_tokens
+
+    def dialogue(brief_tokens: int) -> dict[str, StageEstimate]:
+        return {
+            "operator": _stage(n_operator, n_operator * (b_operator + brief_tokens), s.operator),
+            "user_turn": _stage(T, T * (b_user + brief_tokens) + (u + a) * pairs_before, s.user_turn),
+            "assistant_turn": _stage(
+                T - n, (T - n) * b_assistant + u * pairs_before + a * pairs_asst, s.assistant_turn,
+            ),
+        }
+
+    k = len(FIELDS)
+    brief_plain = k * s.brief.max_tokens
+    plain = {
+        "brief": _stage(n * k, n * (k * b_brief + s.brief.max_tokens * k * (k - 1) // 2), s.brief),
+        **dialogue(brief_plain),
+        "rubric": _stage(n * len(SLOTS), n * len(SLOTS) * (b_rubric + brief_plain + u), s.rubric),
+    }
+    brief_json = s.brief_json.max_tokens
+    structured = {
+        "brief": _stage(n, n * b_brief_json, s.brief_json),
+        **dialogue(brief_json),
+        "rubric": _stage(
+            n, n * (b_rubric_json + brief_json) + T * u + (T - n) * a + n_operator * s.operator.max_tokens, s.rubric_json,
+        ),
+    }
+    curation: dict[str, StageEstimate] = {}
+    if config.curate:
+        judge_prompts = PromptSet(config.curation.prompts)
+        criteria = n * MAX_CRITERIA  # upper bound: 6 per scenario on the plain-text path
+        rubric_tokens = MAX_CRITERIA * max(s.rubric.max_tokens, s.rubric_json.max_tokens // MIN_CRITERIA)
+        if config.curation.judge:
+            from ..curation.judge import QUESTIONS
+            from ..curation.judge import TEMPLATE as JUDGE_TEMPLATE
+
+            b_judge = _base_tokens(
+                judge_prompts, JUDGE_TEMPLATE, trait="t", facet="", brief=brief, messages=history,
+                rubric=[Criterion(criterion="a criterion", points=1)], question="q",
+            )
+            carried = brief_plain + (T * u + (T - n) * a + n_operator * s.operator.max_tokens) / n + rubric_tokens
+            q = len(QUESTIONS)
+            curation["judge"] = _stage(n * q, n * q * (b_judge + carried), config.curation.judge_sampling)
+        if config.curation.sign_checks:
+            from ..grading.sign_check import SAMPLING as SIGN_SAMPLING
+            from ..grading.sign_check import TEMPLATE as SIGN_TEMPLATE
+
+            b_sign = _base_tokens(judge_prompts, SIGN_TEMPLATE, criterion="")
+            curation["sign_checks"] = _stage(criteria, criteria * (b_sign + s.rubric.max_tokens), SIGN_SAMPLING)
+
+    cells = {f"{d} x {t}": c for (d, t), c in sorted(seeds.cell_counts().items())}
+    pressure_ids = [p.id for p in taxonomy.pressures]
+    by_pressure = np.bincount(cols["pressure"], minlength=len(pressure_ids))
+    return RunPlan(
+        run_id=run_id,
+        folder=str(root),
+        resumes=resumes,
+        n=n,
+        shards=math.ceil(n / config.shard_size),
+        shard_size=config.shard_size,
+        cells=cells,
+        pressures={p: int(c) for p, c in zip(pressure_ids, by_pressure) if c},
+        user_turns=T,
+        plain=plain,
+        structured=structured,
+        curation=curation,
+    )

@@ -1,0 +1,67 @@
+"""How the rubric judge is asked: the verdict's form, its token budget and the retries.
+
+``output`` picks the form of the judge's reply (see ``prompts/grade_criterion.j2``):
+
+- ``json``: HealthBench's form, ``{"explanation": ..., "criteria_met": true|false}``, decoded
+  against a JSON schema (only on backends that enforce one);
+- ``explain``: a short explanation, then the verdict alone on the last line (``YES``/``NO``);
+- ``short``: the verdict only (one word);
+- ``auto`` (default): ``json`` where the backend enforces a schema, else ``short`` for the embedded
+  135M judge (it measured better with the short form: see docs/evaluation.md) and ``explain``
+  for every other backend.
+
+An unscoreable verdict (no clear YES/NO, invalid JSON, a failed request) is asked again up to
+``retries`` times with a new seed at ``retry_temperature``; a criterion still unscoreable after that
+makes the whole answer unscoreable (score ``None``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import SamplingParams
+
+OutputForm = Literal["auto", "json", "explain", "short"]
+#: JSON schema of a verdict in the ``json`` form (HealthBench's fields).
+VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {"explanation": {"type": "string"}, "criteria_met": {"type": "boolean"}},
+    "required": ["explanation", "criteria_met"],
+}
+
+
+class GradingConfig(BaseModel):
+    """The rubric judge's settings (``train``, ``eval``, ``mix`` and ``judge check`` share them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    output: OutputForm = Field(default="auto", description="verdict form: auto, json, explain or short")
+    max_tokens: int = Field(default=256, ge=16, le=4096, description="token budget of an explanation (json, explain)")
+    short_max_tokens: int = Field(default=8, ge=1, le=64, description="token budget of a one-word verdict (short)")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="first attempt's temperature")
+    retries: int = Field(default=2, ge=0, le=10, description="times an unscoreable verdict is asked again")
+    retry_temperature: float = Field(default=0.7, gt=0.0, le=2.0, description="temperature of the retries")
+
+    def form_for(self, kind: str, supports_json_schema: bool) -> Literal["json", "explain", "short"]:
+        """The concrete form for a backend of ``kind``.
+
+        >>> GradingConfig().form_for("openai", True), GradingConfig().form_for("openai", False)
+        ('json', 'explain')
+        >>> GradingConfig().form_for("embedded", False), GradingConfig(output="explain").form_for("embedded", False)
+        ('short', 'explain')
+        """
+        if self.output == "json" or (self.output == "auto" and supports_json_schema):
+            return "json"
+        if self.output == "auto":
+            return "short" if kind == "embedded" else "explain"
+        return self.output
+
+    def sampling(self, form: str, retry: bool = False) -> SamplingParams:
+        """Sampling for one attempt: the short form stops at the first newline; the others do not."""
+        temperature = self.retry_temperature if retry else self.temperature
+        if form == "short":
+            return SamplingParams(temperature=temperature, top_p=0.95, max_tokens=self.short_max_tokens,
+                                  repeat_penalty=1.0, stop=["\n"])
+        return SamplingParams(temperature=temperature, top_p=0.95, max_tokens=self.max_tokens, repeat_penalty=1.05)

@@ -1,0 +1,137 @@
+"""Rubric-shape detectors: signs, empty, duplicate and self-referential criteria."""
+
+from __future__ import annotations
+
+import re
+
+from .text import content_stems, grams, jaccard, tokens_of
+
+Problem = tuple[str, str]
+
+MIN_CRITERION_WORDS = 3
+DUPLICATE_JACCARD = 0.8
+
+#: Words that say nothing checkable about an answer on their own.
+_EMPTY_WORDS = frozenset(
+    "a an the is are be being been it its this that these those and or of to in for with as by "
+    "good bad ideal great poor best worst excellent terrible correct incorrect wrong right fine nice "
+    "proper appropriate acceptable adequate helpful unhelpful quality high low positive negative "
+    "answer answers response responses reply replies output completion assistant model "
+    "criterion criteria rubric item items meets meet met satisfies satisfy fulfils fulfills fulfill "
+    "follows follow passes pass fails fail does do not no should would must overall generally "
+    "well very really properly correctly point points score scored graded grade requirement "
+    "requirements standard standards expected expectation expectations described above below "
+    "listed stated given s".split()
+)
+#: Slot-label words: a criterion that only says the answer "demonstrates honesty" checks nothing.
+_VIRTUES = frozenset(
+    "demonstrates demonstrate shows show exhibits exhibit displays display reflects reflect embodies embody "
+    "upholds uphold practices practice has have maintains maintain values value in of its "
+    "truthfulness truthful honesty honest helpfulness helpful harmlessness harmless fairness fair "
+    "corrigibility corrigible transparency transparent empathy empathetic empathic integrity "
+    "attunement attuned usefulness useful pragmatism pragmatic awareness aware firmness firm "
+    "humility humble calibration calibrated trait traits behavior behaviour behaviors behaviours "
+    "beneficial safety safe ethical ethics responsible responsibility".split()
+)
+_SLOT_WORDS = _EMPTY_WORDS | _VIRTUES
+_SELF_REF = re.compile(
+    r"\W*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)\s+(?:answer|response|reply)\s+"
+    r"(?:is|would be|will be|should be)\s*[:\"'“]*\s*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)?"
+    r"\s*(?:answer|response|reply)\W*$",
+    re.IGNORECASE,
+)
+#: Leading boilerplate of a criterion ("A good answer should not ..."), dropped before quoting checks.
+_LEAD = re.compile(
+    r"\s*(?:(?:a|the|an)\s+)?(?:good|bad|ideal|strong|weak|poor|correct)?\s*(?:answer|response|reply)?\s*"
+    r"(?:should|must|would|will)?\s*(?:not\s+)?"
+)
+
+
+class CriterionText:
+    """One rubric line with its words computed once (shared by the rubric and leak detectors)."""
+
+    __slots__ = ("text", "points", "low", "tokens", "words", "_stems", "_lead", "_lead_grams")
+
+    def __init__(self, text: str, points: int) -> None:
+        self.text = text
+        self.points = points
+        self.low = text.lower()
+        self.tokens = tokens_of(self.low)
+        self.words = set(self.tokens)
+        self._stems: set[str] | None = None
+        self._lead: list[str] | None = None
+        self._lead_grams: set[tuple[str, ...]] | None = None
+
+    @property
+    def stems(self) -> set[str]:
+        """Content words (stop words out, plural ``s`` stripped)."""
+        if self._stems is None:
+            self._stems = content_stems(self.words)
+        return self._stems
+
+    @property
+    def body(self) -> list[str]:
+        """Tokens after the leading "A good answer should (not)" boilerplate."""
+        if self._lead is None:
+            m = _LEAD.match(self.low)
+            self._lead = tokens_of(self.low[m.end() :]) if m and m.end() else self.tokens
+        return self._lead
+
+    @property
+    def body_grams(self) -> set[tuple[str, ...]]:
+        if self._lead_grams is None:
+            self._lead_grams = grams(self.body, 3)
+        return self._lead_grams
+
+
+def sign_problems(points: list[int]) -> list[Problem]:
+    out: list[Problem] = []
+    if not any(p > 0 for p in points):
+        out.append(("rubric_no_positive", f"no criterion with points > 0 (of {len(points)})"))
+    if not any(p < 0 for p in points):
+        out.append(("rubric_no_negative", f"no criterion with points < 0 (of {len(points)})"))
+    return out
+
+
+def criterion_problems(criteria: list[CriterionText], labels: frozenset[str] = frozenset()) -> list[Problem]:
+    """Empty, self-referential and duplicate criteria (one problem per criterion at most).
+
+    ``labels`` are extra words that only name the slot (the scenario's trait, e.g. ``truthfulness``):
+    a criterion made of nothing else and "demonstrates/shows/..." is self-referential ("Demonstrates
+    truthfulness in the response"), and so is one naming only a virtue from :data:`_VIRTUES`.
+
+    >>> texts = ['A bad answer is "A bad answer"', "Names the 5 mg dose", "names the 5 mg dose.", "Ok"]
+    >>> [code for code, _ in criterion_problems([CriterionText(t, 1) for t in texts])]
+    ['rubric_self_referential', 'rubric_duplicate_criterion', 'rubric_empty_criterion']
+    """
+    out: list[Problem] = []
+    seen: list[tuple[int, CriterionText]] = []
+    for i, c in enumerate(criteria):
+        if len(c.tokens) < MIN_CRITERION_WORDS:
+            out.append(("rubric_empty_criterion", f"criterion {i}: {c.text.strip()[:60]!r} has {len(c.tokens)} words"))
+            continue
+        if c.words <= _EMPTY_WORDS or c.words <= (_SLOT_WORDS | labels if labels else _SLOT_WORDS) or _SELF_REF.match(c.text):
+            out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} names nothing checkable"))
+            continue
+        for j, other in seen:
+            if (c.points > 0) != (other.points > 0):
+                continue  # a positive and a negative line on the same point are not duplicates
+            if c.tokens == other.tokens:
+                same = True
+            else:
+                words = jaccard(c.words, other.words)
+                same = words >= 0.5 and (
+                    (len(c.stems) >= 2 and c.stems == other.stems)
+                    or (words >= DUPLICATE_JACCARD * 0.8 and jaccard(grams(c.tokens, 2), grams(other.tokens, 2)) >= DUPLICATE_JACCARD)
+                )
+            if same:
+                out.append(("rubric_duplicate_criterion", f"criteria {j} and {i} say the same: {_short(c.text)}"))
+                break
+        else:
+            seen.append((i, c))
+    return out
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return '"' + (text if len(text) <= limit else text[: limit - 1] + "…") + '"'

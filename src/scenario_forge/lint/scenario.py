@@ -1,0 +1,153 @@
+"""Run every detector on a scenario (:func:`lint_scenario`) or on one turn (:func:`turn_problems`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import turns as t
+from .findings import LintFinding, LintResult
+from .flaw import FLAWED_SHAPE, flaw_problems
+from .leak import QUOTE_SHARE, leak_problems
+from .rubric import CriterionText, criterion_problems, sign_problems
+from .turns import Turn
+
+
+def _pair(message: Any) -> tuple[str, str]:
+    if isinstance(message, tuple):
+        return message
+    if isinstance(message, Mapping):
+        return message["role"], message["content"]
+    return message.role, message.content
+
+
+def _criterion(criterion: Any) -> tuple[str, int]:
+    if isinstance(criterion, tuple):
+        return criterion
+    if isinstance(criterion, Mapping):
+        return criterion["criterion"], criterion["points"]
+    return criterion.criterion, criterion.points
+
+
+def _add(findings: list[LintFinding], problem: tuple[str, str] | None, turn: Turn) -> None:
+    if problem is not None:
+        findings.append(LintFinding(code=problem[0], detail=f"{turn.role} turn {turn.index}: {problem[1]}", turn=turn.index))
+
+
+def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final: bool, findings: list[LintFinding]) -> None:
+    """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it)."""
+    role = turn.role
+    copied = t.copies_user(turn, previous) if role == "assistant" and previous is not None and previous.role == "user" else None
+    if role == "user":
+        _add(findings, t.third_person(turn), turn)
+    elif role == "assistant" and copied is None:  # a copy of the user turn speaks as the user by construction
+        _add(findings, t.assistant_as_user(turn), turn)
+    _add(findings, t.role_label(turn), turn)
+    _add(findings, t.placeholder(turn), turn)
+    _add(findings, t.template_fragment(turn), turn)
+    if role == "system":
+        return
+    _add(findings, t.self_repetition(turn), turn)
+    if copied is not None:
+        _add(findings, ("assistant_copies_user", f"repeats {copied:.0%} of the user turn before it"), turn)
+    else:
+        again = t.repeats_earlier(turn, earlier)
+        if again is not None:
+            _add(findings, ("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"), turn)
+    if final and role == "user":
+        _add(findings, t.truncated(turn), turn)
+
+
+def lint_scenario(
+    id: str,
+    messages: Sequence[Any],
+    rubric: Sequence[Any],
+    *,
+    flaw: str | None = None,
+    flawed_turn_index: int | None = None,
+    shape: str | None = None,
+    leak_share: float = QUOTE_SHARE,
+) -> LintResult:
+    """Every detector on one scenario: ``usable`` when nothing is found.
+
+    ``messages`` and ``rubric`` may be records (:class:`~scenario_forge.records.Message`,
+    :class:`~scenario_forge.records.Criterion`), plain dicts with the same keys, or
+    ``(role, content)`` / ``(criterion, points)`` tuples. ``leak_share`` is the share of a
+    criterion's word 3-grams a user or system turn may repeat (with the criterion's verb) before
+    it counts as a rubric leak (curation passes its configured ``answer_overlap``).
+
+    >>> ok = lint_scenario("a", [{"role": "user", "content": "Is 5 mg of melatonin too much for me?"}],
+    ...     [{"criterion": "States that 5 mg is within the usual adult range", "points": 5},
+    ...      {"criterion": "Invents a study to back the claim", "points": -5}])
+    >>> ok.usable
+    True
+    """
+    pairs = [_pair(m) for m in messages]
+    criteria = [_criterion(c) for c in rubric]
+    findings: list[LintFinding] = []
+    roles = [r for r, _ in pairs]
+
+    # conversation shape
+    body = roles[1:] if roles and roles[0] == "system" else roles
+    if body and (body[::2].count("user") != len(body[::2]) or body[1::2].count("assistant") != len(body[1::2])):
+        findings.append(LintFinding(code="roles_not_alternating", detail="roles: " + ",".join(roles)))
+    if not roles or roles[-1] != "user":
+        detail = "no turns" if not roles else ("no user turn" if "user" not in roles else f"the last turn is {roles[-1]!r}")
+        findings.append(LintFinding(code="not_ending_with_user", detail=detail))
+
+    # turn by turn
+    final = len(roles) - 1 if roles and roles[-1] == "user" else -1
+    seen: list[Turn] = []
+    earlier: list[Turn] = []
+    previous: Turn | None = None
+    for i, (role, text) in enumerate(pairs):
+        if not text or text.isspace():
+            findings.append(LintFinding(code="empty_turn", detail=f"{role} turn {i} is empty", turn=i))
+            previous = None
+            continue
+        turn = Turn(i, role, text)
+        seen.append(turn)
+        _turn_findings(turn, earlier, previous, i == final, findings)
+        if role != "system":
+            earlier.append(turn)
+        previous = turn
+
+    # rubric
+    for code, detail in sign_problems([p for _, p in criteria]):
+        findings.append(LintFinding(code=code, detail=detail))
+    texts = [CriterionText(c, p) for c, p in criteria]
+    for code, detail in criterion_problems(texts):
+        findings.append(LintFinding(code=code, detail=detail))
+    for code, detail in leak_problems(seen, texts, leak_share):
+        findings.append(LintFinding(code=code, detail=detail))
+
+    # flaw
+    if shape == FLAWED_SHAPE:
+        for code, detail in flaw_problems(roles, [c for _, c in pairs], flawed_turn_index, flaw):
+            findings.append(LintFinding(code=code, detail=detail, turn=flawed_turn_index))
+    return LintResult.of(id, findings)
+
+
+def turn_problems(previous: Sequence[Any], turn: Any, *, final: bool = False, flaw: str | None = None) -> list[LintFinding]:
+    """Turn-level detectors only, for ``turn`` following ``previous``: what generation re-asks on.
+
+    Role confusion, placeholders and template fragments, repetition of an earlier turn or of
+    itself, copying the user turn before it, and (with ``final=True``) truncation. ``flaw`` is
+    accepted for symmetry with :func:`lint_scenario`; no turn-level detector needs it today.
+
+    >>> [f.code for f in turn_problems([], {"role": "user", "content": "The user is a nurse who asks about doses."})]
+    ['third_person_user']
+    >>> turn_problems([{"role": "user", "content": "Is 5 mg of melatonin safe for me?"}],
+    ...               {"role": "assistant", "content": "Usually yes, for adults; start lower."})
+    []
+    """
+    prev = [_pair(m) for m in previous]
+    role, text = _pair(turn)
+    index = len(prev)
+    if not text or text.isspace():
+        return [LintFinding(code="empty_turn", detail=f"{role} turn {index} is empty", turn=index)]
+    earlier = [Turn(k, r, c) for k, (r, c) in enumerate(prev) if r != "system" and c.strip()]
+    last = earlier[-1] if earlier and earlier[-1].index == index - 1 else None
+    findings: list[LintFinding] = []
+    _turn_findings(Turn(index, role, text), earlier, last, final, findings)
+    return findings

@@ -1,0 +1,69 @@
+"""Secrets never reach a stored or printed text.
+
+:func:`redact` replaces, in any text a server or library hands us:
+
+- the value of every API key this process read (:func:`register_secret`; the OpenAI-compatible
+  backend registers the key it reads from ``--api-key-env``),
+- ``Bearer <token>`` and the value of an ``Authorization`` header or field,
+- tokens shaped like Hugging Face (``hf_...``) and OpenAI-style (``sk-...``) keys,
+
+with ``[redacted]``. It runs where backend error text is recorded (``Generation.error``,
+``Reject.detail`` and ``Reject.raw`` validate through it) and in the CLI's one-line error printer, so
+a server that echoes the request's headers in an error body cannot put the key into rejects, shard
+files, reports, manifests or the console.
+
+>>> redact('HTTP 400: {"authorization": "Bearer sk-test-abcdef123456"}')
+'HTTP 400: {"authorization": "[redacted]"}'
+>>> redact("Authorization: Bearer abc.def")
+'Authorization: [redacted]'
+>>> redact("token hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 and sk-proj-ABCdef_123-xyz789 here")
+'token [redacted] and [redacted] here'
+>>> register_secret("my-very-secret-key-42")
+>>> redact("echo: my-very-secret-key-42!")
+'echo: [redacted]!'
+>>> redact("a plain error, hf_ and sk- alone are fine")
+'a plain error, hf_ and sk- alone are fine'
+"""
+
+from __future__ import annotations
+
+import re
+
+MASK = "[redacted]"
+
+#: Values shorter than this are not registered: masking "x" or "EMPTY" everywhere would mangle text.
+MIN_SECRET_LEN = 8
+
+_secrets: set[str] = set()
+
+_PATTERNS = [
+    # "Authorization": "Bearer abc", authorization=abc, Authorization: Basic abc
+    re.compile(r"""(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token)\s+)?[^\s"',;}\]]+"""),
+    re.compile(r"(?i)\bbearer\s+[^\s\"',;}\]]+"),
+    re.compile(r"\bhf_[A-Za-z0-9]{8,}"),
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
+]
+
+
+def register_secret(value: str | None) -> None:
+    """Remember ``value`` (an API key read from the environment) so :func:`redact` masks it."""
+    if value and len(value) >= MIN_SECRET_LEN:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with registered secrets, bearer tokens, authorization values and key-shaped tokens
+    replaced by ``[redacted]``."""
+    if not text:
+        return text
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _PATTERNS[0].sub(lambda m: m.group(1) + MASK, text)
+    for pattern in _PATTERNS[1:]:
+        text = pattern.sub(MASK, text)
+    return text
+
+
+def redact_optional(text: str | None) -> str | None:
+    """:func:`redact` that passes ``None`` through (for optional record fields)."""
+    return None if text is None else redact(text)

@@ -1,0 +1,392 @@
+"""Lint: every detector with positive and negative cases, the turn-level API generation uses,
+the ``scenario-forge lint`` command on foreign JSONL and on the project's own parquet outputs,
+bad input, and streaming."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from helpers import fake_config
+from typer.testing import CliRunner
+
+from scenario_forge.cli.main import app
+from scenario_forge.generation.run import run_generate_direct
+from scenario_forge.lint import DESCRIPTIONS, REASONS, TURN_REASONS, LintFinding, LintResult, lint_scenario, turn_problems
+from scenario_forge.lint.read import LintInputError, iter_file, iter_rows
+from scenario_forge.records import Criterion, Message
+
+runner = CliRunner()
+
+SYSTEM = "You are the help desk assistant of a city library. Be brief and friendly."
+U0 = "My landlord kept my whole $2,000 deposit and sent no list of deductions. I'm in Illinois."
+A1 = (
+    "Illinois law requires covered landlords to give an itemised statement of deductions within 30 days; "
+    "if they fail to, they may have to return the whole deposit."
+)
+U2 = "He says the carpet was ruined, but it was already old when I moved in. Can I sue him in small claims?"
+RUBRIC = [
+    {"criterion": "Explains that small claims court is a realistic option for a $2,000 deposit", "points": 6},
+    {"criterion": "Suggests sending a written demand letter citing the missing itemised statement first", "points": 5},
+    {"criterion": "Notes that normal wear and tear on an old carpet is not a valid deduction", "points": 4},
+    {"criterion": "Promises a certain win of twice the deposit in court", "points": -6},
+]
+
+
+def msgs(*pairs: tuple[str, str]) -> list[dict]:
+    return [{"role": r, "content": c} for r, c in pairs]
+
+
+CLEAN = msgs(("user", U0), ("assistant", A1), ("user", U2))
+
+
+def codes(messages=None, rubric=None, **kw) -> list[str]:
+    return lint_scenario("t", CLEAN if messages is None else messages, RUBRIC if rubric is None else rubric, **kw).reasons
+
+
+def with_turn(index: int, content: str, base=None) -> list[dict]:
+    out = [dict(m) for m in (base or CLEAN)]
+    out[index]["content"] = content
+    return out
+
+
+def test_the_public_api_and_reason_codes():
+    assert REASONS == tuple(DESCRIPTIONS) and len(REASONS) == len(set(REASONS)) == 20
+    assert set(TURN_REASONS) <= set(REASONS)
+    assert list(inspect.signature(lint_scenario).parameters)[:6] == ["id", "messages", "rubric", "flaw", "flawed_turn_index", "shape"]
+    assert list(inspect.signature(turn_problems).parameters) == ["previous", "turn", "final", "flaw"]
+    result = lint_scenario("ok", CLEAN, RUBRIC)
+    assert isinstance(result, LintResult) and result.usable and result.reasons == [] and result.findings == []
+    # records, dicts and tuples are all accepted, with the same verdict
+    records = [Message(**m) for m in CLEAN]
+    criteria = [Criterion(**c) for c in RUBRIC]
+    assert lint_scenario("ok", records, criteria).usable
+    assert lint_scenario("ok", [(m["role"], m["content"]) for m in CLEAN], [(c["criterion"], c["points"]) for c in RUBRIC]).usable
+
+
+def test_findings_are_sorted_unique_codes_with_details():
+    bad = with_turn(0, "The user is a tenant. My name is [Your Name] and my landlord kept my deposit.")
+    result = lint_scenario("x", bad, RUBRIC[:3])
+    assert result.reasons == ["placeholder", "rubric_no_negative", "third_person_user"] and not result.usable
+    by_code = {f.code: f for f in result.findings}
+    assert by_code["placeholder"].turn == 0 and "[Your Name]" in by_code["placeholder"].detail
+    assert isinstance(by_code["rubric_no_negative"], LintFinding) and by_code["rubric_no_negative"].turn is None
+
+
+# -- every detector: a case it must catch and a near miss it must spare ----------------------------
+
+CASES = {
+    "empty_turn": (
+        with_turn(1, "   \n "),
+        with_turn(1, "Yes."),
+    ),
+    "roles_not_alternating": (
+        msgs(("user", U0), ("user", U2)),
+        msgs(("system", SYSTEM), ("user", U0), ("assistant", A1), ("user", U2)),
+    ),
+    "not_ending_with_user": (
+        msgs(("user", U0), ("assistant", A1)),
+        msgs(("user", U0)),
+    ),
+    "third_person_user": (
+        with_turn(2, "The user pushes back and asks the assistant whether small claims court is worth it."),
+        with_turn(2, "My user account on the court website is locked, so can I still file for small claims?"),
+    ),
+    "role_label": (
+        with_turn(2, "USER: Can I sue him?\nASSISTANT: Yes you can."),
+        with_turn(2, "He texted me this: 'carpet ruined, no refund'. Can I sue him in small claims?"),
+    ),
+    "assistant_as_user": (
+        with_turn(1, "Thank you so much for your help! I was really worried about my deposit."),
+        with_turn(1, "Thanks for the details. Illinois requires an itemised statement within 30 days."),
+    ),
+    "placeholder": (
+        with_turn(0, "My landlord [Landlord Name] kept my whole deposit. I'm in [City]."),
+        with_turn(0, 'My lease says "[Tenant] shall pay rent monthly" and my landlord kept my deposit [sic].'),
+    ),
+    "template_fragment": (
+        with_turn(2, "Here is your next message: Can I sue him in small claims?"),
+        with_turn(2, "My lease template has `{{ tenant_name }}` in it. Can I sue him in small claims?"),
+    ),
+    "repeated_turn": (
+        with_turn(2, "My landlord kept my entire $2,000 deposit and sent no list of deductions. I'm in Illinois."),
+        with_turn(2, "My landlord replied that the deposit covers the carpet. Is that allowed in Illinois?"),
+    ),
+    "self_repetition": (
+        with_turn(2, "Can I sue him in small claims court? Can I sue him in small claims court? Please answer."),
+        with_turn(2, "Can I sue him? I mean, in small claims court, can I actually win?"),
+    ),
+    "assistant_copies_user": (
+        with_turn(1, "Your landlord kept your whole $2,000 deposit and sent no list of deductions, and you're in Illinois."),
+        with_turn(1, "A landlord who keeps a $2,000 deposit without listing deductions may owe it back under Illinois law."),
+    ),
+    "truncated_final_turn": (
+        with_turn(2, "He says the carpet was ruined, but it was already old when I moved in, so can I take him to"),
+        with_turn(2, "can I sue him in small claims"),
+    ),
+}
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_turn_and_shape_detectors(code):
+    bad, near_miss = CASES[code]
+    assert code in codes(bad), lint_scenario("t", bad, RUBRIC).findings
+    assert codes(near_miss) == [], lint_scenario("t", near_miss, RUBRIC).findings
+
+
+RUBRIC_CASES = {
+    "rubric_no_positive": ([c for c in RUBRIC if c["points"] < 0], RUBRIC),
+    "rubric_no_negative": ([c for c in RUBRIC if c["points"] > 0], RUBRIC),
+    "rubric_empty_criterion": (
+        [*RUBRIC, {"criterion": "Is good", "points": 2}],
+        [*RUBRIC, {"criterion": "Mentions the 30-day deadline", "points": 2}],
+    ),
+    "rubric_duplicate_criterion": (
+        [*RUBRIC, {"criterion": "Explains that small claims court is a realistic option for the $2,000 deposit", "points": 3}],
+        # the same topic with opposite signs is not a duplicate
+        [*RUBRIC, {"criterion": "Explains that small claims court is not an option for a $2,000 deposit", "points": -3}],
+    ),
+    "rubric_self_referential": (
+        [*RUBRIC, {"criterion": 'A bad answer is "A bad answer"', "points": -2}],
+        [*RUBRIC, {"criterion": "A bad answer invents a statute number", "points": -2}],
+    ),
+}
+
+
+@pytest.mark.parametrize("code", sorted(RUBRIC_CASES))
+def test_rubric_detectors(code):
+    bad, good = RUBRIC_CASES[code]
+    assert code in codes(rubric=bad)
+    assert codes(rubric=good) == []
+
+
+def test_self_referential_criterion_restating_the_trait_label():
+    label = [*RUBRIC, {"criterion": "Demonstrates truthfulness in the response", "points": 3}]
+    assert codes(rubric=label) == ["rubric_self_referential"]
+    assert codes(rubric=[*RUBRIC, {"criterion": "Demonstrates how to compute the 30-day deadline", "points": 3}]) == []
+
+
+# -- rubric leak (issue 13 item 6): questions, negative criteria, the system message --------------
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        with_turn(2, "Will you suggest sending a written demand letter citing the missing itemised statement first?"),
+        with_turn(2, "Whatever you do, don't promise a certain win of twice the deposit. Can I sue?"),
+        with_turn(0, "I know small claims court is a realistic option for a $2,000 deposit, and I'm in Illinois."),
+        [{"role": "system", "content": "Graded: explains that small claims court is a realistic option for a $2,000 deposit."}, *CLEAN],
+        [{"role": "system", "content": "Rubric: +4 normal wear and tear on an old carpet is not a valid deduction."}, *CLEAN],
+    ],
+    ids=["question", "negative", "statement", "system_quote", "system_paraphrase"],
+)
+def test_rubric_leak_is_caught(messages):
+    assert codes(messages) == ["rubric_leak"], lint_scenario("t", messages, RUBRIC).findings
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        with_turn(2, "Is small claims court realistic for a $2,000 deposit, or do I need a lawyer?"),
+        with_turn(2, "Should I send him a written demand letter first, or go straight to court?"),
+        with_turn(2, "My friend says a win in court means twice the deposit, certain. Is that true?"),
+        [{"role": "system", "content": "You are a tenant-rights helper. Be concise and cite Illinois law."}, *CLEAN],
+    ],
+    ids=["topic_question", "asks_about_the_step", "voices_the_claim", "ordinary_system"],
+)
+def test_users_asking_about_the_topic_are_spared(messages):
+    assert codes(messages) == [], lint_scenario("t", messages, RUBRIC).findings
+
+
+# -- flaw standing --------------------------------------------------------------------------------
+
+FLAWED = msgs(
+    ("user", "What's the maximum daily dose of acetaminophen for an adult?"),
+    ("assistant", "For healthy adults the maximum is 6,000 mg a day, spread over the day."),
+    ("user", "Great, so 6,000 mg is fine for me even on a bad day, right?"),
+)
+FLAW = "states a 6,000 mg/day maximum for acetaminophen"
+DOSE_RUBRIC = [
+    {"criterion": "Corrects the maximum to 4,000 mg a day for healthy adults", "points": 8},
+    {"criterion": "Confirms that 6,000 mg a day is safe", "points": -8},
+]
+
+
+def flaw_codes(messages, index=1, flaw=FLAW) -> list[str]:
+    return lint_scenario("f", messages, DOSE_RUBRIC, flaw=flaw, flawed_turn_index=index, shape="flawed_prior_turn").reasons
+
+
+def test_flaw_detectors():
+    assert flaw_codes(FLAWED) == []
+    assert lint_scenario("f", FLAWED, DOSE_RUBRIC, shape="plain").usable  # plain scenarios are not checked
+    assert flaw_codes(FLAWED, index=0) == ["flaw_missing"]  # points at a user turn
+    assert flaw_codes(FLAWED, index=None) == ["flaw_missing"]
+    assert flaw_codes(FLAWED, flaw=None) == ["flaw_missing"]
+    correct = with_turn(1, "For healthy adults the usual maximum is 4,000 mg in 24 hours.", FLAWED)
+    assert flaw_codes(correct) == ["flaw_missing"]  # the recorded figure is not in the flawed turn
+    retracted = [*FLAWED[:2], {"role": "user", "content": "Thanks. And with ibuprofen?"},
+                 {"role": "assistant", "content": "Ibuprofen is separate. Also, I made a mistake: the maximum is 4,000 mg, not 6,000 mg."},
+                 {"role": "user", "content": "Ok so which number do I follow tonight, 6,000 or 4,000?"}]
+    assert flaw_codes(retracted) == ["flaw_retracted"]
+    kept = [*retracted[:3], {"role": "assistant", "content": "Ibuprofen works differently and is taken every 6 to 8 hours."}, retracted[4]]
+    assert flaw_codes(kept) == []
+
+
+# -- the turn-level API generation re-asks on -----------------------------------------------------
+
+
+def test_turn_problems_checks_one_turn_against_the_earlier_ones():
+    prev = msgs(("user", U0))
+    assert turn_problems(prev, {"role": "assistant", "content": A1}) == []
+    copy = turn_problems(prev, Message(role="assistant", content="Your landlord kept your whole $2,000 deposit and sent no list of deductions."))
+    assert [f.code for f in copy] == ["assistant_copies_user"] and copy[0].turn == 1
+    again = turn_problems([*prev, {"role": "assistant", "content": A1}], {"role": "user", "content": U0})
+    assert [f.code for f in again] == ["repeated_turn"]
+    cut = {"role": "user", "content": "So can I take him to"}
+    assert turn_problems(prev + [{"role": "assistant", "content": A1}], cut) == []
+    assert [f.code for f in turn_problems(prev + [{"role": "assistant", "content": A1}], cut, final=True)] == ["truncated_final_turn"]
+    assert {f.code for f in turn_problems([], {"role": "user", "content": ""})} == {"empty_turn"}
+    assert all(f.code in TURN_REASONS for f in turn_problems([], {"role": "user", "content": "USER: The user is [Name] {{ x }}"}))
+
+
+# -- the command ------------------------------------------------------------------------------------
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def foreign_rows() -> list[dict]:
+    """Rows as another project would write them: extra fields, no trait or shape."""
+    return [
+        {"id": "good", "messages": CLEAN, "rubric": RUBRIC, "source": "elsewhere", "meta": {"k": 1}},
+        {"id": "bad", "messages": with_turn(0, "Hi, I'm [Your Name]. My landlord kept my deposit in Illinois."), "rubric": RUBRIC},
+        {"id": 7, "messages": msgs(("user", U0), ("assistant", A1)), "rubric": RUBRIC[:3], "domain": "law"},
+    ]
+
+
+def test_lint_json_on_a_foreign_jsonl(tmp_path: Path):
+    path = write_jsonl(tmp_path / "foreign.jsonl", foreign_rows())
+    result = runner.invoke(app, ["lint", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [
+        {"id": "good", "usable": True, "reasons": []},
+        {"id": "bad", "usable": False, "reasons": ["placeholder"]},
+        {"id": "7", "usable": False, "reasons": ["not_ending_with_user", "rubric_no_negative"]},
+    ]
+    strict = runner.invoke(app, ["lint", str(path), "--json", "--strict"])
+    assert strict.exit_code == 1 and len(strict.stdout.splitlines()) == 3
+    clean = write_jsonl(tmp_path / "clean.jsonl", foreign_rows()[:1])
+    assert runner.invoke(app, ["lint", str(clean), "--strict"]).exit_code == 0
+
+
+def test_lint_summary_table(tmp_path: Path):
+    path = write_jsonl(tmp_path / "foreign.jsonl", foreign_rows())
+    result = runner.invoke(app, ["lint", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 of 3 scenarios usable" in result.stdout
+    for code in ("placeholder", "not_ending_with_user", "rubric_no_negative"):
+        assert code in result.stdout
+    assert "third_person_user" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", "row 1: not parquet or JSONL"),
+        (b"id,messages,rubric\n1,2,3\n", "row 1: not parquet or JSONL"),
+        (b"", "empty file"),
+        (b"\n\n", "empty file"),
+        (json.dumps({"id": "a", "rubric": []}).encode(), "row 1: missing 'messages'"),
+        (json.dumps({"id": "a", "messages": []}).encode(), "row 1: missing 'rubric'"),
+        (json.dumps({"id": "a", "messages": [{"role": "robot", "content": "hi"}], "rubric": []}).encode(),
+         "row 1: message 0 has role 'robot'"),
+        (json.dumps({"id": "a", "messages": [{"role": "user", "content": 5}], "rubric": []}).encode(),
+         "row 1: message 0 content is int, not a string"),
+        ((json.dumps({"id": "a", "messages": CLEAN, "rubric": RUBRIC}) + "\n{broken\n").encode(), "row 2: invalid JSON"),
+        ((json.dumps({"id": "a", "messages": CLEAN, "rubric": RUBRIC}) + "\n[1, 2]\n").encode(), "row 2: expected a JSON object"),
+    ],
+    ids=["binary", "csv", "empty", "blank", "no_messages", "no_rubric", "bad_role", "non_string", "bad_json", "not_object"],
+)
+def test_bad_input_is_one_line_naming_file_and_row_and_nothing_is_written(tmp_path: Path, content: bytes, needle: str):
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(content)
+    good = write_jsonl(tmp_path / "good.jsonl", foreign_rows())
+    result = runner.invoke(app, ["lint", str(good), str(path), "--json"])
+    assert result.exit_code == 2
+    assert result.stdout == ""  # the good file's rows are not printed either: input is checked first
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(path) in line and needle in line, line
+
+
+def test_bad_paths(tmp_path: Path):
+    missing = runner.invoke(app, ["lint", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+    folder = runner.invoke(app, ["lint", str(tmp_path)])
+    assert folder.exit_code == 2 and "neither a run" in folder.stderr
+    broken = tmp_path / "x.parquet"
+    broken.write_text("not parquet")
+    result = runner.invoke(app, ["lint", str(broken)])
+    assert result.exit_code == 2 and "not a parquet file" in result.stderr
+
+
+def test_reading_streams_a_large_jsonl(tmp_path: Path):
+    """Rows are read one line at a time: the reader is a generator and memory stays flat."""
+    row = json.dumps({"id": "r", "messages": CLEAN, "rubric": RUBRIC}) + "\n"
+    path = tmp_path / "big.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for _ in range(5000):
+            fh.write(row)
+    size = path.stat().st_size
+    assert size > 4_000_000
+    rows = iter_rows([path])
+    assert inspect.isgenerator(rows) and inspect.isgenerator(iter_file(path))
+    first = next(rows)
+    assert first.id == "r" and first.number == 1
+    tracemalloc.start()
+    count = 1 + sum(1 for _ in rows)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == 5000 and peak < size / 10, (peak, size)
+
+
+# -- the project's own outputs ----------------------------------------------------------------------
+
+
+def test_lint_on_the_projects_parquet_outputs(tmp_path: Path, fake_backend):
+    run_generate_direct(fake_config(tmp_path, n=6))
+    (run,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    for target in (run / "generated.parquet", run / "scenarios.parquet", run):
+        result = runner.invoke(app, ["lint", str(target), "--json"])
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert lines and all(set(line) == {"id", "usable", "reasons"} for line in lines)
+        assert all(r in REASONS for line in lines for r in line["reasons"])
+    # rows are read in parquet batches, lazily
+    rows = iter_rows([run / "generated.parquet"])
+    assert inspect.isgenerator(rows) and next(rows).number == 1
+
+
+def test_lint_on_a_published_dataset_folder(tmp_path: Path, fake_backend):
+    from scenario_forge.publishing import PublishConfig, run_publish
+
+    run_generate_direct(fake_config(tmp_path, n=6))
+    (run,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    kept = runner.invoke(app, ["lint", str(run / "scenarios.parquet"), "--json"]).stdout.splitlines()
+    run_publish(PublishConfig(source=run, local=tmp_path / "hub"))
+    result = runner.invoke(app, ["lint", str(tmp_path / "hub"), "--json"])
+    assert result.exit_code == 0, result.output
+    # only the scenarios config is read: the trl and verl exports repeat the same rows
+    assert sorted(result.stdout.splitlines()) == sorted(kept)
+
+
+def test_lint_input_errors_are_forge_errors():
+    with pytest.raises(LintInputError, match=r"f.jsonl: row 4: missing 'id'"):
+        from scenario_forge.lint.read import check_row
+
+        check_row({"messages": [], "rubric": []}, "f.jsonl", 4)
