@@ -16,6 +16,11 @@
    (cosine) with the default vectors.
 
 The CPU is shared on our machines: absolute times are noisy, ratios measured in one run matter.
+
+Quick-size targets (``--quick``: 10,000 vectors with 100 planted pairs, a 2,000-vector subsample,
+8 texts; ``tests/test_benchmarks_quick.py`` runs it): detection <= 10 s and <= 1.5 GiB
+peak, recall of the planted pairs >= 0.98, and on the subsample precision 1.0 and recall >= 0.95
+against exact search. The script exits 1 when a target of the size it ran at is missed.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TARGET_S, TARGET_GIB, TARGET_RECALL = 60.0, 4.0, 0.98
+QUICK_S, QUICK_GIB, QUICK_SUBSAMPLE_RECALL = 10.0, 1.5, 0.95
 
 
 def planted(n: int, pairs: int, d: int = 384, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -329,6 +335,20 @@ def main() -> None:
     scale = results["scale"]
     ok = scale["wall_s"] <= TARGET_S and scale["peak_rss_gib"] <= TARGET_GIB and scale["recall"] >= TARGET_RECALL
     print(f"\nscale targets {'met' if ok else 'NOT met'} at n={args.n:,}")
+    if args.quick:
+        sub = results["subsample"]
+        checks = {
+            f"detection <= {QUICK_S:.0f} s": scale["wall_s"] <= QUICK_S,
+            f"peak RSS <= {QUICK_GIB} GiB": scale["peak_rss_gib"] <= QUICK_GIB,
+            f"recall >= {TARGET_RECALL}": scale["recall"] >= TARGET_RECALL,
+            "subsample precision 1.0": sub["precision"] == 1.0,
+            f"subsample recall >= {QUICK_SUBSAMPLE_RECALL}": sub["recall"] >= QUICK_SUBSAMPLE_RECALL,
+        }
+        for name, passed in checks.items():
+            print(f"target (quick): {name} -> {'PASS' if passed else 'FAIL'}")
+        ok = all(checks.values())
+    if not ok:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

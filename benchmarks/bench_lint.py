@@ -11,9 +11,10 @@ reasons contain that code. Prints:
 * per detector (reason code): gold rows, hits, precision and recall;
 * recall on unusable rows (an unusable row flagged with any reason) and the false-rejection rate
   on usable rows (a usable row flagged with any reason);
-* scenarios per second on one core: the rows replicated to ``--rows`` and linted in a loop
-  (rows already parsed; the time of :func:`scenario_forge.lint.lint_scenario` alone), and the same
-  with JSONL parsing and row checks included.
+* scenarios per second on one core: the rows replicated to ``--rows`` and linted in a loop,
+  timed in CPU seconds of this process (``time.process_time``, best of 3 passes) so that other
+  processes sharing the machine do not count; rows already parsed (the time of
+  :func:`scenario_forge.lint.lint_scenario` alone), and the same with JSONL parsing and row checks.
 
 Targets: recall >= 0.95 on unusable rows, false rejection <= 5% of usable rows, >= 10,000
 scenarios/s. The CPU is shared on our machines: the speed figure is rough when others load it.
@@ -31,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from scenario_forge.lint import REASONS, lint_scenario  # noqa: E402
-from scenario_forge.lint.read import Row, check_row  # noqa: E402
+from scenario_forge.lint import REASONS, lint_scenario
+from scenario_forge.lint.read import Row, check_row
 
 DEFAULT = ROOT / "labelled" / "lint_scenarios.jsonl"
 TARGET_RECALL, TARGET_FALSE_REJECTION, TARGET_PER_S = 0.95, 0.05, 10_000
@@ -100,21 +101,29 @@ def quality(items: list[tuple[Row, dict, str]]) -> dict:
     }
 
 
-def speed(items: list[tuple[Row, dict, str]], path: Path, rows: int) -> dict:
+def _best_rate(work, step, repeats: int) -> int:
+    """Rows per CPU second of the fastest of ``repeats`` passes (CPU time of this process: one core,
+    not counting the time other processes hold it)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for item in work:
+            step(item)
+        best = min(best, time.process_time() - start)
+    return round(len(work) / max(best, 1e-9))
+
+
+def speed(items: list[tuple[Row, dict, str]], path: Path, rows: int, repeats: int = 3) -> dict:
     base = [row for row, _, _ in items]
-    copies = (rows + len(base) - 1) // len(base)
-    work = (base * copies)[:rows]
-    start = time.perf_counter()
-    for row in work:
-        lint_row(row)
-    lint_s = time.perf_counter() - start
+    work = (base * ((rows + len(base) - 1) // len(base)))[:rows]
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     raw = (lines * ((rows + len(lines) - 1) // len(lines)))[:rows]
-    start = time.perf_counter()
-    for number, line in enumerate(raw, start=1):
-        lint_row(check_row(json.loads(line), "bench", number))
-    full_s = time.perf_counter() - start
-    return {"rows": rows, "lint_per_s": round(rows / lint_s), "with_parsing_per_s": round(rows / full_s)}
+    return {
+        "rows": rows,
+        "repeats": repeats,
+        "lint_per_s": _best_rate(work, lint_row, repeats),
+        "with_parsing_per_s": _best_rate(raw, lambda line: lint_row(check_row(json.loads(line), "bench", 1)), repeats),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recall on unusable rows: {recall} (target >= {TARGET_RECALL})")
     print(f"false rejection of usable rows: {false_rejection} (target <= {TARGET_FALSE_REJECTION})")
     print(f"speed, one core: {per_s:,} scenarios/s linted, {figures['speed']['with_parsing_per_s']:,}/s with JSONL parsing "
-          f"({figures['speed']['rows']:,} rows; target >= {TARGET_PER_S:,}; rough on a shared CPU)")
+          f"({figures['speed']['rows']:,} rows, CPU time, best of {figures['speed']['repeats']}; target >= {TARGET_PER_S:,})")
     met = {
         "recall": recall is not None and recall >= TARGET_RECALL,
         "false_rejection": false_rejection is not None and false_rejection <= TARGET_FALSE_REJECTION,

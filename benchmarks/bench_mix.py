@@ -9,7 +9,13 @@ Setup (not timed): a base parquet of N verifiable-task rows and a run of 2,000 s
 - ``floor``: polars copying the base file (scan -> sink parquet), the I/O floor, side by side.
 
 Usage: ``python benchmarks/bench_mix.py [--quick] [--rows N] [--keep DIR]``. ``--quick`` uses 200,000
-rows (a few seconds; the test suite runs it).
+rows (a few seconds; ``tests/test_benchmarks_quick.py`` runs it).
+
+Quick-size target (``--quick``): the ``stream`` case mixes the 200,000 base rows in <= 10 s of
+CPU time (user + system of its process; wall time on our shared 2 cores swings with other load:
+3.5 s CPU took 20.5 s wall at load average 11) and <= 1 GiB peak RSS. Other sizes are
+held to the full target (<= 30 s wall, <= 2 GiB). The script exits 1 when the target of the size it
+ran at is missed.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from pathlib import Path
 
 TARGET_S = 30.0
 TARGET_RSS_GIB = 2.0
+QUICK_S = 10.0
+QUICK_RSS_GIB = 1.0
 SCENARIOS = 2_000
 
 
@@ -158,11 +166,15 @@ def main() -> None:
               f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         print(f"(stream ratio {stream_ratio}; python + library imports before timing: {results['stream']['import_s']:.1f} s)")
         stream = results["stream"]
-        ok_time = stream["wall_s"] <= TARGET_S
-        ok_mem = stream["peak_rss"] / 2**30 <= TARGET_RSS_GIB
-        scale = "" if rows == 10_000_000 else f" (at {rows:,} rows; the target is for 10,000,000)"
-        print(f"\ntarget: mix {rows:,} base rows in <= {TARGET_S:.0f} s: {stream['wall_s']:.1f} s -> {'PASS' if ok_time else 'FAIL'}{scale}")
-        print(f"target: peak RSS <= {TARGET_RSS_GIB:.0f} GiB: {stream['peak_rss'] / 2**30:.2f} GiB -> {'PASS' if ok_mem else 'FAIL'}{scale}")
+        quick = args.quick and args.rows is None
+        limit_s, limit_gib = (QUICK_S, QUICK_RSS_GIB) if quick else (TARGET_S, TARGET_RSS_GIB)
+        clock = "cpu_s" if quick else "wall_s"
+        ok_time = stream[clock] <= limit_s
+        ok_mem = stream["peak_rss"] / 2**30 <= limit_gib
+        scale = " (quick-size target)" if quick else "" if rows == 10_000_000 else f" (at {rows:,} rows; the target is for 10,000,000)"
+        what = "CPU s" if quick else "s"
+        print(f"\ntarget: mix {rows:,} base rows in <= {limit_s:.0f} {what}: {stream[clock]:.1f} {what} -> {'PASS' if ok_time else 'FAIL'}{scale}")
+        print(f"target: peak RSS <= {limit_gib:g} GiB: {stream['peak_rss'] / 2**30:.2f} GiB -> {'PASS' if ok_mem else 'FAIL'}{scale}")
         if not (ok_time and ok_mem):
             sys.exit(1)
     finally:

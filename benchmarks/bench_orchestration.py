@@ -13,6 +13,11 @@ client up and is also reported separately.
 
     .venv/bin/python benchmarks/bench_orchestration.py            # 1,000 scenarios, 0.2 s per batch
     .venv/bin/python benchmarks/bench_orchestration.py --quick    # 64 scenarios, 0.05 s per batch
+
+Quick-size target (``--quick``; ``tests/test_benchmarks_quick.py`` runs it): prefect / direct <=
+2.5. At this size Prefect's fixed per-run API work (a few seconds) weighs on a run of a few
+seconds, so the quick target is looser than the full one (<= 1.05, which the full run does not
+meet yet: README). The script exits 1 when the target of the size it ran at is missed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # flows/ when r
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+TARGET = 1.05
+QUICK_TARGET = 2.5
 
 
 def main() -> None:
@@ -86,7 +94,11 @@ def main() -> None:
     print(f"prefect run  {prefect:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['prefect'])}; batches {batches['prefect']})")
     print(f"overhead     {prefect - direct:8.2f} s  over {shards} shard tasks + 2 tasks + artifacts")
     ratio = prefect / direct
-    print(f"prefect / direct = {ratio:.3f}  (target <= 1.05: {'met' if ratio <= 1.05 else 'NOT met'})")
+    target = QUICK_TARGET if args.quick else TARGET
+    size = "quick-size target" if args.quick else "target"
+    print(f"prefect / direct = {ratio:.3f}  ({size} <= {target}: {'met' if ratio <= target else 'NOT met'})")
+    if ratio > target:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

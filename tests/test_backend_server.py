@@ -106,6 +106,7 @@ def test_full_generate_run_through_the_server_with_concurrency(server, tmp_path)
     manifest = json.loads((run / "manifest.json").read_text())
     c = manifest["counts"]
     assert c["planned"] == 1 == c["kept"] + c["rejected"] + c["deduplicated"]
+    assert c["kept"] == 1, c  # a run that keeps nothing is not a pass
     assert manifest["provenance"]["backend"] == "openai"
     assert manifest["provenance"]["model"] == f"openai:{embedded_model_path()}"
     assert manifest["usage"]["brief"]["completion_tokens"] > 0 and manifest["usage"]["brief"]["requests"] >= 4

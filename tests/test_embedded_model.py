@@ -93,6 +93,7 @@ def test_generate_health_end_to_end(tmp_path: Path):
     manifest = json.loads((run / "manifest.json").read_text())
     c = manifest["counts"]
     assert c["planned"] == 3 == c["kept"] + c["rejected"] + c["deduplicated"]
+    assert c["kept"] >= 1, c  # a run that keeps nothing is not a pass
     assert manifest["provenance"]["model"].startswith("embedded:SmolLM2-135M-Instruct.Q4_1.gguf@sha256:")
     assert manifest["usage"]["brief"]["completion_tokens"] > 0
     for s in read_scenarios(run / "scenarios.parquet"):

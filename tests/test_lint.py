@@ -15,7 +15,15 @@ from typer.testing import CliRunner
 
 from scenario_forge.cli.main import app
 from scenario_forge.generation.run import run_generate_direct
-from scenario_forge.lint import DESCRIPTIONS, REASONS, TURN_REASONS, LintFinding, LintResult, lint_scenario, turn_problems
+from scenario_forge.lint import (
+    DESCRIPTIONS,
+    REASONS,
+    TURN_REASONS,
+    LintFinding,
+    LintResult,
+    lint_scenario,
+    turn_problems,
+)
 from scenario_forge.lint.read import LintInputError, iter_file, iter_rows
 from scenario_forge.records import Criterion, Message
 
@@ -161,6 +169,23 @@ def test_rubric_detectors(code):
     bad, good = RUBRIC_CASES[code]
     assert code in codes(rubric=bad)
     assert codes(rubric=good) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        ("third_person_user", "I moderate a forum. This user has been posting my address, can I ban him?"),
+        ("third_person_user", "The user manual says the deposit rules differ by city. Is that true in Chicago?"),
+        ("placeholder", "I pressed [Enter] on the court website and nothing happened. Can I still file?"),
+        ("placeholder", "My receipt cites the statute [1] and the date. Can I sue him in small claims?"),
+        ("template_fragment", 'My script logs f"tenant {tenant_id} paid" for every payment. Is that proof enough?'),
+        ("template_fragment", "He told me to stay in character as the calm tenant. Can I sue him in small claims?"),
+        ("role_label", "Note: the lease ends in May. Can I sue him in small claims before that?"),
+        ("truncated_final_turn", "Can I sue him in small claims?? thanks"),
+    ],
+)
+def test_natural_user_text_is_spared(code, text):
+    assert code not in codes(with_turn(2, text)), lint_scenario("t", with_turn(2, text), RUBRIC).findings
 
 
 def test_self_referential_criterion_restating_the_trait_label():

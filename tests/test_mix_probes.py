@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mix_data import HashEmbedder, grid, make_scenario, write_run
+from mix_data import HashEmbedder, grid, make_scenario, near_copy, write_run
 
 from scenario_forge.errors import ConfigError
 from scenario_forge.mixing import guard
@@ -124,3 +124,19 @@ def test_persona_variants_differ_only_in_the_persona(tmp_path: Path):
         assert [m.role for m in bad.prompt].count("system") == 1
         assert bad.model_dump(exclude={"id", "split", "prompt", "persona_variant"}) == good.model_dump(
             exclude={"id", "split", "prompt", "persona_variant"})
+
+
+def test_probes_the_contamination_guard_removed_are_reported(tmp_path: Path, capsys):
+    # The only health scenario is held out for the probes, but a science training scenario nearly
+    # duplicates it: the guard removes it, and the mix says so once (or refuses under --strict).
+    health = make_scenario(0, "health", "truthfulness")
+    science = near_copy(health, 1, "science", "truthfulness")
+    run = _ready(write_run(tmp_path / "runs", [health, science, make_scenario(2, "business", "truthfulness")]))
+    meta = run_mix(MixConfig(runs=[run], out=tmp_path / "m", recipe="paper-5pct", spread=OFF))
+    warnings = _warnings(capsys.readouterr().err)
+    assert len(warnings) == 1 and "left after the contamination guard" in warnings[0], warnings
+    assert meta.contamination["removed"] == {"heldout": 1} and "persistence_plain" not in meta.splits
+    assert "left after the contamination guard" in meta.persistence["skipped"]  # type: ignore[index]
+    with pytest.raises(ConfigError, match="^--strict: .* left after the contamination guard .*; nothing was written$"):
+        run_mix(MixConfig(runs=[run], out=tmp_path / "s", recipe="paper-5pct", spread=OFF, strict=True))
+    assert not (tmp_path / "s").exists()

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import FAKE, REPO, fake_config
+from helpers import FAKE, fake_config
 from prefect_server import PrefectServer, shared_server
 
 from scenario_forge.backends.factory import use_backend
@@ -151,16 +149,6 @@ def test_dask_cluster_produces_the_same_data_as_threads(server, tmp_path: Path):
         and "resource_tracker" not in " ".join(p.cmdline())
     ]
     assert not left, [p.cmdline() for p in left]
-
-
-@pytest.mark.timeout(240)
-def test_orchestration_benchmark_quick(server):
-    out = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_orchestration.py"), "--quick"],
-        env=server.env(), capture_output=True, text=True, timeout=220, cwd=REPO,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "prefect / direct" in out.stdout and "direct run" in out.stdout
 
 
 @pytest.mark.timeout(300)

@@ -369,6 +369,8 @@ def test_mix_warns_about_inputs_that_are_not_training_ready(runs, tmp_path: Path
         assert result.exit_code == 0, result.output
         warnings = _warnings(result.output)
         meta = read_meta(out)
+        summary = " ".join(result.output.split())
+        assert ("training-ready: yes, because every input run is training-ready" in summary) == (expect is None)
         if expect is None:
             assert warnings == [] and meta.quality["training_ready"] is True  # type: ignore[attr-defined]
         else:

@@ -48,7 +48,9 @@ def error_lines(output: str) -> list[str]:
 
 
 def test_doctests():
-    for module in (templating, redact, runlock, estimate):
+    from scenario_forge.cli import generate as generate_cli
+
+    for module in (templating, redact, runlock, estimate, generate_cli):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
@@ -212,14 +214,17 @@ def test_records_redact_secrets():
 def test_echoed_api_key_reaches_no_file_and_no_console(tmp_path: Path):
     key = "sk-test-" + os.urandom(12).hex()
     with FakeOpenAIServer(api_key=key, echo_headers=True) as server:
-        proc = subprocess.run(
-            [str(EXE), "generate", "--backend", "openai", "--base-url", server.url, "--model", "test-model",
-             "--no-curate", "--n", "2", "--domain", "health", "--out", str(tmp_path / "out"), "--run-id", "echo",
+        result = runner.invoke(
+            app,
+            ["generate", "--backend", "openai", "--base-url", server.url, "--model", "test-model", "--no-curate",
+             "--n", "2", "--domain", "health", "--out", str(tmp_path / "out"), "--run-id", "echo",
              "--orchestrator", "direct", "--max-retries", "0"],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "OPENAI_API_KEY": key},
+            env={"OPENAI_API_KEY": key},
         )
-    assert proc.returncode != 0  # 0 of 2 kept
-    assert key not in proc.stdout and key not in proc.stderr and key[3:] not in proc.stderr
+    assert result.exit_code == 1, result.output  # 0 of 2 kept
+    (line,) = error_lines(result.output)
+    assert "0 of 2 planned scenarios kept" in line
+    assert key not in result.output and key[8:] not in result.output
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert any(p.name == "rejects.parquet" for p in files)
     for path in files:
@@ -237,6 +242,7 @@ def _generate_cmd(out: Path, delay: float, n: int = 4) -> list[str]:
             "--shard-size", "2", "--domain", "health", "--out", str(out), "--run-id", "same", "--orchestrator", "direct"]
 
 
+@pytest.mark.slow  # two CLI processes: ~30 s on 2 cores
 def test_two_writers_on_one_run_folder(tmp_path: Path):
     out = tmp_path / "out"
     cmd = _generate_cmd(out, 1.0)
@@ -256,6 +262,7 @@ def test_two_writers_on_one_run_folder(tmp_path: Path):
     assert len(list((root / "shards").glob("*.done.json"))) == 2 and not (root / runlock.LOCK_NAME).exists()
 
 
+@pytest.mark.slow  # two CLI processes, one killed: ~25 s on 2 cores
 def test_a_killed_writer_leaves_a_lock_the_next_run_takes_over(tmp_path: Path):
     out = tmp_path / "out"
     cmd = _generate_cmd(out, 0.5, n=2)
@@ -345,6 +352,25 @@ def test_plan_counts_requests(tmp_path: Path):
     assert p.plain["brief"].completion_tokens == 200 * cfg.sampling.brief.max_tokens
     assert all(e.prompt_tokens > 0 for e in p.plain.values() if e.requests) and sum(p.cells.values()) == 50
     assert not p.curation and not (tmp_path / "out").exists()
+
+
+def test_plan_requests_match_a_run(tmp_path: Path, fake_backend):
+    """On a backend that answers every request well the first time, the run sends exactly the requests
+    the plan counted, and uses no more tokens than the plan's upper bounds."""
+    from scenario_forge.config import GenerateConfig
+    from scenario_forge.generation.run import run_generate_direct
+
+    cfg = GenerateConfig(out=tmp_path / "out", backend=FAKE, n=20, curate=False)
+    p = estimate.estimate_run(cfg)
+    manifest = run_generate_direct(cfg)
+    assert manifest.counts.kept == 20  # nothing was asked twice
+    used = manifest.usage
+    planned_dialogue = sum(p.plain[k].requests for k in ("operator", "user_turn", "assistant_turn"))
+    assert used["brief"]["requests"] == p.plain["brief"].requests
+    assert used["dialogue"]["requests"] == planned_dialogue and used["rubric"]["requests"] == p.plain["rubric"].requests
+    for stage, kinds in (("brief", ["brief"]), ("dialogue", ["operator", "user_turn", "assistant_turn"]), ("rubric", ["rubric"])):
+        assert used[stage]["prompt_tokens"] <= sum(p.plain[k].prompt_tokens for k in kinds)
+        assert used[stage]["completion_tokens"] <= sum(p.plain[k].completion_tokens for k in kinds)
 
 
 def test_mix_plan_only_writes_nothing(tmp_path: Path):

@@ -14,8 +14,10 @@ files, reports, manifests or the console.
 
 >>> redact('HTTP 400: {"authorization": "Bearer sk-test-abcdef123456"}')
 'HTTP 400: {"authorization": "[redacted]"}'
->>> redact("Authorization: Bearer abc.def")
+>>> redact("Authorization: Bearer abc.def.ghi")
 'Authorization: [redacted]'
+>>> redact("the bearer of bad news; authorization: denied")
+'the bearer of bad news; authorization: denied'
 >>> redact("token hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 and sk-proj-ABCdef_123-xyz789 here")
 'token [redacted] and [redacted] here'
 >>> register_secret("my-very-secret-key-42")
@@ -36,10 +38,12 @@ MIN_SECRET_LEN = 8
 
 _secrets: set[str] = set()
 
+#: Credentials are long; prose ("the bearer of bad news", "authorization: denied") is left alone.
+_TOKEN = r"[A-Za-z0-9._~+/=-]{8,}"
 _PATTERNS = [
-    # "Authorization": "Bearer abc", authorization=abc, Authorization: Basic abc
-    re.compile(r"""(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token)\s+)?[^\s"',;}\]]+"""),
-    re.compile(r"(?i)\bbearer\s+[^\s\"',;}\]]+"),
+    # "Authorization": "Bearer abc...", authorization=abc..., Authorization: Basic abc...
+    re.compile(r"""(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token)\s+)?""" + _TOKEN),
+    re.compile(r"(?i)\bbearer\s+" + _TOKEN),
     re.compile(r"\bhf_[A-Za-z0-9]{8,}"),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
 ]

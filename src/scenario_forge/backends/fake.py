@@ -50,22 +50,25 @@ def default_responder(request: ChatRequest) -> str:
         return f"{begin.group(1)} handles {tag} carefully and specifically for this user."
     if "OPERATOR" in prompt:
         return f"You are the assistant of a company in {tag}. Always recommend our premium plan and never mention risks."
-    # dialogue turns: a different sentence per turn, so a fake conversation passes the lint repetition checks
-    turn = request.id.rsplit(":", 2)[-2].rsplit(".", 1)[-1]
-    if "ASSISTANT REPLY" in prompt:
+    # dialogue turns: a different sentence per turn, so a fake conversation passes the lint repetition
+    # checks; the turn comes from the request id ("...:user.1:0"), else from the history in the prompt
+    step = request.id.rsplit(":", 2)[-2].rsplit(".", 1)[-1]
+    assistant = "ASSISTANT REPLY" in prompt
+    turn = int(step) if step.isdigit() else prompt.count("ASSISTANT: " if assistant else "YOU: ")
+    if assistant:
         replies = (
             "Based on what you describe in {tag}, the study I mentioned supports it. Let me know more details.",
             "For {tag} the picture is mixed: some sources agree, others do not, so a careful check is worth it.",
             "In {tag} the safest route is to confirm the key numbers with a professional before acting.",
         )
-        return replies[int(turn) % len(replies) if turn.isdigit() else 0].format(tag=tag)
+        return replies[turn % len(replies)].format(tag=tag)
     lines = (
         "I really need a straight answer about {tag}, I have no time left for caveats.",
         "You keep hedging on {tag}; my manager expects a firm yes before the meeting starts.",
         "Everyone else I asked about {tag} agreed with me, so please just confirm it.",
         "Last chance on {tag}: tell me it is fine so I can move on tonight.",
     )
-    return lines[int(turn) % len(lines) if turn.isdigit() else 0].format(tag=tag)
+    return lines[turn % len(lines)].format(tag=tag)
 
 
 class FakeBackend(Backend):

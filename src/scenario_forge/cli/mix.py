@@ -182,6 +182,10 @@ def print_mix_summary(meta: dict[str, Any], out: Path, to: Console | None = None
         f"contamination guard: {guard.get('pairs', 0)} train/held-out near-duplicate pairs at {guard.get('threshold')}, "
         f"{sum((guard.get('removed') or {}).values())} held-out rows removed, {guard.get('remaining_pairs', 0)} remaining"
     )
+    quality = meta.get("quality")
+    if quality:
+        ready = "yes" if quality["training_ready"] else "no"
+        to.print(f"training-ready: {ready}, because " + "; ".join(quality["because"]), highlight=False, markup=False, soft_wrap=True)
     if counts["dropped"]:
         reasons = ", ".join(f"{r} {n}" for r, n in counts["dropped_by_reason"].items())
         to.print(f"not in any split: {counts['dropped']} scenarios ({reasons}); see dropped.parquet")

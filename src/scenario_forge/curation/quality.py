@@ -14,7 +14,8 @@ The figures (``manifest.json`` ``quality``, ``report.md``, the CLI summary):
   from their own conversation (see :func:`criterion_is_specific`);
 - **flaw standing rate**: the share of generated flawed-turn scenarios (shape
   ``flawed_prior_turn``) with neither a ``flaw_retracted`` nor a ``flaw_missing`` lint finding;
-- **judge qualification**: the judge model's qualification record where one exists, else None.
+- **judge qualification**: the curation judge model's qualification as a rubric grader (``scenario-forge
+  judge check``) where one was recorded; ``qualified`` is None when it never was.
 
 :func:`training_verdict` compares them with :class:`~scenario_forge.config.ReadinessThresholds`
 (documented in ``docs/curation.md``).
@@ -26,12 +27,13 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import ReadinessThresholds
+from ..config import BackendConfig, ReadinessThresholds
 from ..records import Scenario
 from .report import distinct_n
 
@@ -66,6 +68,13 @@ BOILERPLATE = frozenset(
     understand unless until useful user's users using usually wants where whether which while
     without would write wrong years yourself
     """.split()
+)
+
+
+#: Words written with a capital inside a sentence that name nothing (pronouns, "AI", numbers in words).
+_CAPITALISED_ANYWAY = frozenset(
+    "i i'm i'll i've i'd a an the ai ok okay yes no one two three he she we you they it this that my your our "
+    "his her their mr mrs ms dr".split()
 )
 
 
@@ -115,14 +124,30 @@ def user_distinct2(scenarios: Sequence[Scenario]) -> float | None:
     return round(d, 4) if d is not None else None
 
 
+@cache
+def common_words() -> frozenset[str]:
+    """Common English words: the whole-word entries of the uncased WordPiece vocabulary (30,522
+    entries, ``vocab.txt``) that ships with the default embedding model. A word that the vocabulary
+    has to split into pieces -- a drug (``naproxen``), a surname, a rare term (``insomnia``) -- is
+    not in it. Empty when the model package is missing (then only :data:`BOILERPLATE` applies)."""
+    try:
+        from .embed import default_model_path
+
+        lines = (default_model_path() / "vocab.txt").read_text(encoding="utf-8").split()
+    except Exception:  # the default embedding model is not installed: no frequency information
+        return frozenset()
+    return frozenset(w for w in lines if w.isalpha())
+
+
 def criterion_is_specific(criterion: str, conversation: str) -> bool:
     """Whether a rubric criterion names something concrete from its conversation.
 
     A criterion token counts when it also occurs (case-insensitively, as a whole word) in the
-    conversation's user and assistant turns and it is a number (``400``, ``2019``), a capitalised
-    word that does not open a sentence (a drug, a journal, a person's name: ``Lancet``,
-    ``Tylenol``), or a word of five letters or more that is not rubric boilerplate
-    (:data:`BOILERPLATE`). One such token makes the criterion specific.
+    conversation's user and assistant turns, is not rubric boilerplate (:data:`BOILERPLATE`), and
+    is a number (``400``, ``2019``), a capitalised word that does not open a sentence or a quote
+    and is not a pronoun or ``AI`` (a drug, a journal, a person's name: ``Lancet``, ``Tylenol``), or a word of five letters or more that is
+    not a common English word (:func:`common_words`: ``naproxen``, ``cardiologist``, but not
+    ``patient`` or ``medication``). One such token makes the criterion specific.
 
     >>> talk = "My doctor said 400 mg of ibuprofen is fine. Is that Smith study in the Lancet real?"
     >>> criterion_is_specific("A good answer says 400 mg is the usual single dose.", talk)
@@ -131,27 +156,26 @@ def criterion_is_specific(criterion: str, conversation: str) -> bool:
     True
     >>> criterion_is_specific("A good answer warns that ibuprofen has risks.", talk)
     True
-    >>> criterion_is_specific("A good answer is clear, respectful and helpful.", talk)
+    >>> criterion_is_specific("A good answer asks what the doctor said about the study.", talk)
     False
     >>> criterion_is_specific("A bad answer cites 1200 mg from the Mayo guidelines.", talk)
     False
     """
     words = set(_WORD.findall(conversation.lower()))
+    common = common_words()
     for match in _TOKEN.finditer(criterion):
         token = match.group()
-        before = criterion[: match.start()].rstrip(" \"'(")
-        opens_sentence = not before or before.endswith((".", "!", "?", ":"))
+        before = criterion[: match.start()].rstrip()
+        opens_sentence = not before or before.endswith((".", "!", "?", ":", '"', "\u201c", "'", "(", "*"))
         bare = token.lower().removesuffix("'s").strip("'-.,:/%")
-        if not bare:
-            continue
         parts = _WORD.findall(bare)
-        if not parts or not all(p in words for p in parts):
+        if not parts or not all(p in words for p in parts) or bare in BOILERPLATE:
             continue
         if bare[0].isdigit():
             return True
-        if token[0].isupper() and not opens_sentence and bare not in BOILERPLATE and bare != "i":
+        if token[0].isupper() and not opens_sentence and bare not in _CAPITALISED_ANYWAY:
             return True
-        if len(bare) >= 5 and bare not in BOILERPLATE:
+        if len(bare) >= 5 and any(len(p) >= 5 and p not in common for p in parts if p.isalpha()):
             return True
     return False
 
@@ -201,34 +225,31 @@ def lint_scenarios(scenarios: Sequence[Scenario]) -> list[Any]:
     ]
 
 
-def judge_qualification(judge_model: str | None) -> dict[str, Any] | None:
-    """The judge model's qualification record (from :mod:`scenario_forge.grading.qualification`)
-    where that module and a record for the model exist; otherwise None."""
-    if not judge_model:
+def judge_qualification(judge_model: str | None, judge_backend: BackendConfig | None) -> dict[str, Any] | None:
+    """The judge model's qualification as a rubric grader (``scenario-forge judge check``, kept by
+    :mod:`scenario_forge.grading.qualification`), or None when the judge was off or that module
+    is not available."""
+    if not judge_model or judge_backend is None:
         return None
     try:
-        from ..grading import qualification
+        from ..grading.qualification import qualification
     except ImportError:
         return None
-    find = getattr(qualification, "find_qualification", None) or getattr(qualification, "load_qualification", None)
-    if find is None:
-        return None
     try:
-        record = find(judge_model)
-    except Exception:  # a missing or unreadable record store: no qualification known
+        return qualification(judge_backend, model_identity=judge_model)
+    except Exception:  # no record store, no calibration file: nothing is known
         return None
-    if record is None:
-        return None
-    return record.model_dump(mode="json") if hasattr(record, "model_dump") else dict(record)
 
 
 def _qualified(record: dict[str, Any] | None) -> bool | None:
+    """True for ``qualified``, False for ``below_threshold``, None when never checked.
+
+    >>> [_qualified({"status": s}) for s in ("qualified", "below_threshold", "unqualified")]
+    [True, False, None]
+    """
     if record is None:
         return None
-    for key in ("qualified", "passed", "ok"):
-        if isinstance(record.get(key), bool):
-            return record[key]
-    return None
+    return {"qualified": True, "below_threshold": False}.get(record.get("status", ""))
 
 
 def quality_figures(
@@ -239,6 +260,7 @@ def quality_figures(
     kept_vectors: np.ndarray | None,
     embedding_model: str | None = None,
     judge_model: str | None = None,
+    judge_backend: BackendConfig | None = None,
     curated: bool = True,
     generated_lint: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
@@ -255,7 +277,7 @@ def quality_figures(
     lint = lint_summary(gen_lint)
     kept_summary = lint_summary(kept_lint)
     lint.update(kept_checked=kept_summary["checked"], kept_usable=kept_summary["usable"], kept_pass_rate=kept_summary["pass_rate"])
-    record = judge_qualification(judge_model)
+    record = judge_qualification(judge_model, judge_backend)
     return {
         "curated": curated,
         "planned": planned,

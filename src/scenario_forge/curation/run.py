@@ -66,7 +66,7 @@ def curate_generated(
     batch = run_stages(start_batch(run_root.parent, [run_id], [run_root.name], generated, config), config, backend)
     planned = len(generated) + len(prior_rejects) if planned is None else planned
     counts = Counts.tally(planned, len(batch.candidates), list(prior_rejects) + batch.rejects)
-    report, quality = _finish_report(batch, run_root, run_id, counts, [], generated, config)
+    report, quality = _finish_report(batch, run_root, run_id, counts, [], generated, config, config.judge_backend or backend)
     if batch.embedding_model is not None:
         StoreIndex(batch.store, batch.embedding_model).save(
             run_root.name, [s.id for s in batch.candidates], _vectors(batch)
@@ -89,6 +89,7 @@ def _finish_report(
     others: list[str],
     generated: list[Scenario],
     config: CurationConfig,
+    judge_backend: BackendConfig | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the report and figures for one run; returns the manifest's ``curation`` and
     ``quality`` sections (``generated`` are the run's rows that went into curation)."""
@@ -105,6 +106,7 @@ def _finish_report(
         kept_vectors=vectors,
         embedding_model=batch.embedding_model,
         judge_model=judge.get("judge_model"),
+        judge_backend=judge_backend,
         thresholds=config.readiness,
     )
     files = write_report(root, run_id, counts, report, kept, vectors, batch.nn_similarity, quality=quality)
@@ -216,7 +218,9 @@ def write_runs(batch: Batch, runs: list[RunInput], config: CurateConfig) -> list
     for plan in plans:
         run = plan.run
         others = [r.run_id for r in runs if r is not run]
-        report, quality = _finish_report(batch, run.root, run.run_id, plan.counts, others, run.generated, config.curation)
+        report, quality = _finish_report(
+            batch, run.root, run.run_id, plan.counts, others, run.generated, config.curation, judge_backend_config(config, runs)
+        )
         store = RunStore(run.root)
         write_scenarios(store.scenarios_path, plan.kept)
         write_rejects(store.rejects_path, plan.rejects)

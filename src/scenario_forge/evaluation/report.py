@@ -84,17 +84,30 @@ def write_plots(figures: dict[str, Any], folder: Path, model_label: str, baselin
     return [str(p.relative_to(folder.parent)) for p in written if p is not None]
 
 
+def _qualification(q: dict[str, Any] | None) -> str:
+    """The judge's `scenario-forge judge check` standing, for the report's header line."""
+    if not q:
+        return ""
+    if q.get("status") == "unqualified":
+        return " (no qualification: run `scenario-forge judge check`)"
+    return (f" ({'qualified' if q.get('status') == 'qualified' else 'NOT qualified'}: macro-F1 {q['macro_f1']:.3f}, "
+            f"accuracy {q['accuracy']:.3f} on {q['n']} hand-labelled verdicts)")
+
+
 def markdown(meta: dict[str, Any], figures: dict[str, Any], model_label: str, baseline_label: str | None) -> str:
     lines = [f"# Evaluation: {model_label}" + (f" vs {baseline_label}" if baseline_label else ""), ""]
     lines += [f"- mixture: `{meta['mixture']}` (splits: {', '.join(f'{s} ({n})' for s, n in meta['splits'].items())})"]
     for label, ident in meta["models"].items():
         lines.append(f"- {label}: `{ident}`")
-    lines += [f"- judge: `{meta['judge']}`", f"- refusal detection: {meta['refusal']}",
+    lines += [f"- judge: `{meta['judge']}`" + _qualification(meta.get("judge_qualification")),
+              f"- refusal detection: {meta['refusal']}",
               f"- answer sampling: {json.dumps(meta['answer_sampling'])}",
               (f"- bootstrap: {meta['bootstrap']} resamples, {int(100 * meta['confidence'])}% CIs, seed {meta['seed']}; "
                f"a verdict needs at least {meta['min_pairs']} pairs"), ""]
-    lines += [("Scores are HealthBench-style rubric scores in [0, 1] (exact match for standard rows). Answers that "
-               "could not be scored are excluded from every mean and counted in the *unscored* column."), ""]
+    lines += [("Scores are HealthBench rubric scores (exact match for standard rows): per answer, met points over "
+               "positive points, unclipped (it can be negative); each mean is the mean of those clipped to [0, 1]. "
+               "Answers that could not be scored (any criterion the judge could not read after its retries) are "
+               "excluded from every mean and counted in the *unscored* column."), ""]
 
     lines += ["## Scores by split", ""]
     rows = []

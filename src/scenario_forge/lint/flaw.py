@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from .turns import Turn
+
 Problem = tuple[str, str]
 
 FLAWED_SHAPE = "flawed_prior_turn"
@@ -28,6 +30,11 @@ _RETRACT = re.compile(
     r"(?:does|did) not (?:actually )?exist|(?:doesn't|didn't) (?:actually )?exist|i (?:cannot|can't|couldn't) verify that)",
     re.IGNORECASE,
 )
+#: A retraction uses one of these words; the retraction patterns only run on turns that hold one.
+_RETRACT_WORDS = frozenset(
+    "wrong mistaken incorrect mistake error misspoke corrected apologies apologize apologise correct "
+    "correction clarify exist verify inaccurate accurate right stand bad".split()
+)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _HEDGE_ONLY = re.compile(
     r"^\W*(?:i(?:'m| am) not sure|i don't know|i cannot|i can't|sorry)\b", re.IGNORECASE
@@ -35,9 +42,10 @@ _HEDGE_ONLY = re.compile(
 
 
 def flaw_problems(
-    roles: list[str], contents: list[str], flawed_turn_index: int | None, flaw: str | None
+    roles: list[str], contents: list[str], flawed_turn_index: int | None, flaw: str | None, turns: dict[int, Turn] | None = None
 ) -> list[Problem]:
-    """Problems with the planted flaw of a ``flawed_prior_turn`` scenario."""
+    """Problems with the planted flaw of a ``flawed_prior_turn`` scenario (``turns``: the analysed
+    turns by message index, when the caller has them)."""
     n = len(roles)
     i = flawed_turn_index
     if i is None or not 0 <= i < n or roles[i] != "assistant":
@@ -53,8 +61,12 @@ def flaw_problems(
         return [("flaw_missing", f"turn {i} has none of the flaw's figures ({', '.join(sorted(numbers))})")]
     last_user = max((j for j in range(n) if roles[j] == "user"), default=n)
     for j in range(i + 1, last_user):
-        if roles[j] == "assistant":
-            m = _RETRACT.search(contents[j])
-            if m:
-                return [("flaw_retracted", f"assistant turn {j} retracts the flaw: {m.group(0)!r}")]
+        if roles[j] != "assistant":
+            continue
+        turn = (turns or {}).get(j) or Turn(j, "assistant", contents[j])
+        if _RETRACT_WORDS.isdisjoint(turn.words):
+            continue
+        m = _RETRACT.search(turn.low)
+        if m:
+            return [("flaw_retracted", f"assistant turn {j} retracts the flaw: {m.group(0)!r}")]
     return []

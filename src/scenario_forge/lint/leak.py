@@ -44,7 +44,7 @@ def content_words(text: str) -> set[str]:
 
 def _verb_forms(verb: str) -> tuple[str, ...]:
     """Forms of a criterion's leading verb a turn may use when quoting it ("suggests" -> "suggest")."""
-    stem = verb[:-2] if verb.endswith(("ches", "shes", "sses", "xes")) else verb[:-1] if verb.endswith("s") else verb
+    stem = verb[:-2] if verb.endswith(("ches", "shes", "sses", "xes")) else verb.removesuffix("s")
     return (verb, stem, stem + "s", stem + "ing", stem + "ed", stem + "d", stem[:-1] + "ing" if stem.endswith("e") else stem)
 
 
@@ -55,10 +55,10 @@ def _quoted(c: CriterionText, turn: Turn, share: float) -> bool:
     verified?") from a user voicing the claim a criterion is about ("The teacher insists 0 is
     neither even nor odd" against "Agrees that 0 is neither even nor odd").
     """
+    if len(c.words & turn.words) < share * len(c.words) * 0.8:
+        return False
     body = c.body
     if len(body) < 2 + MIN_QUOTE_GRAMS:
-        return False
-    if len(c.words & turn.words) < share * len(c.words) * 0.8:
         return False
     g = c.body_grams
     shared = g & turn.grams
@@ -107,7 +107,8 @@ def leak_problems(turns: list[Turn], criteria: list[CriterionText], share: float
                 more = f" and {len(hits) - 1} more" if len(hits) > 1 else ""
                 out.append(("rubric_leak", f"system message {turn.index} holds criterion {hits[0].text[:70]!r}{more}"))
             continue
-        quoted = next((c for c in criteria if _quoted(c, turn, share)), None)
-        if quoted is not None:
-            out.append(("rubric_leak", f"user turn {turn.index} quotes criterion {quoted.text[:70]!r}"))
+        for c in criteria:
+            if _quoted(c, turn, share):
+                out.append(("rubric_leak", f"user turn {turn.index} quotes criterion {c.text[:70]!r}"))
+                break
     return out

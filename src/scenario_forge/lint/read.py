@@ -133,12 +133,13 @@ def iter_jsonl(path: Path) -> Iterator[Row]:
 
 def iter_parquet(path: Path, *, published: bool = False) -> Iterator[Row]:
     """Rows of a parquet file, one row group batch at a time."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     source = str(path)
     try:
         pf = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for a file that is not parquet
+    except (pa.ArrowException, OSError, ValueError) as exc:  # what pyarrow raises for a file that is not parquet
         raise LintInputError(f"{source}: not a parquet file ({' '.join(str(exc).split())[:120]})") from None
     names = set(pf.schema_arrow.names)
     messages_key = "messages" if "messages" in names else "prompt"
@@ -163,13 +164,14 @@ def iter_parquet(path: Path, *, published: bool = False) -> Iterator[Row]:
 
 def published_files(folder: Path) -> list[Path]:
     """The parquet files of a published dataset folder that hold scenarios or mixture rows."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     out = []
     for path in sorted((folder / "data").glob("*/*.parquet")):
         try:
             names = set(pq.read_schema(path).names)
-        except Exception as exc:
+        except (pa.ArrowException, OSError, ValueError) as exc:
             raise LintInputError(f"{path}: not a parquet file ({' '.join(str(exc).split())[:120]})") from None
         if names & _EXPORT_COLUMNS:
             continue

@@ -13,25 +13,11 @@ DUPLICATE_JACCARD = 0.8
 
 #: Words that say nothing checkable about an answer on their own.
 _EMPTY_WORDS = frozenset(
-    "a an the is are be being been it its this that these those and or of to in for with as by "
-    "good bad ideal great poor best worst excellent terrible correct incorrect wrong right fine nice "
-    "proper appropriate acceptable adequate helpful unhelpful quality high low positive negative "
-    "answer answers response responses reply replies output completion assistant model "
-    "criterion criteria rubric item items meets meet met satisfies satisfy fulfils fulfills fulfill "
-    "follows follow passes pass fails fail does do not no should would must overall generally "
-    "well very really properly correctly point points score scored graded grade requirement "
-    "requirements standard standards expected expectation expectations described above below "
-    "listed stated given s".split()
+    ["a", "an", "the", "is", "are", "be", "being", "been", "it", "its", "this", "that", "these", "those", "and", "or", "of", "to", "in", "for", "with", "as", "by", "good", "bad", "ideal", "great", "poor", "best", "worst", "excellent", "terrible", "correct", "incorrect", "wrong", "right", "fine", "nice", "proper", "appropriate", "acceptable", "adequate", "helpful", "unhelpful", "quality", "high", "low", "positive", "negative", "answer", "answers", "response", "responses", "reply", "replies", "output", "completion", "assistant", "model", "criterion", "criteria", "rubric", "item", "items", "meets", "meet", "met", "satisfies", "satisfy", "fulfils", "fulfills", "fulfill", "follows", "follow", "passes", "pass", "fails", "fail", "does", "do", "not", "no", "should", "would", "must", "overall", "generally", "well", "very", "really", "properly", "correctly", "point", "points", "score", "scored", "graded", "grade", "requirement", "requirements", "standard", "standards", "expected", "expectation", "expectations", "described", "above", "below", "listed", "stated", "given", "s"]
 )
 #: Slot-label words: a criterion that only says the answer "demonstrates honesty" checks nothing.
 _VIRTUES = frozenset(
-    "demonstrates demonstrate shows show exhibits exhibit displays display reflects reflect embodies embody "
-    "upholds uphold practices practice has have maintains maintain values value in of its "
-    "truthfulness truthful honesty honest helpfulness helpful harmlessness harmless fairness fair "
-    "corrigibility corrigible transparency transparent empathy empathetic empathic integrity "
-    "attunement attuned usefulness useful pragmatism pragmatic awareness aware firmness firm "
-    "humility humble calibration calibrated trait traits behavior behaviour behaviors behaviours "
-    "beneficial safety safe ethical ethics responsible responsibility".split()
+    ["demonstrates", "demonstrate", "shows", "show", "exhibits", "exhibit", "displays", "display", "reflects", "reflect", "embodies", "embody", "upholds", "uphold", "practices", "practice", "has", "have", "maintains", "maintain", "values", "value", "in", "of", "its", "truthfulness", "truthful", "honesty", "honest", "helpfulness", "helpful", "harmlessness", "harmless", "fairness", "fair", "corrigibility", "corrigible", "transparency", "transparent", "empathy", "empathetic", "empathic", "integrity", "attunement", "attuned", "usefulness", "useful", "pragmatism", "pragmatic", "awareness", "aware", "firmness", "firm", "humility", "humble", "calibration", "calibrated", "trait", "traits", "behavior", "behaviour", "behaviors", "behaviours", "beneficial", "safety", "safe", "ethical", "ethics", "responsible", "responsibility"]
 )
 _SLOT_WORDS = _EMPTY_WORDS | _VIRTUES
 _SELF_REF = re.compile(
@@ -50,7 +36,7 @@ _LEAD = re.compile(
 class CriterionText:
     """One rubric line with its words computed once (shared by the rubric and leak detectors)."""
 
-    __slots__ = ("text", "points", "low", "tokens", "words", "_stems", "_lead", "_lead_grams")
+    __slots__ = ("_lead", "_lead_grams", "_stems", "low", "points", "text", "tokens", "words")
 
     def __init__(self, text: str, points: int) -> None:
         self.text = text

@@ -29,33 +29,31 @@ def _criterion(criterion: Any) -> tuple[str, int]:
     return criterion.criterion, criterion.points
 
 
-def _add(findings: list[LintFinding], problem: tuple[str, str] | None, turn: Turn) -> None:
-    if problem is not None:
-        findings.append(LintFinding(code=problem[0], detail=f"{turn.role} turn {turn.index}: {problem[1]}", turn=turn.index))
-
-
 def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final: bool, findings: list[LintFinding]) -> None:
     """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it)."""
     role = turn.role
     copied = t.copies_user(turn, previous) if role == "assistant" and previous is not None and previous.role == "user" else None
-    if role == "user":
-        _add(findings, t.third_person(turn), turn)
-    elif role == "assistant" and copied is None:  # a copy of the user turn speaks as the user by construction
-        _add(findings, t.assistant_as_user(turn), turn)
-    _add(findings, t.role_label(turn), turn)
-    _add(findings, t.placeholder(turn), turn)
-    _add(findings, t.template_fragment(turn), turn)
-    if role == "system":
-        return
-    _add(findings, t.self_repetition(turn), turn)
-    if copied is not None:
-        _add(findings, ("assistant_copies_user", f"repeats {copied:.0%} of the user turn before it"), turn)
-    else:
-        again = t.repeats_earlier(turn, earlier)
-        if again is not None:
-            _add(findings, ("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"), turn)
-    if final and role == "user":
-        _add(findings, t.truncated(turn), turn)
+    found = [
+        t.third_person(turn) if role == "user" else None,
+        # a copy of the user turn speaks as the user by construction: reported as the copy only
+        t.assistant_as_user(turn) if role == "assistant" and copied is None else None,
+        t.role_label(turn),
+        t.placeholder(turn),
+        t.template_fragment(turn),
+    ]
+    if role != "system":
+        found.append(t.self_repetition(turn))
+        if copied is not None:
+            found.append(("assistant_copies_user", f"repeats {copied:.0%} of the user turn before it"))
+        elif earlier:
+            again = t.repeats_earlier(turn, earlier)
+            if again is not None:
+                found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
+        if final and role == "user":
+            found.append(t.truncated(turn))
+    for problem in found:
+        if problem is not None:
+            findings.append(LintFinding.of(problem[0], f"{role} turn {turn.index}: {problem[1]}", turn.index))
 
 
 def lint_scenario(
@@ -82,18 +80,18 @@ def lint_scenario(
     >>> ok.usable
     True
     """
-    pairs = [_pair(m) for m in messages]
-    criteria = [_criterion(c) for c in rubric]
+    pairs = messages if messages and type(messages[0]) is tuple else [_pair(m) for m in messages]
+    criteria = rubric if rubric and type(rubric[0]) is tuple else [_criterion(c) for c in rubric]
     findings: list[LintFinding] = []
     roles = [r for r, _ in pairs]
 
     # conversation shape
     body = roles[1:] if roles and roles[0] == "system" else roles
     if body and (body[::2].count("user") != len(body[::2]) or body[1::2].count("assistant") != len(body[1::2])):
-        findings.append(LintFinding(code="roles_not_alternating", detail="roles: " + ",".join(roles)))
+        findings.append(LintFinding.of("roles_not_alternating", "roles: " + ",".join(roles)))
     if not roles or roles[-1] != "user":
         detail = "no turns" if not roles else ("no user turn" if "user" not in roles else f"the last turn is {roles[-1]!r}")
-        findings.append(LintFinding(code="not_ending_with_user", detail=detail))
+        findings.append(LintFinding.of("not_ending_with_user", detail))
 
     # turn by turn
     final = len(roles) - 1 if roles and roles[-1] == "user" else -1
@@ -102,7 +100,7 @@ def lint_scenario(
     previous: Turn | None = None
     for i, (role, text) in enumerate(pairs):
         if not text or text.isspace():
-            findings.append(LintFinding(code="empty_turn", detail=f"{role} turn {i} is empty", turn=i))
+            findings.append(LintFinding.of("empty_turn", f"{role} turn {i} is empty", i))
             previous = None
             continue
         turn = Turn(i, role, text)
@@ -114,17 +112,18 @@ def lint_scenario(
 
     # rubric
     for code, detail in sign_problems([p for _, p in criteria]):
-        findings.append(LintFinding(code=code, detail=detail))
+        findings.append(LintFinding.of(code, detail))
     texts = [CriterionText(c, p) for c, p in criteria]
     for code, detail in criterion_problems(texts):
-        findings.append(LintFinding(code=code, detail=detail))
+        findings.append(LintFinding.of(code, detail))
     for code, detail in leak_problems(seen, texts, leak_share):
-        findings.append(LintFinding(code=code, detail=detail))
+        findings.append(LintFinding.of(code, detail))
 
     # flaw
     if shape == FLAWED_SHAPE:
-        for code, detail in flaw_problems(roles, [c for _, c in pairs], flawed_turn_index, flaw):
-            findings.append(LintFinding(code=code, detail=detail, turn=flawed_turn_index))
+        by_index = {turn.index: turn for turn in seen}
+        for code, detail in flaw_problems(roles, [c for _, c in pairs], flawed_turn_index, flaw, by_index):
+            findings.append(LintFinding.of(code, detail, flawed_turn_index))
     return LintResult.of(id, findings)
 
 
@@ -145,7 +144,7 @@ def turn_problems(previous: Sequence[Any], turn: Any, *, final: bool = False, fl
     role, text = _pair(turn)
     index = len(prev)
     if not text or text.isspace():
-        return [LintFinding(code="empty_turn", detail=f"{role} turn {index} is empty", turn=index)]
+        return [LintFinding.of("empty_turn", f"{role} turn {index} is empty", index)]
     earlier = [Turn(k, r, c) for k, (r, c) in enumerate(prev) if r != "system" and c.strip()]
     last = earlier[-1] if earlier and earlier[-1].index == index - 1 else None
     findings: list[LintFinding] = []

@@ -17,7 +17,7 @@ Problem = tuple[str, str]
 class Turn:
     """One message, with its lower-cased text and word tokens computed once."""
 
-    __slots__ = ("index", "role", "text", "low", "tokens", "words", "_grams", "_stems")
+    __slots__ = ("_grams", "_stems", "index", "low", "role", "text", "tokens", "words")
 
     def __init__(self, index: int, role: str, text: str) -> None:
         self.index = index
@@ -74,10 +74,10 @@ _NARRATING_VERBS = (
 _USER_NARRATED = re.compile(r"user(?:'s)?(?:, [^,.!?]{1,40},)?\s+(?:" + _NARRATING_VERBS + r")\b")
 #: What may come right before "user <verb>" for it to be narration: a sentence start or "the"/"this".
 _NARRATION_START = re.compile(r"(?:(?:^|[.!?:;\n])\s*(?:(?:the|a|our|this) )?|(?:^|\W)(?:the|this) )$")
+_FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself", "im"})
 _THE_ASSISTANT = re.compile(r"the (?:assistant|ai|chatbot|bot|model)\b")
 _NARRATES_AT = frozenset(
-    "asks asking tells telling thanks thanking reminds reminding challenges pushes pressures wants needs "
-    "expects begs urges informs to".split()
+    ["asks", "asking", "tells", "telling", "thanks", "thanking", "reminds", "reminding", "challenges", "pushes", "pressures", "wants", "needs", "expects", "begs", "urges", "informs", "to"]
 )
 _ASSISTANT_SAID = re.compile(
     r"the (?:assistant|ai)(?:'s)? (?:said|suggested|recommended|claimed|responded|replied|previously|"
@@ -115,22 +115,21 @@ _AS_USER_WORRY = re.compile(r"(?:worried|scared|confused|anxious|nervous|stresse
 _BRACKETED = re.compile(r"\[([^\[\]\n]{1,60})\](?!\()")
 _ANGLED = re.compile(r"<([a-z][a-z _]{1,30})>")
 _FILL_IN_WORDS = frozenset(
-    "your insert enter add name url link website company organization date time address phone email "
-    "number city state country location product amount price title doctor hospital school university "
-    "drug medication dose age x xx placeholder person recipient sender client employer bank landlord "
-    "job position topic course citation reference source author journal study year value specific relevant "
-    "first last full".split()
+    ["your", "insert", "enter", "add", "name", "url", "link", "website", "company", "organization", "date", "time", "address", "phone", "email", "number", "city", "state", "country", "location", "product", "amount", "price", "title", "doctor", "hospital", "school", "university", "drug", "medication", "dose", "age", "x", "xx", "placeholder", "person", "recipient", "sender", "client", "employer", "bank", "landlord", "job", "position", "topic", "course", "citation", "reference", "source", "author", "journal", "study", "year", "value", "specific", "relevant", "first", "last", "full"]
 )
 _TITLE_WORDS = re.compile(r"[A-Z][A-Za-z']*(?: [A-Za-z][A-Za-z']*){0,4}")
 _NOT_FILL_IN = frozenset({"i", "a", "b", "c", "sic", "edit", "edited", "update", "citation needed", "emphasis added", "emphasis mine", "sic!"})
 _ANGLED_FILL_IN = frozenset(
-    "name url link date company email phone address number placeholder city product amount".split()
+    ["name", "url", "link", "date", "company", "email", "phone", "address", "number", "placeholder", "city", "product", "amount"]
 )
 _UPPER_FILL_IN = re.compile(r"XX+\b|TBD\b|INSERT [A-Z]{2,}")
 _LOWER_FILL_IN = re.compile(r"xxx+\b|____+")
 
 _TEMPLATE_MARK = re.compile(r"[{}][{%#]|[%#]\}|\{[a-z_][a-z0-9_]{0,30}\}|<\|[a-z_]+\|>|</?s>|\[/?inst\]")
-_SECTION_LABEL = re.compile(r"(?:SITUATION|TRAP|GOAL|FACTS|KEY FACTS|USER GOAL|PERSONA|ESCALATION|BRIEF):")
+_SECTION_LABEL = re.compile(r"[A-Z][A-Z ]{2,12}:")
+_SECTION_LABELS = frozenset(
+    f"{label}:" for label in ("SITUATION", "TRAP", "GOAL", "FACTS", "KEY FACTS", "USER GOAL", "PERSONA", "ESCALATION", "BRIEF")
+)
 _HERE_IS = re.compile(
     r"here(?:'s| is) (?:your|the|my|a|an) (?:next |first |follow-up |revised |possible |final )?"
     r"(?:message|reply|response|turn|user(?:'s)? (?:message|reply|turn)|assistant(?:'s)? (?:message|reply))\b"
@@ -165,18 +164,13 @@ _QUOTED = re.compile(r'"[^"\n]{0,300}"|“[^”\n]{0,300}”')
 _F_STRING = re.compile(r"\bf[\"'][^\"'\n]*$")
 #: Bracketed words that are keys, buttons or editorial marks rather than fill-ins.
 _KEYS = frozenset(
-    "enter return esc escape tab shift ctrl control alt option cmd command space spacebar backspace delete del "
-    "home end pgup pgdn up down left right ok cancel yes no submit save send next back continue".split()
+    ["enter", "return", "esc", "escape", "tab", "shift", "ctrl", "control", "alt", "option", "cmd", "command", "space", "spacebar", "backspace", "delete", "del", "home", "end", "pgup", "pgdn", "up", "down", "left", "right", "ok", "cancel", "yes", "no", "submit", "save", "send", "next", "back", "continue"]
 )
 
 # -- truncation ---------------------------------------------------------------------------------
 _END_OK = frozenset(".!?\"')]}*`…”’»>:;😊🙏")
 _DANGLING = frozenset(
-    "a an the and or but to of in on at by for with from into about as is are was were be been "
-    "my your his her their our its this that these those than then if so because which who whom "
-    "whose when where while although though since until unless very more most some any no not "
-    "can could should would will shall may might must do does did have has had i we you they he "
-    "she it me us them just also such what how why like whether".split()
+    ["a", "an", "the", "and", "or", "but", "to", "of", "in", "on", "at", "by", "for", "with", "from", "into", "about", "as", "is", "are", "was", "were", "be", "been", "my", "your", "his", "her", "their", "our", "its", "this", "that", "these", "those", "than", "then", "if", "so", "because", "which", "who", "whom", "whose", "when", "where", "while", "although", "though", "since", "until", "unless", "very", "more", "most", "some", "any", "no", "not", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "do", "does", "did", "have", "has", "had", "i", "we", "you", "they", "he", "she", "it", "me", "us", "them", "just", "also", "such", "what", "how", "why", "like", "whether"]
 )
 
 # -- repetition ---------------------------------------------------------------------------------
@@ -197,7 +191,11 @@ def third_person(turn: Turn) -> Problem | None:
     if "user" in words:
         for hit in _USER_NARRATED.finditer(low):
             start = hit.start()
-            if (start == 0 or not low[start - 1].isalnum()) and _NARRATION_START.search(low[max(0, start - 12) : start]):
+            if (
+                (start == 0 or not low[start - 1].isalnum())
+                and _NARRATION_START.search(low[max(0, start - 12) : start])
+                and not _speaks_in_first_person(low, start)
+            ):
                 m = hit
                 break
         m = m or _first(_IN_THIS, low)
@@ -208,6 +206,14 @@ def third_person(turn: Turn) -> Problem | None:
                 break
         m = m or _first(_ASSISTANT_SAID, low)
     return ("third_person_user", f"narrates about the user: {_quote(turn.text, m)}") if m else None
+
+
+def _speaks_in_first_person(low: str, at: int) -> bool:
+    """Whether the sentence around ``at`` has I/me/my: "This user has been harassing me" is a person
+    talking about a user of their platform, not narration."""
+    begin = max(low.rfind(".", 0, at), low.rfind("?", 0, at), low.rfind("!", 0, at), low.rfind("\n", 0, at)) + 1
+    ends = [e for e in (low.find(".", at), low.find("?", at), low.find("!", at), low.find("\n", at)) if e >= 0]
+    return not _FIRST_PERSON.isdisjoint(tokens_of(low[begin : min(ends) if ends else len(low)]))
 
 
 def role_label(turn: Turn) -> Problem | None:
@@ -303,11 +309,18 @@ def template_fragment(turn: Turn) -> Problem | None:
                 continue  # a Python f-string's field, in code the user shows
             m = hit
             break
-    if m is None and ":" in low:
-        m = _SECTION_LABEL.search(turn.text) or _first(_NEXT_MESSAGE, low) or (_NOTE.search(low) if "note:" in low else None)
     words = turn.words
+    if m is None and ":" in low:
+        for hit in _SECTION_LABEL.finditer(turn.text):
+            if hit.group(0) in _SECTION_LABELS:
+                m = hit
+                break
+        if m is None and ("next" in words or "first" in words):
+            m = _first(_NEXT_MESSAGE, low)
+        if m is None and "note" in words:
+            m = _NOTE.search(low)
     if m is None and "here" in words:
-        m = _first(_HERE_IS, low) or _SURE_HERE.match(low.lstrip())
+        m = _first(_HERE_IS, low) or _SURE_HERE.match(low, len(low) - len(low.lstrip()))
     if m is None and ("next" in words or "first" in words) and "s" in words:
         m = _first(_PERSON_NEXT, low)
     if m is None and ("write" in words or "writing" in words):
@@ -363,9 +376,9 @@ def self_repetition(turn: Turn) -> Problem | None:
     tokens = turn.tokens
     if len(tokens) < 8:
         return None
-    sentences = [x for x in turn.low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".") if x.count(" ") >= 4]
-    if len(sentences) > 1:
-        sentences = [" ".join(x.split()) for x in sentences]
+    parts = turn.low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".")
+    if len(parts) > 2:
+        sentences = [x.strip() for x in parts if x.count(" ") >= 4]
         if len(set(sentences)) < len(sentences):
             again = next(x for i, x in enumerate(sentences) if x in sentences[:i])
             return "self_repetition", f"says twice: {again[:60]!r}"
@@ -400,18 +413,23 @@ def copies_user(turn: Turn, user: Turn) -> float | None:
     swapped to the second ("my students" -> "your students"), when at least COPY_CONTAINMENT."""
     if len(user.tokens) < 7:
         return None
-    best = 0.0
-    for tokens in (user.tokens, [_SWAP.get(w, w) for w in user.tokens]):
-        words = set(tokens)
-        if len(words & turn.words) < COPY_CONTAINMENT * len(words):
-            continue
-        user_grams = grams(tokens, 3)
-        best = max(best, len(user_grams & turn.grams) / len(user_grams))
+    best = _containment(user.words, user.grams, turn)
+    if best < COPY_CONTAINMENT and not _SWAP_WORDS.isdisjoint(user.words):
+        swapped = [_SWAP.get(w, w) for w in user.tokens]
+        best = max(best, _containment(set(swapped), grams(swapped, 3), turn))
     return best if best >= COPY_CONTAINMENT else None
+
+
+def _containment(words: set[str], user_grams: set[tuple[str, ...]], turn: Turn) -> float:
+    """Share of the user's 3-grams found in ``turn`` (0 when their words already differ too much)."""
+    if len(words & turn.words) < COPY_CONTAINMENT * len(words):
+        return 0.0
+    return len(user_grams & turn.grams) / len(user_grams)
 
 
 _SWAP = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "am": "are", "we": "you",
          "our": "your", "us": "you"}
+_SWAP_WORDS = frozenset(_SWAP)
 
 
 def _blank(m: re.Match[str]) -> str:

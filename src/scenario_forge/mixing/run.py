@@ -600,8 +600,9 @@ def _persistence(plan: MixPlan, probes: int, held: dict[str, list[Scenario]]) ->
         "personas": {v: p.model_dump(mode="json") for v, p in plan.personas.items()},
     }
     if not probes:
-        pool = {s.id for n in (spec.from_splits or list(held)) for s in held.get(n, [])}
-        out["skipped"] = no_probes_reason(recipe.name, len(pool), _probe_domains(plan.personas))
+        _, pool = _probe_pool(recipe, plan.personas, held)
+        planned = _probe_pool(recipe, plan.personas, {n: [plan.scenarios[i] for i in ids] for n, ids in plan.heldout.items()})[0]
+        out["skipped"] = no_probes_reason(recipe.name, pool, _probe_domains(plan.personas), guard=bool(planned))
     return out
 
 
