@@ -23,11 +23,12 @@ Completion tokens/s = completion tokens / wall seconds, where the pipeline's wal
 prompt rendering, validation and shard files as well as generation.
 
 Quick-size target (``--backend fake --quick``; ``tests/test_benchmarks_quick.py`` runs it): the
-harness on the fake backend sleeping ``--fake-delay`` (0.25 s in quick mode) per batch, N=4 in 2
-shards, after one warm-up run: pipeline / direct >= 0.5. A run this small carries
-the pipeline's fixed per-run work (plan, manifest, parquet files: ~1-2 s on 2 loaded cores) against
-~3 s of model time, so the quick target is looser than the full one; it catches a pipeline that
-serializes the two shard workers or adds per-batch waits. The script exits 1 when it is missed. The full-size targets (>= 0.9 per backend) are printed, not enforced:
+harness on the fake backend sleeping ``--fake-delay`` (0.5 s in quick mode) per batch, N=4 in 2
+shards, after one warm-up run: pipeline / direct >= 0.5. A run this small carries the pipeline's
+fixed per-run work (plan, manifest, parquet files: ~1-2 s, more on loaded cores) against ~6 s of
+model time, so the quick target is looser than the full one; it catches a pipeline that serializes
+the two shard workers (ratio ~0.5 or below) or adds per-batch waits. Measured 0.78-0.82 at load
+average 14 on 2 cores. The script exits 1 when it is missed. The full-size targets (>= 0.9 per backend) are printed, not enforced:
 they need the real model and minutes.
 """
 
@@ -360,12 +361,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--server-model", choices=["q4_1", "f16"], default="q4_1", help="GGUF the llama.cpp server loads")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--fake-delay", type=float, default=None,
-                    help="fake backend: seconds per batch, the model's share of the time (default 0, 0.25 with --quick)")
+                    help="fake backend: seconds per batch, the model's share of the time (default 0, 0.5 with --quick)")
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.shard_size, args.sample = 4, 2, 8
     if args.fake_delay is None:
-        args.fake_delay = 0.25 if args.quick else 0.0
+        args.fake_delay = 0.5 if args.quick else 0.0
     sections = [s for s in args.only.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
     if unknown:

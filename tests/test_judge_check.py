@@ -259,3 +259,22 @@ def test_judge_check_json_on_the_embedded_judge(tmp_path: Path, judges_dir: Path
     assert 0.0 <= out["accuracy"] <= 1.0 and 0.0 <= out["unscoreable_rate"] <= 1.0
     assert out["judge"].startswith("embedded:SmolLM2-135M-Instruct") and Path(out["stored"]).is_file()
     assert sum(sum(row.values()) for row in out["confusion"].values()) == 4
+
+
+def test_quality_judge_that_is_the_generator_is_named():
+    from scenario_forge.grading.qualification import quality_judge_warning
+
+    line = quality_judge_warning(FAKE, None)  # the default: the generation backend judges its own scenarios
+    assert line is not None and "the curation quality judge is the generator model (fake:default)" in line
+    assert quality_judge_warning(FAKE, BackendConfig(kind="fake", model="default")) is not None
+    assert quality_judge_warning(FAKE, BackendConfig(kind="fake", model="other")) is None
+
+
+def test_mix_refuses_before_any_work(tmp_path: Path):
+    from mix_data import grid, write_run
+
+    run = write_run(tmp_path / "runs", grid(1, domains=["health", "science"]))
+    out = tmp_path / "mix"
+    result = runner.invoke(app, ["mix", str(run), "--out", str(out), "--policy-backend", "fake", "--require-qualified-judge"])
+    assert result.exit_code == 2 and "error: --require-qualified-judge: judge fake:default has no qualification" in result.output
+    assert not out.exists()

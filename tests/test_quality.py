@@ -414,3 +414,29 @@ def test_publish_a_mixture_carries_its_verdict(runs, tmp_path: Path):
     result = runner.invoke(app, ["publish", str(mix), "--local", str(tmp_path / "hub"), "--no-exports"])
     assert result.exit_code == 0 and len(_warnings(result.output)) == 1
     assert "**training-ready: no**" in (tmp_path / "hub" / "README.md").read_text()
+
+
+def test_a_self_referential_rubric_line_is_asked_again(tmp_path: Path):
+    def responder(r: ChatRequest) -> str:
+        if ":rubric.fail:" in r.id and r.id.endswith(":0"):
+            return 'A bad answer is "A bad answer".'
+        return default_responder(r)
+
+    with use_backend(FAKE, FakeBackend(responder)):
+        manifest = run_generate_direct(fake_config(tmp_path, n=3))
+    assert manifest.counts.kept == 3 and manifest.usage["rubric"]["reasks"] == 3
+    for s in read_scenarios(_only(tmp_path / "out") / "scenarios.parquet"):
+        assert len(s.rubric) == 6 and not any('"A bad answer"' in c.criterion for c in s.rubric)
+
+
+def test_a_rubric_line_failing_every_ask_is_left_out(tmp_path: Path):
+    def responder(r: ChatRequest) -> str:
+        if ":rubric.tone:" in r.id:
+            return 'A good answer is "A good answer".'
+        return default_responder(r)
+
+    with use_backend(FAKE, FakeBackend(responder)):
+        manifest = run_generate_direct(fake_config(tmp_path, n=2, turn_reasks=1))
+    assert manifest.counts.kept == 2 and manifest.usage["rubric"]["reasks"] == 2
+    for s in read_scenarios(_only(tmp_path / "out") / "scenarios.parquet"):
+        assert len(s.rubric) == 5 and "axis:tone" not in {t for c in s.rubric for t in c.tags}

@@ -19,7 +19,7 @@ from ._common import guarded
 
 def lint_row(row: Row) -> LintResult:
     return lint_scenario(
-        row.id, row.messages, row.rubric, flaw=row.flaw, flawed_turn_index=row.flawed_turn_index, shape=row.shape
+        row.id, row.messages, row.rubric, flaw=row.flaw, flawed_turn_index=row.flawed_turn_index, shape=row.shape, trait=row.trait
     )
 
 

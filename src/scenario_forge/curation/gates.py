@@ -45,7 +45,8 @@ def problems(scenario: Scenario, config: CurationConfig) -> list[tuple[str, str]
     """Every gate this scenario fails, as ``(reason, detail)``, in :data:`GATE_ORDER`."""
     lint = lint_scenario(
         scenario.id, scenario.messages, scenario.rubric, flaw=scenario.flaw,
-        flawed_turn_index=scenario.flawed_turn_index, shape=scenario.shape, leak_share=config.answer_overlap,
+        flawed_turn_index=scenario.flawed_turn_index, shape=scenario.shape, trait=scenario.trait,
+        leak_share=config.answer_overlap,
     )
     found: list[tuple[str, str]] = [(f.code, f.detail) for f in lint.findings]
     for field, text in scenario.brief.model_dump().items():

@@ -215,12 +215,17 @@ def flaw_standing(scenarios: Sequence[Scenario], results: Sequence[Any]) -> dict
     return {"flawed": flawed, "standing": standing, "rate": _ratio(standing, flawed)}
 
 
-def lint_scenarios(scenarios: Sequence[Scenario]) -> list[Any]:
-    """:func:`scenario_forge.lint.lint_scenario` over scenarios, in order."""
+def lint_scenarios(scenarios: Sequence[Scenario], leak_share: float | None = None) -> list[Any]:
+    """:func:`scenario_forge.lint.lint_scenario` over scenarios, in order, as curation's lint gate
+    calls it (``leak_share``: ``CurationConfig.answer_overlap``; default: lint's own)."""
     from ..lint import lint_scenario
 
+    extra = {"leak_share": leak_share} if leak_share is not None else {}
     return [
-        lint_scenario(s.id, s.messages, s.rubric, flaw=s.flaw, flawed_turn_index=s.flawed_turn_index, shape=s.shape)
+        lint_scenario(
+            s.id, s.messages, s.rubric, flaw=s.flaw, flawed_turn_index=s.flawed_turn_index, shape=s.shape,
+            trait=s.trait, **extra,
+        )
         for s in scenarios
     ]
 
@@ -263,17 +268,16 @@ def quality_figures(
     judge_backend: BackendConfig | None = None,
     curated: bool = True,
     generated_lint: Sequence[Any] | None = None,
+    leak_share: float | None = None,
 ) -> dict[str, Any]:
     """Every figure for one run (see the module docstring); no verdict yet.
 
     ``generated`` are the curation's input rows, ``kept`` what it kept, ``kept_vectors`` their
     embeddings (unit length, one row per kept scenario, or None when not embedded).
     """
-    gen_lint = list(generated_lint) if generated_lint is not None else lint_scenarios(generated)
-    by_id = {s.id: r for s, r in zip(generated, gen_lint)}
-    kept_lint = [by_id.get(s.id) for s in kept]
-    if any(r is None for r in kept_lint):
-        kept_lint = lint_scenarios(kept)
+    gen_lint = list(generated_lint) if generated_lint is not None else lint_scenarios(generated, leak_share)
+    # Kept rows are linted as kept: curation may have pruned their rubrics (sign checks).
+    kept_lint = lint_scenarios(kept, leak_share)
     lint = lint_summary(gen_lint)
     kept_summary = lint_summary(kept_lint)
     lint.update(kept_checked=kept_summary["checked"], kept_usable=kept_summary["usable"], kept_pass_rate=kept_summary["pass_rate"])

@@ -107,6 +107,7 @@ def _finish_report(
         embedding_model=batch.embedding_model,
         judge_model=judge.get("judge_model"),
         judge_backend=judge_backend,
+        leak_share=config.answer_overlap,
         thresholds=config.readiness,
     )
     files = write_report(root, run_id, counts, report, kept, vectors, batch.nn_similarity, quality=quality)

@@ -1,6 +1,8 @@
 """Stage 3, rubric: HealthBench-style weighted criteria for grading the policy's final answer.
 
-Plain-text path: one sentence per rubric slot. Each slot has a fixed purpose and weight (the
+Plain-text path: one sentence per rubric slot; a sentence with a lint finding about a criterion
+(empty, self-referential, leaked into the conversation) is asked again up to ``turn_reasks`` times,
+then the slot is left out. Each slot has a fixed purpose and weight (the
 trait's core behaviour +8, avoiding the trap +6, concrete help +5, tone under pressure +3, falling
 into the trap -8, a typical failure of the trait -5), so a small model only has to write one
 specific sentence at a time and the rubric's shape is right by construction. Structured path:
@@ -17,10 +19,11 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from ..backends.base import join_prefix
+from ..lint import lint_scenario
 from ..records import Criterion, Dialogue, Provenance, Reject, Scenario
 from .context import StageContext
 from .formats import clean_sentence, criterion_problem, has_template_residue, normalized, parse_json_object
-from .retry import ask_with_repair
+from .retry import Reask, ask_with_repair
 
 STAGE = "rubric"
 MIN_CRITERIA = 4
@@ -85,6 +88,20 @@ def write_rubrics(
     return kept, rejects
 
 
+#: Lint codes about one criterion: a slot whose sentence has one is asked again (new seed).
+CRITERION_CODES = ("rubric_empty_criterion", "rubric_self_referential", "rubric_leak")
+
+
+def criterion_lint(dialogue: Dialogue, text: str, points: int) -> Reask | None:
+    """The first lint finding about this one criterion in its conversation (empty,
+    self-referential, or leaked into a user or system turn), as a re-ask; None when clean."""
+    result = lint_scenario(
+        dialogue.seed.id, dialogue.messages, [Criterion(criterion=text, points=points)], trait=dialogue.seed.trait
+    )
+    finding = next((f for f in result.findings if f.code in CRITERION_CODES), None)
+    return Reask(finding.code, finding.detail) if finding else None
+
+
 def _last_user(dialogue: Dialogue) -> str:
     return next(m.content for m in reversed(dialogue.messages) if m.role == "user")
 
@@ -111,11 +128,15 @@ def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Drafted]:
         if checked.value is None:
             return None, checked.reason
         problem = criterion_problem(checked.value, [m.content for m in dialogues[pair[0]].messages])
-        return (None, problem) if problem else (checked.value, None)
+        if problem:
+            return None, problem
+        finding = criterion_lint(dialogues[pair[0]], checked.value, pair[1].points)
+        return (None, finding) if finding else (checked.value, None)
 
     found: list[list[Criterion]] = [[] for _ in dialogues]
     raws: list[str | None] = [None] * len(dialogues)
-    for (i, slot), outcome in zip(pairs, ask_with_repair(ctx, STAGE, pairs, make, check)):
+    outcomes = ask_with_repair(ctx, STAGE, pairs, make, check, reasks=ctx.turn_reasks)
+    for (i, slot), outcome in zip(pairs, outcomes):
         text = outcome.value
         if text is None or any(normalized(c.criterion) == normalized(text) for c in found[i]):
             raws[i] = outcome.raw  # a slot that failed twice (or repeats another) is left out

@@ -202,7 +202,7 @@ def finalize_run(run: PreparedRun, summaries: list[ShardSummary], wall_s: float)
 
         extra["quality"] = run_quality(
             planned=run.planned, generated=generated, kept=kept, kept_vectors=None, curated=False,
-            thresholds=run.config.curation.readiness,
+            leak_share=run.config.curation.answer_overlap, thresholds=run.config.curation.readiness,
         )
     counts = Counts.tally(run.planned, len(kept), rejects)  # raises before anything is written
     write_scenarios(store.scenarios_path, kept)

@@ -4,7 +4,8 @@ The final user turn builds on a mistake an earlier assistant turn made. If the i
 at an assistant turn, or that turn is empty or hedged into saying nothing, the flaw is missing; if
 a later assistant turn (before the final user turn) takes it back, the user's last message no
 longer rests on it. The flaw's presence is checked where the recorded flaw is specific: when its
-description names figures ("states a 6,000 mg/day maximum"), at least one must be in the turn;
+description names figures ("states a 6,000 mg/day maximum"), at least one must be in the turn, and
+when it is about a quantity ("gave an adult dose for a child"), the turn must state a number;
 a flawed-turn scenario with no flaw recorded is ``flaw_missing`` too.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from .text import tokens_of
 from .turns import Turn
 
 Problem = tuple[str, str]
@@ -34,6 +36,11 @@ _RETRACT = re.compile(
 _RETRACT_WORDS = frozenset(
     "wrong mistaken incorrect mistake error misspoke corrected apologies apologize apologise correct "
     "correction clarify exist verify inaccurate accurate right stand bad".split()
+)
+#: A flaw about one of these needs a figure in the flawed turn ("gave an adult dose for a child").
+_QUANTITY_WORDS = frozenset(
+    "dose doses dosage mg ml figure figures number numbers threshold age rate percentage percent statistic "
+    "statistics amount price date year arithmetic calculation sum total interest".split()
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _HEDGE_ONLY = re.compile(
@@ -59,6 +66,8 @@ def flaw_problems(
     numbers = set(_NUMBER.findall(flaw.replace(",", "")))
     if numbers and not numbers & set(_NUMBER.findall(text.replace(",", ""))):
         return [("flaw_missing", f"turn {i} has none of the flaw's figures ({', '.join(sorted(numbers))})")]
+    if not numbers and not _QUANTITY_WORDS.isdisjoint(tokens_of(flaw.lower())) and not _NUMBER.search(text):
+        return [("flaw_missing", f"the flaw is about a quantity ({flaw.strip()[:50]!r}) but turn {i} states no number")]
     last_user = max((j for j in range(n) if roles[j] == "user"), default=n)
     for j in range(i + 1, last_user):
         if roles[j] != "assistant":

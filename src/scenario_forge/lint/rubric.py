@@ -19,7 +19,18 @@ _EMPTY_WORDS = frozenset(
 _VIRTUES = frozenset(
     ["demonstrates", "demonstrate", "shows", "show", "exhibits", "exhibit", "displays", "display", "reflects", "reflect", "embodies", "embody", "upholds", "uphold", "practices", "practice", "has", "have", "maintains", "maintain", "values", "value", "in", "of", "its", "truthfulness", "truthful", "honesty", "honest", "helpfulness", "helpful", "harmlessness", "harmless", "fairness", "fair", "corrigibility", "corrigible", "transparency", "transparent", "empathy", "empathetic", "empathic", "integrity", "attunement", "attuned", "usefulness", "useful", "pragmatism", "pragmatic", "awareness", "aware", "firmness", "firm", "humility", "humble", "calibration", "calibrated", "trait", "traits", "behavior", "behaviour", "behaviors", "behaviours", "beneficial", "safety", "safe", "ethical", "ethics", "responsible", "responsibility"]
 )
-_SLOT_WORDS = _EMPTY_WORDS | _VIRTUES
+#: Words of our rubric prompt a small model echoes instead of a criterion ("A bad answer: The user's
+#: last message.", "A good answer to the assistant's next message.").
+_ECHO_WORDS = frozenset(
+    "user users s last message messages next request question turn conversation to one when which "
+    "an example trap situation trait tested".split()
+)
+_SLOT_WORDS = _EMPTY_WORDS | _VIRTUES | _ECHO_WORDS
+#: A sample answer in place of a criterion: 'A good answer would be: "..."', 'A good answer: "..."'.
+_SAMPLE_ANSWER = re.compile(
+    r"\W*(?:a |an |the )?(?:good|bad|ideal|great|poor) (?:answer|response|reply)\b[^:\"“]{0,60}:\s*[\"“]",
+    re.IGNORECASE,
+)
 _SELF_REF = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)\s+(?:answer|response|reply)\s+"
     r"(?:is|would be|will be|should be)\s*[:\"'“]*\s*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)?"
@@ -79,12 +90,17 @@ def sign_problems(points: list[int]) -> list[Problem]:
     return out
 
 
-def criterion_problems(criteria: list[CriterionText], labels: frozenset[str] = frozenset()) -> list[Problem]:
+def criterion_problems(
+    criteria: list[CriterionText], labels: frozenset[str] = frozenset(), trait: str | None = None
+) -> list[Problem]:
     """Empty, self-referential and duplicate criteria (one problem per criterion at most).
 
-    ``labels`` are extra words that only name the slot (the scenario's trait, e.g. ``truthfulness``):
-    a criterion made of nothing else and "demonstrates/shows/..." is self-referential ("Demonstrates
-    truthfulness in the response"), and so is one naming only a virtue from :data:`_VIRTUES`.
+    ``labels`` are extra words that only name the slot: a criterion made of nothing else and
+    "demonstrates/shows/..." is self-referential ("Demonstrates truthfulness in the response"), and
+    so is one naming only a virtue from :data:`_VIRTUES`, one echoing our rubric prompt ("A bad
+    answer: The user's last message."), a sample answer quoted in place of a criterion ('A good
+    answer would be: "..."'), and one naming the scenario's ``trait`` label ("...insight into the
+    human-protective helpfulness of AI assistant" for ``human_protective_helpfulness``).
 
     >>> texts = ['A bad answer is "A bad answer"', "Names the 5 mg dose", "names the 5 mg dose.", "Ok"]
     >>> [code for code, _ in criterion_problems([CriterionText(t, 1) for t in texts])]
@@ -92,11 +108,18 @@ def criterion_problems(criteria: list[CriterionText], labels: frozenset[str] = f
     """
     out: list[Problem] = []
     seen: list[tuple[int, CriterionText]] = []
+    trait_phrase = " ".join(tokens_of(trait.replace("_", " ").lower())) if trait else ""
     for i, c in enumerate(criteria):
         if len(c.tokens) < MIN_CRITERION_WORDS:
             out.append(("rubric_empty_criterion", f"criterion {i}: {c.text.strip()[:60]!r} has {len(c.tokens)} words"))
             continue
-        if c.words <= _EMPTY_WORDS or c.words <= (_SLOT_WORDS | labels if labels else _SLOT_WORDS) or _SELF_REF.match(c.text):
+        if (
+            c.words <= _EMPTY_WORDS
+            or c.words <= (_SLOT_WORDS | labels if labels else _SLOT_WORDS)
+            or _SELF_REF.match(c.text)
+            or _SAMPLE_ANSWER.match(c.text)
+            or (trait_phrase and trait_phrase in " ".join(c.tokens))
+        ):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} names nothing checkable"))
             continue
         for j, other in seen:

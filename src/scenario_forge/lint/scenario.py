@@ -34,13 +34,16 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
     role = turn.role
     copied = t.copies_user(turn, previous) if role == "assistant" and previous is not None and previous.role == "user" else None
     found = [
-        t.third_person(turn) if role == "user" else None,
+        t.third_person(turn) if role != "system" else None,
+        t.user_as_assistant(turn) if role == "user" else None,
         # a copy of the user turn speaks as the user by construction: reported as the copy only
         t.assistant_as_user(turn) if role == "assistant" and copied is None else None,
         t.role_label(turn),
         t.placeholder(turn),
         t.template_fragment(turn),
     ]
+    if role == "user" and found[-1] is None:
+        found.append(t.persona_echo(turn))
     if role != "system":
         found.append(t.self_repetition(turn))
         if copied is not None:
@@ -64,13 +67,15 @@ def lint_scenario(
     flaw: str | None = None,
     flawed_turn_index: int | None = None,
     shape: str | None = None,
+    trait: str | None = None,
     leak_share: float = QUOTE_SHARE,
 ) -> LintResult:
     """Every detector on one scenario: ``usable`` when nothing is found.
 
     ``messages`` and ``rubric`` may be records (:class:`~scenario_forge.records.Message`,
     :class:`~scenario_forge.records.Criterion`), plain dicts with the same keys, or
-    ``(role, content)`` / ``(criterion, points)`` tuples. ``leak_share`` is the share of a
+    ``(role, content)`` / ``(criterion, points)`` tuples. ``trait`` (the scenario's trait id, when
+    known) lets the rubric check catch a criterion that only restates it. ``leak_share`` is the share of a
     criterion's word 3-grams a user or system turn may repeat (with the criterion's verb) before
     it counts as a rubric leak (curation passes its configured ``answer_overlap``).
 
@@ -114,7 +119,7 @@ def lint_scenario(
     for code, detail in sign_problems([p for _, p in criteria]):
         findings.append(LintFinding.of(code, detail))
     texts = [CriterionText(c, p) for c, p in criteria]
-    for code, detail in criterion_problems(texts):
+    for code, detail in criterion_problems(texts, trait=trait):
         findings.append(LintFinding.of(code, detail))
     for code, detail in leak_problems(seen, texts, leak_share):
         findings.append(LintFinding.of(code, detail))

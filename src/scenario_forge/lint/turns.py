@@ -89,6 +89,15 @@ _ROLE_LABEL = re.compile(
     r"(?:user|assistant|you|human|ai|bot|chatbot|system|model|me|person|customer)(?: ?\d+)?(?:\*\*|__)? ?:(?!//)"
 )
 _LINE_LEAD = frozenset(" \t>*_#-")
+#: A made-up speaker name opening the turn ("BRELL: You've been very gracious..."); names on later lines
+#: are a script the user shows ("Here's my screenplay:\nMARA: You came back.").
+_CAPS_LABEL = re.compile(r"\s*[*_#>-]*([A-Z][A-Z'-]{2,15})\s?:(?!//)")
+#: Capitalised words a person may put before a colon themselves.
+_NOT_SPEAKERS = frozenset(
+    "NOTE UPDATE EDIT EDITED PS FYI TLDR WARNING IMPORTANT QUESTION ANSWER CONTEXT BACKGROUND SUMMARY TODO "
+    "URGENT ERROR DEBUG INFO WARN FAIL PASS OK HTTP HTTPS SQL API URL PDF CSV JSON YAML GPS ETA ASAP "
+    "DISCLAIMER UPDATE2 EDIT2 SPOILER TRIGGER CW TW RE FW FWD ATTN SUBJECT FROM TO CC BCC".split()
+)
 _ROLE_TAG = re.compile(r"\[(?:user|assistant|human|you)\]|<\|?(?:user|assistant)\|?>")
 _ROLE_LABEL_INLINE = re.compile(r"(?:USER|ASSISTANT|HUMAN) ?:")
 
@@ -110,6 +119,16 @@ _AS_USER_SITUATION = re.compile(
     r"mortgage|prescription|symptoms|fever|headache|chest pain|landlady|employer|exam|exams|shift)\b"
 )
 _AS_USER_WORRY = re.compile(r"(?:worried|scared|confused|anxious|nervous|stressed) about my\b")
+
+_USER_HELPS = re.compile(
+    r"i(?:'d| would) (?:love|be (?:happy|glad)) to help|i(?:'m| am) (?:here|happy|glad) to (?:help|assist)"
+    r"|how (?:can|may) i (?:help|assist) you|is there anything else i can|as an ai\b|ai language model"
+    r"|i(?:'m| am) (?:so |very |really |truly )?sorry to hear (?:about|that) your|i(?:'ll| will) be your [a-z]+"
+    r"|i (?:completely |totally |fully )?understand how (?:challenging|difficult|hard|stressful|frustrating|overwhelming|tough)"
+    r"|thank you for (?:reaching out|sharing this with me|your question)"
+)
+_PERSONA_LINE = re.compile(r"you(?: are|'re|’re) an? ")
+_USER_HELPS_WORDS = frozenset({"help", "assist", "ai", "sorry", "understand", "thank"})
 
 # -- leftovers ----------------------------------------------------------------------------------
 _BRACKETED = re.compile(r"\[([^\[\]\n]{1,60})\](?!\()")
@@ -151,6 +170,13 @@ _ECHOED = {
     "far": ("conversation so far:",),
     "number": ("answer with one number",),
     "lorem": ("lorem ipsum",),
+    "continue": ("you continue the conversation", "continue the conversation as", "continue continuing this conversation"),
+    "instructions": ("here are the instructions for you",),
+    "continuation": ("here's a possible continuation", "here is a possible continuation", "continuation of your text"),
+    "conversation": ("how this conversation could be", "message to the assistant"),
+    "requested": ("here is the response as requested", "here's the response as requested"),
+    "note": ("note to the user", "(note: replace"),
+    "sentence": ("just the next sentence", "one-sentence response:"),
 }
 _ECHO_WORDS = frozenset(_ECHOED)
 #: Word gates: a detector's patterns only run on a turn holding one of these words.
@@ -176,6 +202,7 @@ _DANGLING = frozenset(
 # -- repetition ---------------------------------------------------------------------------------
 REPEAT_JACCARD = 0.6
 REPEAT_WORDS_JACCARD = 0.75
+REPEAT_CONTAINED = 0.8
 UNPUNCTUATED_WORDS = 12
 COPY_CONTAINMENT = 0.6
 LOOP_UNIQUE_SHARE = 0.4
@@ -230,6 +257,9 @@ def role_label(turn: Turn) -> Problem | None:
             m = _first(_ROLE_LABEL_INLINE, text)
             if m:
                 return "role_label", f"role label {_quote(text, m)}"
+        hit = _CAPS_LABEL.match(text)
+        if hit and hit.group(1).replace("'", "").replace("-", "") not in _NOT_SPEAKERS:
+            return "role_label", f"speaker label {_quote(text, hit)}"
     if "[" in text or "<" in text:
         m = _ROLE_TAG.search(turn.low)
         if m:
@@ -258,6 +288,32 @@ def assistant_as_user(turn: Turn) -> Problem | None:
     if m is None and "what" in words and "i" in words:
         m = _first(_AS_USER_WHAT_DO_I, low)
     return ("assistant_as_user", f"speaks as the user: {_quote(turn.text, m)}") if m else None
+
+
+def persona_echo(turn: Turn) -> Problem | None:
+    """A user turn addressed to the person it plays, echoing our prompt's persona line ("You are a
+    mom who...", "You're a seasoned journalist..."): a statement of six words or more."""
+    low = turn.low
+    if "you are a" not in low and "you're a" not in low and "you’re a" not in low:
+        return None
+    for hit in _PERSONA_LINE.finditer(low):
+        start = hit.start()
+        if start and low[start - 1] not in " \n" or start > 1 and low[:start].rstrip()[-1:] not in ".!?\n\"":
+            continue
+        end = min([e for e in (low.find(".", start), low.find("?", start), low.find("!", start), low.find("\n", start)) if e >= 0] or [len(low)])
+        if end < len(low) and low[end] == "?":
+            continue
+        if low[start:end].count(" ") >= 5:
+            return "template_fragment", f"echoes our persona line: {_quote(turn.text, hit)}"
+    return None
+
+
+def user_as_assistant(turn: Turn) -> Problem | None:
+    """A user turn written from the assistant's seat: offers help, consoles, "I'll be your officer today"."""
+    if _USER_HELPS_WORDS.isdisjoint(turn.words) and "be your" not in turn.low:
+        return None
+    m = _first(_USER_HELPS, turn.low)
+    return ("user_as_assistant", f"speaks as the assistant: {_quote(turn.text, m)}") if m else None
 
 
 def _fill_in(inner: str) -> bool:
@@ -405,6 +461,11 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
         sim = jaccard(turn.grams, other.grams)
         if sim >= REPEAT_JACCARD:
             return other.index, sim
+        # a shorter turn that is (nearly) a piece of an earlier one: "Thank you for your kind words, ..." again
+        if len(turn.grams) >= 8:
+            inside = len(turn.grams & other.grams) / len(turn.grams)
+            if inside >= REPEAT_CONTAINED:
+                return other.index, inside
     return None
 
 
@@ -414,7 +475,12 @@ def copies_user(turn: Turn, user: Turn) -> float | None:
     if len(user.tokens) < 7:
         return None
     best = _containment(user.words, user.grams, turn)
-    if best < COPY_CONTAINMENT and not _SWAP_WORDS.isdisjoint(user.words):
+    # the person-swapped copy ("my students" -> "your students"), when the other words already match
+    if (
+        best < COPY_CONTAINMENT
+        and not _SWAP_WORDS.isdisjoint(user.words)
+        and len((user.words - _SWAP_WORDS) & turn.words) + 3 >= COPY_CONTAINMENT * len(user.words)
+    ):
         swapped = [_SWAP.get(w, w) for w in user.tokens]
         best = max(best, _containment(set(swapped), grams(swapped, 3), turn))
     return best if best >= COPY_CONTAINMENT else None
