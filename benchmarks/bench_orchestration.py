@@ -15,9 +15,11 @@ client up and is also reported separately.
     .venv/bin/python benchmarks/bench_orchestration.py --quick    # 64 scenarios, 0.05 s per batch
 
 Quick-size target (``--quick``; ``tests/test_benchmarks_quick.py`` runs it): prefect / direct <=
-2.5. At this size Prefect's fixed per-run API work (a few seconds) weighs on a run of a few
-seconds, so the quick target is looser than the full one (<= 1.05, which the full run does not
-meet yet: README). The script exits 1 when the target of the size it ran at is missed.
+2.0 (measured 1.58: 15.9 s vs 10.0 s, at load average 14 on 2 cores). At this size Prefect's fixed
+per-run API work (a few seconds) weighs on a run of ten seconds, so the quick target is looser than
+the full one (<= 1.05, which the full run does not meet yet: 1.095, README); it catches a flow
+that makes many more task runs or API calls per shard. The script exits 1 when the target of the
+size it ran at is missed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 TARGET = 1.05
-QUICK_TARGET = 2.5
+QUICK_TARGET = 2.0
 
 
 def main() -> None:

@@ -448,3 +448,17 @@ def test_lint_input_errors_are_forge_errors():
         from scenario_forge.lint.read import check_row
 
         check_row({"messages": [], "rubric": []}, "f.jsonl", 4)
+
+
+def test_lint_on_a_published_mixture_reads_the_beneficial_rows_only(tmp_path: Path):
+    from tiny_mixture import SCENARIOS, write_mixture
+
+    from scenario_forge.publishing import PublishConfig, run_publish
+
+    mixture = write_mixture(tmp_path / "mix")
+    run_publish(PublishConfig(source=mixture, local=tmp_path / "hub", repo_id=None))
+    result = runner.invoke(app, ["lint", str(tmp_path / "hub"), "--json"])
+    assert result.exit_code == 0, result.output
+    ids = [json.loads(line)["id"] for line in result.stdout.splitlines()]
+    # five splits of beneficial rows; the exact-match rows (no rubric by design) and the exports are skipped
+    assert len(ids) == 5 * len(SCENARIOS) and not any("-m" in i for i in ids)

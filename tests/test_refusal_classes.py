@@ -101,3 +101,16 @@ def test_bench_refusal_quick(tmp_path: Path):
     # opening detector did, and the refused decision is more precise at the same recall
     assert new["honest_declines_counted_as_refusals"] < old["honest_declines_counted_as_refusals"]
     assert new["precision"] > old["precision"] and new["recall"] >= old["recall"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_judge_classifier_on_the_embedded_model():
+    from scenario_forge.backends.factory import get_backend
+    from scenario_forge.evaluation.backends import model_backend_config
+
+    rows = read_labelled(LABELLED)[::9]  # 8 answers across the four classes
+    classes = classify_refusals([([Message(role="user", content=r.question)], r.answer) for r in rows], "judge",
+                                get_backend(model_backend_config("embedded")))
+    assert len(classes) == len(rows) and all(c is None or c in CLASSES for c in classes)
+    assert any(c is not None for c in classes)  # the 135M judge names a class for some (bench: 39 of 68, all ENGAGED)

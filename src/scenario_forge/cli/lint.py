@@ -18,8 +18,10 @@ from ._common import guarded
 
 
 def lint_row(row: Row) -> LintResult:
+    """Lint one row read from a file (its flaw, shape and trait are used when present)."""
     return lint_scenario(
-        row.id, row.messages, row.rubric, flaw=row.flaw, flawed_turn_index=row.flawed_turn_index, shape=row.shape, trait=row.trait
+        row.id, row.messages, row.rubric,
+        flaw=row.flaw, flawed_turn_index=row.flawed_turn_index, shape=row.shape, trait=row.trait,
     )
 
 

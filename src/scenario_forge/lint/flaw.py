@@ -34,13 +34,11 @@ _RETRACT = re.compile(
 )
 #: A retraction uses one of these words; the retraction patterns only run on turns that hold one.
 _RETRACT_WORDS = frozenset(
-    "wrong mistaken incorrect mistake error misspoke corrected apologies apologize apologise correct "
-    "correction clarify exist verify inaccurate accurate right stand bad".split()
+    ["wrong", "mistaken", "incorrect", "mistake", "error", "misspoke", "corrected", "apologies", "apologize", "apologise", "correct", "correction", "clarify", "exist", "verify", "inaccurate", "accurate", "right", "stand", "bad"]
 )
 #: A flaw about one of these needs a figure in the flawed turn ("gave an adult dose for a child").
 _QUANTITY_WORDS = frozenset(
-    "dose doses dosage mg ml figure figures number numbers threshold age rate percentage percent statistic "
-    "statistics amount price date year arithmetic calculation sum total interest".split()
+    ["dose", "doses", "dosage", "mg", "ml", "figure", "figures", "number", "numbers", "threshold", "age", "rate", "percentage", "percent", "statistic", "statistics", "amount", "price", "date", "year", "arithmetic", "calculation", "sum", "total", "interest"]
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _HEDGE_ONLY = re.compile(

@@ -20,7 +20,6 @@ words with it but do not quote it with its verb, so they are spared.
 from __future__ import annotations
 
 from .rubric import CriterionText
-from .text import content_stems, tokens_of
 from .turns import Turn
 
 Problem = tuple[str, str]
@@ -31,15 +30,6 @@ QUOTE_RUN = 8
 MIN_QUOTE_GRAMS = 4
 SYSTEM_OVERLAP = 0.8
 
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-case words without stop words or rubric boilerplate, with a plural ``s`` stripped.
-
-    >>> sorted(content_words("A good answer corrects the doses to 5 mg."))
-    ['5', 'correct', 'dose', 'mg']
-    """
-    return content_stems(tokens_of(text.lower()))
 
 
 def _verb_forms(verb: str) -> tuple[str, ...]:

@@ -94,9 +94,7 @@ _LINE_LEAD = frozenset(" \t>*_#-")
 _CAPS_LABEL = re.compile(r"\s*[*_#>-]*([A-Z][A-Z'-]{2,15})\s?:(?!//)")
 #: Capitalised words a person may put before a colon themselves.
 _NOT_SPEAKERS = frozenset(
-    "NOTE UPDATE EDIT EDITED PS FYI TLDR WARNING IMPORTANT QUESTION ANSWER CONTEXT BACKGROUND SUMMARY TODO "
-    "URGENT ERROR DEBUG INFO WARN FAIL PASS OK HTTP HTTPS SQL API URL PDF CSV JSON YAML GPS ETA ASAP "
-    "DISCLAIMER UPDATE2 EDIT2 SPOILER TRIGGER CW TW RE FW FWD ATTN SUBJECT FROM TO CC BCC".split()
+    ["NOTE", "UPDATE", "EDIT", "EDITED", "PS", "FYI", "TLDR", "WARNING", "IMPORTANT", "QUESTION", "ANSWER", "CONTEXT", "BACKGROUND", "SUMMARY", "TODO", "URGENT", "ERROR", "DEBUG", "INFO", "WARN", "FAIL", "PASS", "OK", "HTTP", "HTTPS", "SQL", "API", "URL", "PDF", "CSV", "JSON", "YAML", "GPS", "ETA", "ASAP", "DISCLAIMER", "UPDATE2", "EDIT2", "SPOILER", "TRIGGER", "CW", "TW", "RE", "FW", "FWD", "ATTN", "SUBJECT", "FROM", "TO", "CC", "BCC"]
 )
 _ROLE_TAG = re.compile(r"\[(?:user|assistant|human|you)\]|<\|?(?:user|assistant)\|?>")
 _ROLE_LABEL_INLINE = re.compile(r"(?:USER|ASSISTANT|HUMAN) ?:")
