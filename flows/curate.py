@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from typing import Any
 
 from flows import _prefect_env
@@ -12,6 +13,7 @@ _prefect_env.apply()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from scenario_forge import runlock  # noqa: E402
 from scenario_forge.config import BackendConfig, CurationConfig  # noqa: E402
 from scenario_forge.curation.config import CurateConfig  # noqa: E402
 from scenario_forge.curation.run import (  # noqa: E402
@@ -71,10 +73,14 @@ def write_task(batch: Batch, runs: list[RunInput], config: CurateConfig, wall_s:
 def curate_flow(config: CurateConfig) -> list[dict[str, Any]]:
     """Re-curate ``config.runs`` together and return their new manifests."""
     start = time.perf_counter()
-    runs, batch, backend = load_task(config)
-    batch = gate_task(batch, config.curation)
-    batch = judge_task(batch, config.curation, backend)
-    batch = sign_task(batch, config.curation, backend)
-    batch = embed_task(batch, config.curation)
-    batch = dedup_task(batch, config.curation)
-    return write_task(batch, runs, config, time.perf_counter() - start)
+    # One writer per run folder (re-entrant: the CLI that started this flow already holds them).
+    with ExitStack() as locks:
+        for run in sorted({r.resolve() for r in config.runs}):
+            locks.enter_context(runlock.hold(runlock.run_lock(run), f"run folder {run}"))
+        runs, batch, backend = load_task(config)
+        batch = gate_task(batch, config.curation)
+        batch = judge_task(batch, config.curation, backend)
+        batch = sign_task(batch, config.curation, backend)
+        batch = embed_task(batch, config.curation)
+        batch = dedup_task(batch, config.curation)
+        return write_task(batch, runs, config, time.perf_counter() - start)

@@ -11,6 +11,7 @@ _prefect_env.apply()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from scenario_forge import runlock  # noqa: E402
 from scenario_forge.mixing.config import MixConfig  # noqa: E402
 from scenario_forge.mixing.run import (  # noqa: E402
     Guarded,
@@ -53,8 +54,10 @@ def write_task(plan: MixPlan, selection: Selection, guarded: Guarded) -> dict[st
 @flow(name="mix", validate_parameters=True)
 def mix_flow(config: MixConfig) -> dict[str, Any]:
     """Build the mixture in ``config.out`` and return its ``mixture.json`` contents."""
-    plan = plan_task(config)
-    spread = spread_task(plan)
-    selection = select_task(plan, spread)
-    guarded = guard_task(plan, selection)
-    return write_task(plan, selection, guarded)
+    # One writer per mixture folder (re-entrant: the CLI that started this flow already holds it).
+    with runlock.hold(runlock.sibling_lock(config.out), f"mixture folder {config.out}"):
+        plan = plan_task(config)
+        spread = spread_task(plan)
+        selection = select_task(plan, spread)
+        guarded = guard_task(plan, selection)
+        return write_task(plan, selection, guarded)

@@ -11,6 +11,7 @@ _prefect_env.apply()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from scenario_forge import runlock  # noqa: E402
 from scenario_forge.publishing.build import PublishResult  # noqa: E402
 from scenario_forge.publishing.config import PublishConfig  # noqa: E402
 from scenario_forge.publishing.run import build_stage, push_stage  # noqa: E402
@@ -29,4 +30,8 @@ def push_task(config: PublishConfig, result: PublishResult) -> dict[str, Any]:
 @flow(name="publish", validate_parameters=True)
 def publish_flow(config: PublishConfig) -> dict[str, Any]:
     """Publish a run or a mixture; returns the folder, its configs and the repo URL if pushed."""
-    return push_task(config, build_task(config))
+    if config.local is None:
+        return push_task(config, build_task(config))
+    # One writer per --local folder (re-entrant: the CLI that started this flow already holds it).
+    with runlock.hold(runlock.sibling_lock(config.local), f"publish folder {config.local}"):
+        return push_task(config, build_task(config))

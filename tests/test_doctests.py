@@ -38,13 +38,7 @@ _PROMPT = re.compile(r"^\s*>>>", re.MULTILINE)
 
 
 def module_name(path: Path) -> str:
-    """``src/scenario_forge/a/b.py`` -> ``scenario_forge.a.b`` (``__init__`` -> the package).
-
-    >>> module_name(PACKAGE / "curation" / "dedup.py")
-    'scenario_forge.curation.dedup'
-    >>> module_name(PACKAGE / "__init__.py")
-    'scenario_forge'
-    """
+    """``src/scenario_forge/a/b.py`` -> ``scenario_forge.a.b`` (``__init__`` -> the package)."""
     parts = path.relative_to(SRC).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -113,6 +107,8 @@ def test_every_docstring_example_is_collected(name: str):
 def test_module_census():
     """The walk sees every module (namespace subpackages included), and every file that shows a
     ``>>>`` prompt has it in a docstring that the tests above run."""
+    assert module_name(PACKAGE / "curation" / "dedup.py") == "scenario_forge.curation.dedup"
+    assert module_name(PACKAGE / "__init__.py") == "scenario_forge"
     files = source_files()
     names = [module_name(p) for p in files]
     assert len(names) == len(set(names)) == len(list(PACKAGE.rglob("*.py"))) - len(list(PACKAGE.rglob("__pycache__/*.py")))

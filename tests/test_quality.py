@@ -334,7 +334,7 @@ def test_cli_summary_prints_figures_verdict_and_advice(tmp_path: Path, fake_back
     text = " ".join(result.output.split())
     assert "quality: lint pass" in text and "kept 3/3" in text
     assert "training-ready: no, because the run was not curated" in text
-    assert "turns re-asked for lint findings: 0" in text
+    assert "turns and rubric lines re-asked for lint findings: 0" in text
 
 
 # -- mix and publish -----------------------------------------------------------------------------------

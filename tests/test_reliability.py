@@ -8,7 +8,6 @@ from __future__ import annotations
 import doctest
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,13 +17,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import FAKE
 from mix_data import HashEmbedder, grid, write_run
 from openai_fake_server import FakeOpenAIServer
 from typer.testing import CliRunner
 
 from scenario_forge import redact, runlock, templating
-from scenario_forge.backends.fake import FakeBackend
 from scenario_forge.backends.factory import use_backend
+from scenario_forge.backends.fake import FakeBackend
 from scenario_forge.cli.main import app
 from scenario_forge.errors import ConfigError
 from scenario_forge.generation import estimate
@@ -36,8 +36,6 @@ from scenario_forge.prompts import PromptSet
 from scenario_forge.publishing import PublishConfig, build, push, run_publish
 from scenario_forge.records import Reject
 from scenario_forge.taxonomy.loader import load_taxonomy
-
-from helpers import FAKE
 
 runner = CliRunner()
 EXE = Path(sys.executable).with_name("scenario-forge")
@@ -92,7 +90,7 @@ def test_dataset_card_renders_in_the_sandbox(tmp_path: Path, monkeypatch):
     run = write_run(tmp_path / "runs", grid(1, domains=["health"]))
     card = tmp_path / "card.md.j2"
     marker = tmp_path / "pwned"
-    card.write_text("{{ cycler.__init__.__globals__.os.popen('touch %s').read() }}" % marker)
+    card.write_text("{{ cycler.__init__.__globals__.os.popen('touch MARKER').read() }}".replace("MARKER", str(marker)))
     monkeypatch.setattr(build, "CARD_TEMPLATE", card)
     with pytest.raises(ConfigError, match=f"template {card} reaches outside the sandbox"):
         run_publish(PublishConfig(source=run, local=tmp_path / "hub", exports=[]))
@@ -275,7 +273,7 @@ def test_a_killed_writer_leaves_a_lock_the_next_run_takes_over(tmp_path: Path):
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
     assert lock.is_file()  # left behind, with a dead owner in it
-    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads((out / "same" / "manifest.json").read_text())["counts"]["planned"] == 2
     assert not lock.exists()

@@ -63,7 +63,7 @@ def print_quality(manifest: dict[str, Any], console: Console) -> None:
     quality = manifest.get("quality")
     reasks = sum(int(u.get("reasks", 0)) for u in manifest.get("usage", {}).values())
     if quality:
-        console.print(f"{figures_line(quality)}; turns re-asked for lint findings: {reasks}", highlight=False, soft_wrap=True)
+        console.print(f"{figures_line(quality)}; turns and rubric lines re-asked for lint findings: {reasks}", highlight=False, soft_wrap=True)
     line = verdict_line(quality)
     ready = bool(quality and quality["verdict"]["training_ready"])
     console.print(Text(line, style="green" if ready else "yellow"), soft_wrap=True)

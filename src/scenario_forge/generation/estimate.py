@@ -93,7 +93,7 @@ def _base_tokens(prompts: PromptSet, name: str, **variables: Any) -> int:
     return sum(prompt_tokens(m.content) for m in prompts.render(name, **variables))
 
 
-def _stage(requests: int, prompt: int | float, sampling: SamplingParams) -> StageEstimate:
+def _stage(requests: int, prompt: float, sampling: SamplingParams) -> StageEstimate:
     return StageEstimate(requests=int(requests), prompt_tokens=int(prompt), completion_tokens=int(requests) * sampling.max_tokens)
 
 
