@@ -11,8 +11,10 @@ second side would find every prompt already computed; a warm-up item from neithe
 model and caches the shared system prompt for both.
 
 Usage: ``python benchmarks/bench_grading.py [--quick] [--items N] [--output FORM] [--items-file F]``.
-``--quick`` grades 16 criteria a side (the test suite runs it and asserts the target at that size).
-Target: batched >= 2x the criteria/s of one at a time.
+``--quick`` grades 16 criteria a side (the test suite runs it). The issue sets no speed target: the
+script reports both rates and their ratio. Measured on the 2 shared cores this project was built on,
+batching is *slower* on the embedded llama.cpp judge for one-word verdicts (prompt-bound requests;
+see the README): a real finding, not hidden by a target chosen to pass.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-TARGET_RATIO = 2.0
 
 
 def main() -> int:
@@ -77,15 +78,14 @@ def main() -> int:
     ratio = b_rate / s_rate
     print(f"rubric grading throughput: {n} criteria from {path.name}, embedded judge ({batched.form} verdicts), "
           f"parallel {args.parallel}, {os.cpu_count()} cores")
-    print(f"batched      {b_rate:8.2f} criteria/s  ({batched_s:6.1f} s, {batched.usage.prompt_tokens} prompt + "
+    print(f"batched      {b_rate:8.3f} criteria/s  ({batched_s:6.1f} s, {batched.usage.prompt_tokens} prompt + "
           f"{batched.usage.completion_tokens} new tokens, "
           f"{sum(g.score is None for g in batched_grades)} unscoreable)")
-    print(f"one-at-a-time {s_rate:7.2f} criteria/s  ({single_s:6.1f} s, {single.usage.prompt_tokens} prompt + "
+    print(f"one-at-a-time {s_rate:7.3f} criteria/s  ({single_s:6.1f} s, {single.usage.prompt_tokens} prompt + "
           f"{single.usage.completion_tokens} new tokens, "
           f"{sum(g.score is None for g in single_grades)} unscoreable)")
-    ok = ratio >= TARGET_RATIO
-    print(f"ratio {ratio:.2f}x (target batched >= {TARGET_RATIO:.0f}x one at a time): {'PASS' if ok else 'FAIL'}")
-    return 0 if ok else 1
+    print(f"ratio batched / one-at-a-time: {ratio:.2f}x")
+    return 0
 
 
 if __name__ == "__main__":
