@@ -254,6 +254,7 @@ def test_verdict_yes_lists_every_check():
     [
         ({"lint__kept_pass_rate": 0.9, "lint__kept_usable": 27}, ["lint_kept"], True),
         ({"kept": 5, "kept_rate": 0.125}, ["kept", "kept_rate"], True),
+        ({"kept": 5, "planned": 6, "kept_rate": 0.8333}, ["kept"], False),  # a small run, not a weak model
         ({"diversity__mean_pairwise_cosine": 0.8}, ["diversity"], False),
         ({"diversity__mean_pairwise_cosine": None}, ["diversity"], False),
         ({"rubric_specificity__rate": 0.2}, ["rubric_specificity"], True),

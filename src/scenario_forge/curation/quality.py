@@ -370,7 +370,7 @@ def training_verdict(figures: dict[str, Any], thresholds: ReadinessThresholds) -
     ready = all(c["passed"] for c in checks)
     because = [c["text"] for c in checks if ready or not c["passed"]]
     needs_model = not ready and any(
-        not c["passed"] for c in checks if c["check"] in ("lint_kept", "kept", "kept_rate", "rubric_specificity", "flaw_standing", "judge_qualified")
+        not c["passed"] for c in checks if c["check"] in ("lint_kept", "kept_rate", "rubric_specificity", "flaw_standing", "judge_qualified")
     )
     return {
         "training_ready": ready,
