@@ -65,8 +65,12 @@ def _run(args: dict[str, Any]) -> None:
     start = time.perf_counter()
     figures, grader = run_check(backend, calibration, grading, n_boot=args["bootstrap"], seed=args["seed"])
     wall = time.perf_counter() - start
-    identity = JudgeIdentity(model=model, template_hash=template_hash(), form=grader.form,
-                             calibration_hash=calibration_hash(path))
+    checked_hash = calibration_hash(path)
+    if args["max_items"] is not None:  # a subset is another calibration set: its own identity
+        from ..hashing import content_key
+
+        checked_hash = content_key(checked_hash, [it.id for it in calibration])
+    identity = JudgeIdentity(model=model, template_hash=template_hash(), form=grader.form, calibration_hash=checked_hash)
     extra = {
         "calibration_file": str(path),
         "items_checked": len(calibration),

@@ -14,7 +14,7 @@ from ..backends.base import join_prefix
 from ..records import Brief, Briefed, Reject, ScenarioSeed
 from .context import StageContext
 from .formats import clean_sentence, parse_json_object
-from .retry import ask_with_repair
+from .retry import Reask, ask_with_repair
 
 STAGE = "brief"
 
@@ -46,9 +46,11 @@ def write_briefs(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list
 
         def check(i: int, gen, prefix: str = prefix):
             checked = clean_sentence(join_prefix(prefix, gen.text or ""), min_words=len(prefix.split()) + 4)
+            if checked.reason == "template_residue":  # prompt labels echoed back: worth a re-ask, like a turn
+                return None, Reask("template_fragment", "brief field echoes template text")
             return checked.value, checked.reason
 
-        outcomes = ask_with_repair(ctx, STAGE, alive, make, check)
+        outcomes = ask_with_repair(ctx, STAGE, alive, make, check, reasks=ctx.turn_reasks)
         still: list[int] = []
         for i, outcome in zip(alive, outcomes):
             if outcome.value is None:
