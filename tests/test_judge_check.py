@@ -17,7 +17,7 @@ from scenario_forge.cli.main import app
 from scenario_forge.config import BackendConfig
 from scenario_forge.errors import ConfigError
 from scenario_forge.grading.calibration import judge_figures, load_calibration
-from scenario_forge.grading.qualification import find_qualification, gate_judge, qualification
+from scenario_forge.grading.qualification import gate_judge, qualification
 
 FIXTURE = Path(__file__).parent / "fixtures" / "judge_small.jsonl"
 FAKE = BackendConfig(kind="fake")
@@ -200,7 +200,12 @@ def test_gate_warns_once_refuses_when_required_and_passes_once_qualified(judges_
     lines.clear()
     q = gate_judge(FAKE, "mix", require=True, warn=lines.append)
     assert q["status"] == "qualified" and q["macro_f1"] == 1.0 and lines == []
-    assert find_qualification("fake:default")["qualified"] is True and find_qualification("fake:other") is None
+    # the run manifest's quality figures find it through the judge's backend config, whatever the
+    # loaded backend calls its model (an embedded backend's model_id has no "embedded:" prefix)
+    from scenario_forge.curation.quality import judge_qualification
+
+    assert judge_qualification("m.gguf@sha256:0123", FAKE)["status"] == "qualified"
+    assert judge_qualification(None, FAKE) is None
     # a qualification belongs to its prompt: another verdict form of the same model is unqualified
     from scenario_forge.grading import GradingConfig
 

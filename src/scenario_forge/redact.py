@@ -6,6 +6,7 @@
   backend registers the key it reads from ``--api-key-env``),
 - ``Bearer <token>`` and the value of an ``Authorization`` header or field,
 - tokens shaped like Hugging Face (``hf_...``) and OpenAI-style (``sk-...``) keys,
+- the password of credentials written into a URL (``https://user:PASSWORD@host``),
 
 with ``[redacted]``. It runs where backend error text is recorded (``Generation.error``,
 ``Reject.detail`` and ``Reject.raw`` validate through it) and in the CLI's one-line error printer, so
@@ -25,11 +26,18 @@ files, reports, manifests or the console.
 'echo: [redacted]!'
 >>> redact("a plain error, hf_ and sk- alone are fine")
 'a plain error, hf_ and sk- alone are fine'
+>>> redact("cannot connect to https://bob:hunter2pass@10.0.0.1/v1")
+'cannot connect to https://bob:[redacted]@10.0.0.1/v1'
+>>> register_secret("abc/def+ghi=jk")   # echoed JSON- or URL-escaped by a server
+>>> redact(r'{"key": "abc\\/def+ghi=jk"} and abc%2Fdef%2Bghi%3Djk')
+'{"key": "[redacted]"} and [redacted]'
 """
 
 from __future__ import annotations
 
+import json
 import re
+from urllib.parse import quote
 
 MASK = "[redacted]"
 
@@ -47,12 +55,16 @@ _PATTERNS = [
     re.compile(r"\bhf_[A-Za-z0-9]{8,}"),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
 ]
+#: ``scheme://user:password@host``: the password is masked, the rest kept for the error to make sense.
+_URL_CREDENTIALS = re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)")
 
 
 def register_secret(value: str | None) -> None:
     """Remember ``value`` (an API key read from the environment) so :func:`redact` masks it."""
     if value and len(value) >= MIN_SECRET_LEN:
-        _secrets.add(value)
+        # as written, and as a server may echo it: JSON-escaped ("a\\/b") or percent-encoded
+        escaped = json.dumps(value)[1:-1]
+        _secrets.update({value, escaped, escaped.replace("/", "\\/"), quote(value, safe="")})
 
 
 def redact(text: str) -> str:
@@ -63,6 +75,7 @@ def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     text = _PATTERNS[0].sub(lambda m: m.group(1) + MASK, text)
+    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + m.group(2), text)
     for pattern in _PATTERNS[1:]:
         text = pattern.sub(MASK, text)
     return text

@@ -100,28 +100,29 @@ def _run(args: dict[str, Any]) -> None:
     from ..generation.run import plan_run
 
     planned = plan_run(cfg)  # bad input fails here, before Prefect or any model starts
+    from .. import runlock
     from ..backends.factory import get_backend
 
-    get_backend(cfg.backend)  # unreachable server, wrong model or key, missing extra: one line, nothing written
-    if cfg.curate and cfg.curation.judge:
-        from ..grading.qualification import quality_judge_warning
+    # One writer per run folder: a second process with the same run id stops here with one line,
+    # before it loads a model (a folder made only for the lock is removed again on the way out).
+    with runlock.hold(runlock.run_lock(planned.root), f"run folder {planned.root}"):
+        get_backend(cfg.backend)  # unreachable server, wrong model or key, missing extra: one line, nothing written
+        if cfg.curate and cfg.curation.judge:
+            from ..grading.qualification import quality_judge_warning
 
-        line = quality_judge_warning(cfg.backend, cfg.curation.judge_backend)
-        if line:
-            print(f"warning: generate: {line}", file=sys.stderr)
-    from .. import runlock
+            line = quality_judge_warning(cfg.backend, cfg.curation.judge_backend)
+            if line:
+                print(f"warning: generate: {line}", file=sys.stderr)
+        with shard_progress(console):
+            if args["orchestrator"] == "direct":
+                from ..generation.run import run_generate_direct
 
-    # One writer per run folder: a second process with the same run id stops here with one line.
-    with runlock.hold(runlock.run_lock(planned.root), f"run folder {planned.root}"), shard_progress(console):
-        if args["orchestrator"] == "direct":
-            from ..generation.run import run_generate_direct
+                manifest = run_generate_direct(cfg).model_dump(mode="json")
+            else:
+                from flows.generate import generate_flow
+                from ..orchestration.local_api import run_flow_from_cli
 
-            manifest = run_generate_direct(cfg).model_dump(mode="json")
-        else:
-            from flows.generate import generate_flow
-            from ..orchestration.local_api import run_flow_from_cli
-
-            manifest = run_flow_from_cli(generate_flow, config=cfg)
+                manifest = run_flow_from_cli(generate_flow, config=cfg)
     print_run_summary(manifest)
     reason = nothing_kept(manifest, planned.root)
     if reason:

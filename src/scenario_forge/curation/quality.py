@@ -241,7 +241,9 @@ def judge_qualification(judge_model: str | None, judge_backend: BackendConfig | 
     except ImportError:
         return None
     try:
-        return qualification(judge_backend, model_identity=judge_model)
+        # looked up by the backend's identity, the key `judge check` stores results under (a loaded
+        # backend's model_id lacks the kind prefix, so it never matches a stored record)
+        return qualification(judge_backend)
     except Exception:  # no record store, no calibration file: nothing is known
         return None
 

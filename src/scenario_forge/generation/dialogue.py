@@ -16,6 +16,8 @@ before it joins the conversation; a turn that fails is asked again with a new se
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -133,21 +135,30 @@ def _whole_sentences(gen) -> str | None:
     'I took two pills.'
     >>> _whole_sentences(G(text="I took two pills and", finish_reason="length"))
     'I took two pills and'
+    >>> _whole_sentences(G(text="My dad takes 2.5 mg. He wants to", finish_reason="length"))  # not at "2."
+    'My dad takes 2.5 mg.'
+    >>> _whole_sentences(G(text="My dad takes 2.5 mg and he wants to", finish_reason="length"))
+    'My dad takes 2.5 mg and he wants to'
     """
     text = gen.text
     if text is None or gen.finish_reason != "length":
         return text
-    end = max(text.rfind(c) for c in ".!?")
-    return text[: end + 1] if end > 0 else text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends else text
+
+
+#: A sentence's end: ``.``, ``!`` or ``?`` followed by white space or the end of the text (so the
+#: point inside "2.5 mg" or "e.g" is not one).
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
 
 
 def _linted(draft: _Draft, role: str, checked, *, final: bool = False):
     """A cleaned turn, then the turn-level lint detectors: a finding asks the turn again."""
     if checked.value is None:
         return checked.value, checked.reason
-    # After the planted flaw, lint watches for an assistant turn that retracts it.
-    flaw = draft.item.seed.flaw if draft.flawed_turn_index is not None else None
-    findings = turn_problems(draft.messages, Message(role=role, content=checked.value), final=final, flaw=flaw)
+    # A retraction of the planted flaw is caught at curation (lint's flaw_retracted needs the whole
+    # dialogue), not here: no turn-level detector reads the flaw.
+    findings = turn_problems(draft.messages, Message(role=role, content=checked.value), final=final)
     if findings:
         return None, Reask(findings[0].code, "; ".join(f.detail for f in findings)[:300])
     return checked.value, None

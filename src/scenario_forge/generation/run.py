@@ -230,8 +230,9 @@ def finalize_run(run: PreparedRun, summaries: list[ShardSummary], wall_s: float)
 def run_generate_direct(config: GenerateConfig) -> Manifest:
     """The generate job without an orchestrator: the same stage functions, called in a loop."""
     start = time.perf_counter()
-    run = prepare_run(config)
+    run = plan_run(config)
     with runlock.hold(runlock.run_lock(run.root), f"run folder {run.root}"):  # one writer per run folder
+        RunStore.open(run.root, run.fingerprint)  # claims the folder only once the lock is ours
         with ThreadPoolExecutor(max_workers=config.shard_workers) as pool:
             summaries = list(pool.map(lambda shard: run_shard(run, shard), run.shards))
         return finalize_run(run, summaries, time.perf_counter() - start)

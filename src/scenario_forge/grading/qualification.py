@@ -244,27 +244,6 @@ def gate_judge(
     return q
 
 
-def find_qualification(model: str, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any] | None:
-    """The stored check of ``model`` (a backend identity) with the current rubric prompt, in any
-    verdict form, as a flat record with ``qualified`` (macro-F1 >= threshold); None if never checked.
-    (The run manifest's quality figures read this for the curation judge.)"""
-    record = find_result(model, template_hash(), None, _shipped_hash())
-    if record is None:
-        return None
-    figures = record.get("figures", {})
-    f1 = figures.get("macro_f1")
-    return {
-        "judge": model,
-        "qualified": f1 is not None and f1 >= threshold,
-        "threshold": threshold,
-        "key": record.get("key"),
-        "form": record["identity"].get("form"),
-        "checked_at": record.get("checked_at"),
-        "calibration_hash": record["identity"].get("calibration_hash"),
-        **{k: figures.get(k) for k in ("n", "accuracy", "macro_f1", "kappa", "unscoreable_rate")},
-    }
-
-
 def quality_judge_warning(generator: BackendConfig, judge: BackendConfig | None) -> str | None:
     """The warning line when the curation quality judge is the generator model (it rates its own
     scenarios), else None. ``judge=None`` means "the generation backend" (the default)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .text import content_stems, grams, jaccard, tokens_of
+from .text import content_stems, grams, has_template_residue, jaccard, tokens_of
 
 Problem = tuple[str, str]
 
@@ -92,7 +92,7 @@ def sign_problems(points: list[int]) -> list[Problem]:
 def criterion_problems(
     criteria: list[CriterionText], labels: frozenset[str] = frozenset(), trait: str | None = None
 ) -> list[Problem]:
-    """Empty, self-referential and duplicate criteria (one problem per criterion at most).
+    """Empty, template-residue, self-referential and duplicate criteria (one problem per criterion at most).
 
     ``labels`` are extra words that only name the slot: a criterion made of nothing else and
     "demonstrates/shows/..." is self-referential ("Demonstrates truthfulness in the response"), and
@@ -104,6 +104,8 @@ def criterion_problems(
     >>> texts = ['A bad answer is "A bad answer"', "Names the 5 mg dose", "names the 5 mg dose.", "Ok"]
     >>> [code for code, _ in criterion_problems([CriterionText(t, 1) for t in texts])]
     ['rubric_self_referential', 'rubric_duplicate_criterion', 'rubric_empty_criterion']
+    >>> [code for code, _ in criterion_problems([CriterionText("States {{ criterion }} in the answer", 5)])]
+    ['template_fragment']
     """
     out: list[Problem] = []
     seen: list[tuple[int, CriterionText]] = []
@@ -111,6 +113,9 @@ def criterion_problems(
     for i, c in enumerate(criteria):
         if len(c.tokens) < MIN_CRITERION_WORDS:
             out.append(("rubric_empty_criterion", f"criterion {i}: {c.text.strip()[:60]!r} has {len(c.tokens)} words"))
+            continue
+        if has_template_residue(c.text):  # "States {{ criterion }}", "<your criterion here>", "SITUATION: ..."
+            out.append(("template_fragment", f"criterion {i}: {_short(c.text)} is template residue"))
             continue
         if (
             c.words <= _EMPTY_WORDS
