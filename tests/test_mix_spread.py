@@ -167,9 +167,13 @@ def test_spread_check_with_the_embedded_model(tmp_path: Path):
     spread = SpreadConfig(k=2, policy=cfg, sampling={"temperature": 1.0, "max_tokens": 32, "repeat_penalty": 1.1})
     report = check_spread(scenarios, spread, seed=0)
     assert set(report.results) == {s.id for s in scenarios}
-    assert report.usage["spread_sample"]["requests"] == 6 and report.usage["spread_grade"]["requests"] == 6 * 3
+    # 6 answers x 3 criteria first; an unreadable verdict is asked again up to GradingConfig.retries (2) times
+    grade = report.usage["spread_grade"]
+    assert report.usage["spread_sample"]["requests"] == 6
+    assert 6 * 3 <= grade["requests"] <= 6 * 3 * 3
     for r in report.results.values():
-        assert len(r.scores) == 2 and all(s is None or 0.0 <= s <= 1.0 for s in r.scores)
+        # HealthBench's per-answer score: at most 1, below 0 when a pitfall is met (unclipped)
+        assert len(r.scores) == 2 and all(s is None or s <= 1.0 for s in r.scores)
         assert r.flag in (None, "flat", "unscoreable")
     summary = report.summary(keep_flagged=False)
     assert summary["checked"] == 3 and summary["policy"].startswith("embedded:")
