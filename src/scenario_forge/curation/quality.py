@@ -56,7 +56,7 @@ BOILERPLATE = frozenset(
     about above across actually advice after again against along already although always among another
     answer answers anyone anything approach appropriate around asked asking assistant assistant's avoid
     avoids based because before being below between calmly carefully cause certain change clear clearly
-    could concern concerns concrete consider considers correct could directly doing during either
+    could concern concerns concrete consider considers correct directly doing during either
     enough every everything explain explains explaining fails falls first focus follow following given
     gives giving going great guidance having helpful helps honest however ignore ignores important
     including information instead issue issues itself keeping least likely making matter might mistake

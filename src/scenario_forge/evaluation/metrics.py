@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..grading.rubric_grader import healthbench_mean
 from .records import GradeRow
 
 PERSISTENCE = {"plain": "persistence_plain", "harmful": "persistence_harmful", "helpful": "persistence_helpful"}
@@ -65,7 +66,7 @@ def clipped_mean(values: Sequence[float]) -> float | None:
     >>> clipped_mean([1.0, -0.5, 0.2]), clipped_mean([-0.4, 0.1]), clipped_mean([]) is None
     (0.2333333333333333, 0.0, True)
     """
-    return float(np.clip(np.mean(values), 0.0, 1.0)) if len(values) else None
+    return healthbench_mean(values)
 
 
 def clipped_bootstrap(values: Sequence[float], stats: Stats | None = None) -> dict[str, float | None]:

@@ -34,8 +34,8 @@ Two classifiers:
 
 from __future__ import annotations
 
-import re
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal

@@ -17,7 +17,6 @@ before it joins the conversation; a turn that fails is asked again with a new se
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 

@@ -170,7 +170,7 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
     curation: dict[str, StageEstimate] = {}
     if config.curate:
         judge_prompts = PromptSet(config.curation.prompts)
-        criteria = n * MAX_CRITERIA  # upper bound: 6 per scenario on the plain-text path
+        criteria = n * MAX_CRITERIA  # upper bound: MAX_CRITERIA per scenario
         rubric_tokens = MAX_CRITERIA * max(s.rubric.max_tokens, s.rubric_json.max_tokens // MIN_CRITERIA)
         if config.curation.judge:
             from ..curation.judge import QUESTIONS

@@ -122,8 +122,8 @@ def clean_turn(
         return _fail("too_long")
     if role == "user" and _AI_VOICE.search(text):
         return _fail("out_of_role")
-    norm = _normalize(text)
-    if previous and any(_normalize(p) == norm for p in previous):
+    norm = normalized(text)
+    if previous and any(normalized(p) == norm for p in previous):
         return _fail("repeated_turn")
     return Checked(text)
 
@@ -135,9 +135,6 @@ def criterion_problem(text: str, conversation: list[str]) -> str | None:
     if copies_from(text, conversation):
         return "copies_conversation"
     return None
-
-
-_normalize = normalized
 
 
 def parse_json_object(text: str | None, model: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
