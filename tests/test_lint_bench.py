@@ -4,7 +4,6 @@ rejection of usable rows (on the hand-labelled set) and scenarios per second on 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
