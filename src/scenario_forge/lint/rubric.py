@@ -43,6 +43,10 @@ _LEAD = re.compile(
 )
 
 
+#: Instructions of prompts/rubric.j2 a small model writes back as the criterion.
+_RUBRIC_PROMPT_ECHO = re.compile(r"\btypical way a (?:bad|good) (?:answer|response) (?:fails|succeeds)\b")
+
+
 class CriterionText:
     """One rubric line with its words computed once (shared by the rubric and leak detectors)."""
 
@@ -114,7 +118,9 @@ def criterion_problems(
         if len(c.tokens) < MIN_CRITERION_WORDS:
             out.append(("rubric_empty_criterion", f"criterion {i}: {c.text.strip()[:60]!r} has {len(c.tokens)} words"))
             continue
-        if has_template_residue(c.text):  # "States {{ criterion }}", "<your criterion here>", "SITUATION: ..."
+        if has_template_residue(c.text) or _RUBRIC_PROMPT_ECHO.search(c.low):
+            # "States {{ criterion }}", "<your criterion here>", "SITUATION: ...", or rubric.j2's own
+            # instruction written back ("A bad answer is a typical way a bad answer fails: ...")
             out.append(("template_fragment", f"criterion {i}: {_short(c.text)} is template residue"))
             continue
         if (

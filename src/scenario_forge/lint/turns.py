@@ -139,6 +139,7 @@ _NOT_FILL_IN = frozenset({"i", "a", "b", "c", "sic", "edit", "edited", "update",
 _ANGLED_FILL_IN = frozenset(
     ["name", "url", "link", "date", "company", "email", "phone", "address", "number", "placeholder", "city", "product", "amount"]
 )
+_NUMBERED_NAME = re.compile(r"[A-Z][A-Za-z]{2,}\d+")
 _UPPER_FILL_IN = re.compile(r"XX+\b|TBD\b|INSERT [A-Z]{2,}")
 _LOWER_FILL_IN = re.compile(r"xxx+\b|____+")
 
@@ -175,6 +176,9 @@ _ECHOED = {
     "requested": ("here is the response as requested", "here's the response as requested"),
     "note": ("note to the user", "(note: replace"),
     "sentence": ("just the next sentence", "one-sentence response:"),
+    # assistant_turn.j2: "Write the ASSISTANT REPLY to the last user message: brief and reasonable, ..."
+    "reasonable": ("brief and reasonable",),
+    "version": ("version of the assistant response", "version of the assistant reply"),
 }
 _ECHO_WORDS = frozenset(_ECHOED)
 #: Word gates: a detector's patterns only run on a turn holding one of these words.
@@ -319,12 +323,16 @@ def _fill_in(inner: str) -> bool:
 
     >>> [_fill_in(x) for x in ("Your Name", "URL", "insert medication name", "Enter", "sic", "1", "Company")]
     [True, True, True, False, False, False, True]
+    >>> [_fill_in(x) for x in ("TheParent1", "B12", "0, 1")]
+    [True, False, False]
     """
     low = inner.lower().strip()
     if low in _NOT_FILL_IN or low in _KEYS or not any(c.isalpha() for c in low):
         return False
     first = low.split(None, 1)[0].strip(".:,")
     if first in _FILL_IN_WORDS or low.startswith(("the ", "a ", "an ")) and len(low.split()) <= 4:
+        return True
+    if _NUMBERED_NAME.fullmatch(inner.strip()):  # "[TheParent1]", "[Name2]": a numbered slot
         return True
     return bool(_TITLE_WORDS.fullmatch(inner.strip())) and len(inner.strip()) > 1
 
