@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .text import content_stems, grams, has_template_residue, jaccard, tokens_of
+from .text import Words, grams, has_template_residue, jaccard, tokens_of
 
 Problem = tuple[str, str]
 
@@ -47,27 +47,16 @@ _LEAD = re.compile(
 _RUBRIC_PROMPT_ECHO = re.compile(r"\btypical way a (?:bad|good) (?:answer|response) (?:fails|succeeds)\b")
 
 
-class CriterionText:
+class CriterionText(Words):
     """One rubric line with its words computed once (shared by the rubric and leak detectors)."""
 
-    __slots__ = ("_lead", "_lead_grams", "_stems", "low", "points", "text", "tokens", "words")
+    __slots__ = ("_lead", "_lead_grams", "points")
 
     def __init__(self, text: str, points: int) -> None:
-        self.text = text
+        super().__init__(text)
         self.points = points
-        self.low = text.lower()
-        self.tokens = tokens_of(self.low)
-        self.words = set(self.tokens)
-        self._stems: set[str] | None = None
         self._lead: list[str] | None = None
         self._lead_grams: set[tuple[str, ...]] | None = None
-
-    @property
-    def stems(self) -> set[str]:
-        """Content words (stop words out, plural ``s`` stripped)."""
-        if self._stems is None:
-            self._stems = content_stems(self.words)
-        return self._stems
 
     @property
     def body(self) -> list[str]:

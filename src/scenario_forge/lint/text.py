@@ -118,3 +118,24 @@ def copies_from(text: str, sources: Iterable[str], n: int = 10) -> bool:
         if any(" ".join(sw[i : i + n]) in runs for i in range(len(sw) - n + 1)):
             return True
     return False
+
+
+class Words:
+    """A text with its lower-cased form, word tokens and word set computed once, and its content
+    words on first use: what every detector reads (a turn, a rubric criterion)."""
+
+    __slots__ = ("_stems", "low", "text", "tokens", "words")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.low = text.lower()
+        self.tokens = tokens_of(self.low)
+        self.words = set(self.tokens)
+        self._stems: set[str] | None = None
+
+    @property
+    def stems(self) -> set[str]:
+        """Content words (stop words out, plural ``s`` stripped)."""
+        if self._stems is None:
+            self._stems = content_stems(self.words)
+        return self._stems

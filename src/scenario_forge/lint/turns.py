@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import re
 
-from .text import content_stems, grams, jaccard, tokens_of
+from .text import Words, grams, jaccard, tokens_of
 
 Problem = tuple[str, str]
 
 
-class Turn:
+class Turn(Words):
     """One message, with its lower-cased text and word tokens computed once."""
 
-    __slots__ = ("_grams", "_stems", "index", "low", "role", "text", "tokens", "words")
+    __slots__ = ("_grams", "index", "role")
 
     def __init__(self, index: int, role: str, text: str) -> None:
+        super().__init__(text)
         self.index = index
         self.role = role
-        self.text = text
-        self.low = text.lower()
-        self.tokens = tokens_of(self.low)
-        self.words = set(self.tokens)
         self._grams: set[tuple[str, ...]] | None = None
-        self._stems: set[str] | None = None
-
-    @property
-    def stems(self) -> set[str]:
-        """Content words (stop words out, plural ``s`` stripped)."""
-        if self._stems is None:
-            self._stems = content_stems(self.words)
-        return self._stems
 
     @property
     def grams(self) -> set[tuple[str, ...]]:
