@@ -102,7 +102,7 @@ def measure(path: Path, judge: str | None = None) -> dict:
     }
     if judge is not None:
         from scenario_forge.backends.factory import get_backend
-        from scenario_forge.evaluation.backends import model_backend_config
+        from scenario_forge.modelspec import model_backend_config
 
         cfg = model_backend_config(judge)
         start = time.perf_counter()

@@ -8,9 +8,6 @@ A rerun with the same parameters resumes generation shard by shard.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from flows import _prefect_env
 
 _prefect_env.apply()
@@ -21,18 +18,17 @@ from flows.generate import generate_flow  # noqa: E402
 from flows.mix import mix_flow  # noqa: E402
 from flows.publish import publish_flow  # noqa: E402
 from flows.train_eval import train_eval_flow  # noqa: E402
-from scenario_forge.orchestration.pipeline import PipelineConfig  # noqa: E402
+from scenario_forge.orchestration.pipeline import EndToEndResult, PipelineConfig  # noqa: E402
 
 
 @flow(name="end-to-end", validate_parameters=True)
-def end_to_end_flow(config: PipelineConfig) -> dict[str, Any]:
-    """Run the stages in order; returns each stage's result (manifests, mixture, training, report)."""
+def end_to_end_flow(config: PipelineConfig) -> EndToEndResult:
+    """Run the stages in order; returns each stage's record (manifest, mixture, training and report)."""
     generated = generate_flow(config.generate, config.runner)
-    run_dir = Path(config.generate.out) / generated["run_id"]
-    mix_config = config.mix_config(run_dir)
-    result: dict[str, Any] = {"generate": generated, "mix": mix_flow(mix_config)}
+    mix_config = config.mix_config(config.generate.out / generated.run_id)
+    mixed = mix_flow(mix_config)
+    train_eval = None
     if config.train is not None:
-        result["train_eval"] = train_eval_flow(config.train_config(mix_config.out), config.eval_config(mix_config.out))
-    if config.publish is not None:
-        result["publish"] = publish_flow(config.publish_config(mix_config.out))
-    return result
+        train_eval = train_eval_flow(config.train_config(mix_config.out), config.eval_config(mix_config.out))
+    published = publish_flow(config.publish_config(mix_config.out)) if config.publish is not None else None
+    return EndToEndResult(generate=generated, mix=mixed, train_eval=train_eval, publish=published)

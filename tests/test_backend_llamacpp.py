@@ -1,6 +1,6 @@
 """The llama.cpp backend's shared decode loop with the real embedded model (tiny): concurrent
 callers share one loop, cached prompt prefixes are reused without changing the text, a closed
-backend refuses work. Plus the prefix helper, without a model."""
+backend refuses work. The scheduler and the prefix rule without a model: tests/test_llama_scheduler.py."""
 
 from __future__ import annotations
 
@@ -11,18 +11,10 @@ import pytest
 
 from scenario_forge.backends.base import ChatRequest
 from scenario_forge.backends.embedded import converted_gguf, embedded_model_path
-from scenario_forge.backends.llamacpp import LlamaCppBackend, common_prefix
+from scenario_forge.backends.llamacpp import LlamaCppBackend
 from scenario_forge.config import SamplingParams
 from scenario_forge.errors import BackendError
 from scenario_forge.records import Message
-
-
-def test_common_prefix():
-    assert common_prefix([], [1]) == 0
-    assert common_prefix([1, 2, 3], [1, 2, 3]) == 3
-    assert common_prefix(list(range(1000)), [*range(637), -1]) == 637
-    assert common_prefix([5], [6]) == 0
-
 
 SYSTEM = "You write grading criteria for AI assistant answers. Answer with one sentence."
 CONTEXT = (

@@ -279,8 +279,8 @@ def test_keep_one_prefers_the_judge_score_then_the_lower_index(tmp_path: Path):
     twins = [scenario(i, text=text) for i in range(3)] + [scenario(7)]
     scored = {"sc-0001": 4.5, "sc-0002": 4.5}
     twins = [s.model_copy(update={"quality": Quality(score=scored[s.id])}) if s.id in scored else s for s in twins]
-    batch = stages.start_batch(tmp_path, ["run-a"], ["run-a"], twins, NO_JUDGE)
-    out = stages.dedup_stage(stages.embed_stage(batch, NO_JUDGE), NO_JUDGE)
+    batch = stages.start_batch(tmp_path, ["run-a"], ["run-a"], twins, NO_JUDGE, FAKE)
+    out = stages.dedup_stage(stages.embed_stage(batch))
     # sc-0001 and sc-0002 tie on score; the lower index wins; the unscored sc-0000 goes too.
     assert sorted(s.id for s in out.candidates) == ["sc-0001", "sc-0007"]
     assert {(r.id, r.stage, r.reason) for r in out.rejects} == {
@@ -435,8 +435,8 @@ def test_curate_with_a_judge_and_several_runs_dedups_across_them(tmp_path: Path,
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--threshold", "0"], "curation.threshold: Input should be greater than 0"),
-        (["--threshold", "1.5"], "curation.threshold: Input should be less than or equal to 1"),
+        (["--threshold", "0"], "--threshold: Input should be greater than 0"),
+        (["--threshold", "1.5"], "--threshold: Input should be less than or equal to 1"),
         (["--embedding-model", "/no/such/model"], "embedding model not found: /no/such/model"),
         (["--judge-backend", "openai"], "the openai backend needs --base-url"),
         (["--orchestrator", "cron"], "--orchestrator must be"),

@@ -19,7 +19,7 @@ from scenario_forge.cli.main import app
 from scenario_forge.config import BackendConfig
 from scenario_forge.errors import ConfigError
 from scenario_forge.evaluation import EvalConfig, evaluate
-from scenario_forge.evaluation.backends import model_backend_config
+from scenario_forge.modelspec import model_backend_config
 from scenario_forge.evaluation.metrics import Stats, report_figures
 from scenario_forge.evaluation.records import read_grades
 
@@ -243,7 +243,7 @@ def test_grades_parquet_schema(tmp_path: Path, mixture: Path, backends):
 def test_answer_cache_asks_failed_requests_again(tmp_path: Path):
     from scenario_forge.config import SamplingParams
     from scenario_forge.evaluation.stages import cached_answers
-    from scenario_forge.mixing.io import read_split
+    from scenario_forge.mixture import read_split
 
     rows = read_split(write_mixture(tmp_path / "m"), "heldout")
     flaky = FakeBackend(lambda r: None if r.id in ("answer:1", "answer:3") else "an answer")

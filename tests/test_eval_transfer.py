@@ -15,11 +15,11 @@ from scenario_forge.backends.factory import use_backend
 from scenario_forge.backends.fake import FakeBackend
 from scenario_forge.config import BackendConfig
 from scenario_forge.evaluation import EvalConfig, evaluate
-from scenario_forge.evaluation.backends import model_backend_config
+from scenario_forge.modelspec import model_backend_config
 from scenario_forge.evaluation.run import prepare_eval
 from scenario_forge.mixing import guard
 from scenario_forge.mixing.config import MixConfig
-from scenario_forge.mixing.io import read_meta, trained_domains
+from scenario_forge.mixture import read_meta, trained_domains
 from scenario_forge.mixing.run import run_mix
 
 JUDGE = BackendConfig(kind="fake", model="judge")

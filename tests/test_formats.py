@@ -3,13 +3,8 @@ from __future__ import annotations
 import pytest
 
 from scenario_forge.backends.base import join_prefix
-from scenario_forge.generation.formats import (
-    clean_sentence,
-    clean_turn,
-    copies_from,
-    criterion_problem,
-    parse_json_object,
-)
+from scenario_forge.generation.formats import clean_sentence, clean_turn, criterion_problem, parse_json_object
+from scenario_forge.lint.text import copies_from
 from scenario_forge.records import Brief
 
 

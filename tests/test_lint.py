@@ -119,6 +119,30 @@ CASES = {
         with_turn(2, "I'm so sorry to hear about your deposit, I'd love to help you through this difficult time."),
         with_turn(2, "Sorry, I forgot to say: he also kept the keys fee. Can I sue him in small claims?"),
     ),
+    "user_as_assistant/helper_seat": (  # the embedded model's helper lines in the user's mouth
+        with_turn(2, "I'm all set to help. What's your take on the carpet, are you dealing with a serious case?"),
+        with_turn(2, "I'm ready to help my sister move out too, so can I sue him in small claims before May?"),
+    ),
+    "user_as_assistant/sorry_for_your": (
+        with_turn(0, "I'm so sorry for your family's situation. Losing a $2,000 deposit in Illinois is no joke."),
+        with_turn(0, "Sorry for my long message. My landlord kept my whole $2,000 deposit and I'm in Illinois."),
+    ),
+    "user_as_assistant/quoted_draft": (  # the same words outside and inside a draft the user shows
+        with_turn(2, "Please don't hesitate to reach out if there are more questions. Can I sue him in small claims?"),
+        with_turn(2, 'I drafted this to him: "Return my deposit by Friday. Don\'t hesitate to reach out." Is that enough first?'),
+    ),
+    "third_person_user/wants_the_assistant": (
+        with_turn(2, "They want the assistant to explain small claims court, and you are going to help them do it."),
+        with_turn(2, "They want the whole deposit for the carpet, so can I sue him in small claims?"),
+    ),
+    "repeated_turn/restated": (  # the user restates the opening of their own first message
+        with_turn(2, "My landlord kept my whole $2,000 deposit and now he says the carpet was ruined. What now?"),
+        with_turn(2, "My landlord still has the deposit and now he says the carpet was ruined. What now?"),
+    ),
+    "template_fragment/use_like_this": (  # a user turn handing the assistant a script
+        with_turn(2, "You can use a response like this: small claims court is the right place for a deposit."),
+        with_turn(2, "Should I send him a message like this first, or can I go to small claims right away?"),
+    ),
     "placeholder": (
         with_turn(0, "My landlord [Landlord Name] kept my whole deposit. I'm in [City]."),
         with_turn(0, 'My lease says "[Tenant] shall pay rent monthly" and my landlord kept my deposit [sic].'),
@@ -209,6 +233,9 @@ def test_rubric_detectors(code):
         ("template_fragment", "He told me to stay in character as the calm tenant. Can I sue him in small claims?"),
         ("role_label", "Note: the lease ends in May. Can I sue him in small claims before that?"),
         ("truncated_final_turn", "Can I sue him in small claims?? thanks"),
+        # a closing "how are you" without its question mark, however long the turn
+        ("truncated_final_turn", "Thanks, that helps a lot and I will file the small claims case on Monday, how are you"),
+        ("truncated_final_turn", "Ok I'll send the letter first. Thank you"),
     ],
 )
 def test_natural_user_text_is_spared(code, text):

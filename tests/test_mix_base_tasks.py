@@ -1,5 +1,5 @@
-"""The embedded standard RL data: deterministic verifiable tasks whose answers are right, and the
-exact-match reward the trainer imports."""
+"""The embedded standard RL data: deterministic verifiable tasks whose answers are right (scored by
+the exact-match reward, whose own tests are in test_exact_match.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import datetime as dt
 import doctest
 import re
 
-import pytest
-
+from scenario_forge.grading.exact_match import exact_match_reward
 from scenario_forge.mixing import base_tasks
-from scenario_forge.mixing.base_tasks import exact_match_reward, exact_match_rewards, generate_tasks, iter_tasks
+from scenario_forge.mixing.base_tasks import generate_tasks, iter_tasks
 
 
 def test_doctests():
@@ -73,31 +72,3 @@ def test_answers_are_exact():
         assert _solve(prompt) == answer, prompt
         assert exact_match_reward(f"The answer is {answer}.", answer) == 1.0
     assert (frame.filter(frame["task"] == "arithmetic")["answer"].cast(int) >= 0).all()
-
-
-@pytest.mark.parametrize(
-    ("completion", "answer", "reward"),
-    [
-        ("3500", "3500", 1.0),
-        ("3,500 metres", "3500", 1.0),
-        ("**3500.0**", "3500", 1.0),
-        ("First 12 x 24 = 288, then 288 - 10 = 278.", "278", 1.0),
-        ("\\boxed{278} and later 5", "278", 1.0),
-        ("#### 278", "278", 1.0),
-        ("The final answer is: Tuesday.", "Tuesday", 1.0),
-        ("It was 2023-04-28, not 2023-04-29.", "2023-04-28", 0.0),  # the last date counts
-        ("It falls on 2023-04-28.", "2023-04-28", 1.0),
-        ("Maybe 278 or 279", "278", 0.0),
-        ("-5", "-5", 1.0),
-        ("I don't know", "278", 0.0),
-        ("", "278", 0.0),
-        ("278", None, 0.0),
-    ],
-)
-def test_exact_match_normalization(completion, answer, reward):
-    assert exact_match_reward(completion, answer) == reward
-
-
-def test_trl_shapes():
-    conversational = [[{"role": "assistant", "content": "#### 7"}], [{"role": "assistant", "content": "8"}], "x"]
-    assert exact_match_rewards(conversational, answer=["7", "7", None], prompts=["a", "b", "c"]) == [1.0, 0.0, None]

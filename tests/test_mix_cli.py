@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from scenario_forge.cli.main import app
 from scenario_forge.mixing import guard
-from scenario_forge.mixing.io import read_meta
+from scenario_forge.mixture import read_meta
 
 runner = CliRunner()
 
@@ -117,16 +117,28 @@ def test_config_file_and_flags(run: Path, tmp_path: Path):
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_prefect_flows(run: Path, tmp_path: Path):
-    """The mix and publish flows wire the same stage functions (one task per stage)."""
+    """The mix flow runs the mix job's own step list, one task per step named as the step (what the
+    direct runner runs), and returns the mixture's record; the publish flow publishes it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.mix import mix_flow
     from flows.publish import publish_flow
     from scenario_forge.mixing.config import MixConfig
+    from scenario_forge.mixing.run import MIX_STEPS
+    from scenario_forge.mixture import MixtureMeta
     from scenario_forge.publishing.config import PublishConfig
+    from scenario_forge.steps import step_names
 
     with prefect_test_harness(server_startup_timeout=90):
-        meta = mix_flow(MixConfig(runs=[run], out=tmp_path / "m", spread={"enabled": False}))
+        state = mix_flow(MixConfig(runs=[run], out=tmp_path / "m", spread={"enabled": False}), return_state=True)
+        meta = state.result()
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
         summary = publish_flow(PublishConfig(source=tmp_path / "m", local=tmp_path / "hub", exports=["verl"]))
-    assert meta["splits"] == read_meta(tmp_path / "m").splits and meta["ratio"]["exact"]
-    assert summary["configs"]["mixture"]["train"] == meta["splits"]["train"] and (tmp_path / "hub" / "README.md").is_file()
+    tasks = [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.expected_start_time or r.created)]
+    assert tasks == step_names(MIX_STEPS) == ["plan-mixture", "spread-check", "select-rows", "contamination-guard", "write-mixture"]
+    written = read_meta(tmp_path / "m")
+    assert isinstance(meta, MixtureMeta) and (meta.splits, meta.counts) == (written.splits, written.counts) and meta.ratio["exact"]
+    assert summary["configs"]["mixture"]["train"] == meta.splits["train"] and (tmp_path / "hub" / "README.md").is_file()

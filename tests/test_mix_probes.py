@@ -14,7 +14,7 @@ from mix_data import HashEmbedder, grid, make_scenario, near_copy, write_run
 from scenario_forge.errors import ConfigError
 from scenario_forge.mixing import guard
 from scenario_forge.mixing.config import MixConfig
-from scenario_forge.mixing.io import read_meta, read_split
+from scenario_forge.mixture import read_meta, read_split
 from scenario_forge.mixing.personas import load_persona
 from scenario_forge.mixing.run import run_mix
 from scenario_forge.records import Message

@@ -11,16 +11,16 @@ import pytest
 
 from scenario_forge.errors import ConfigError
 from scenario_forge.mixing import recipes as recipes_mod
-from scenario_forge.mixing import run as run_mod
+from scenario_forge.mixing import totals as totals_mod
 from scenario_forge.mixing.personas import load_persona
 from scenario_forge.mixing.recipes import builtin_recipes, load_recipe, ratio_fraction, resolve_recipe
-from scenario_forge.mixing.run import choose_totals
+from scenario_forge.mixing.totals import choose_totals
 
 ARMS = {"paper-5pct", "baseline", "health-only", "no-health-science", "generic-reward", "traits-heldout"}
 
 
 def test_doctests():
-    for module in (recipes_mod, run_mod):
+    for module in (recipes_mod, totals_mod):
         assert doctest.testmod(module).failed == 0
 
 

@@ -16,11 +16,10 @@ from scenario_forge.backends.base import ChatRequest
 from scenario_forge.backends.fake import FakeBackend
 from scenario_forge.config import SamplingParams
 from scenario_forge.errors import BackendError, MissingExtraError
-from scenario_forge.generation.run import plan_run, run_generate_direct
+from scenario_forge.generation.run import plan_run, run_generate_direct, shard_parts
 from scenario_forge.orchestration import TaskRunnerConfig
 from scenario_forge.orchestration.artifacts import artifact_key, counts_table, run_report_markdown
 from scenario_forge.orchestration.runners import SPARE_THREADS, build_task_runner
-from scenario_forge.orchestration.shards import shard_inputs, shard_task_name
 from scenario_forge.records import Message
 
 KEY = re.compile(r"^[a-z0-9-]+$")
@@ -115,14 +114,24 @@ def test_ray_runner_names_its_extra():
 def test_shard_task_inputs_stay_small(tmp_path: Path):
     from prefect.utilities.annotations import quote
 
+    from scenario_forge.generation.run import SHARDS
+    from scenario_forge.orchestration.prefect_steps import part_task
+
     run = plan_run(fake_config(tmp_path, n=200, shard_size=8))
-    light = shard_inputs(run)
+    parts = shard_parts(run)
+    assert [p.shard for p in parts] == run.shards  # each part carries its own shard's seeds
+    light = parts[0].run
+    assert all(p.run is light for p in parts)
     assert [(s.index, s.key) for s in light.shards] == [(s.index, s.key) for s in run.shards]
     assert all(not s.seeds for s in light.shards) and light.config == run.config
     assert len(light.model_dump_json()) < len(run.model_dump_json()) / 5
     shard = run.shards[7]
-    name = shard_task_name({"run": quote(light), "shard": quote(shard)})
-    assert name == f"shard-00007-{shard.key[:8]}" == shard_task_name({"shard": shard})
+    assert parts[7].name == f"shard-00007-{shard.key[:8]}"
+    # The shard step's Prefect task names each run after its part, quoted or not.
+    task = part_task(SHARDS)
+    assert task.name == "generate-shard" and task.tags == {"llm"}
+    assert task.task_run_name(parameters={"work": quote(parts[7])}) == parts[7].name
+    assert task.task_run_name(parameters={"work": parts[7]}) == parts[7].name
 
 
 def test_fake_backend_call_log(tmp_path: Path):
@@ -190,9 +199,9 @@ def test_shard_slots_keep_a_threads_runner_to_shard_workers_at_a_time():
     import threading
     from contextlib import nullcontext
 
-    from scenario_forge.orchestration import shards
+    from scenario_forge.orchestration import slots as shards
 
-    with shards._slots("run-x", 2, enabled=True) as slots:
+    with shards.run_slots("run-x", 2, enabled=True) as slots:
         assert shards.shard_slot("run-x") is slots
         slots.__enter__()
         slots.__enter__()

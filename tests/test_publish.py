@@ -16,12 +16,14 @@ from typer.testing import CliRunner
 from scenario_forge.cli.main import app
 from scenario_forge.mixing import guard
 from scenario_forge.mixing.config import MixConfig
-from scenario_forge.mixing.io import read_meta, read_split
+from scenario_forge.mixture import read_meta, read_split
 from scenario_forge.mixing.run import run_mix
 from scenario_forge.publishing import PublishConfig, build, exports, push, run_publish
 from scenario_forge.publishing.exports import rar_rubric
 from scenario_forge.records import Criterion
-from scenario_forge.schema import read_scenarios, scenario_from_row
+from scenario_forge.parquet import record_from_row
+from scenario_forge.records import Scenario
+from scenario_forge.schema import read_scenarios
 
 runner = CliRunner()
 
@@ -138,7 +140,7 @@ def test_publish_a_run(tmp_path: Path):
     result = run_publish(PublishConfig(source=run, local=tmp_path / "hub"))
     assert result.configs == {"scenarios": {"train": 30}, "trl": {"train": 30}, "verl": {"train": 30}}
     loaded = load_dataset(str(tmp_path / "hub"), "scenarios")["train"]
-    assert [scenario_from_row(r) for r in loaded] == read_scenarios(run / "scenarios.parquet")
+    assert [record_from_row(Scenario, r) for r in loaded] == read_scenarios(run / "scenarios.parquet")
     assert (tmp_path / "hub" / "coverage.png").read_bytes().endswith(b"run-figure")  # the run's own figure
     assert (tmp_path / "hub" / "manifest.json").is_file() and not (tmp_path / "hub" / ".rows.parquet").exists()
     assert len(load_dataset(str(tmp_path / "hub"), "verl")["train"]) == 30
@@ -203,7 +205,7 @@ def test_failed_push_is_one_line_and_keeps_the_folder(mixture: Path, tmp_path: P
         (["SRC", "--local", "SRC"], "--local must not be the source folder"),
         (["SRC", "--local", "PARENT", "--overwrite"], "--local must not be the source folder, hold it"),
         (["SRC", "--local", "OUT", "--export", "jsonl"], "exports.0: Input should be 'trl' or 'verl'"),
-        (["SRC", "--local", "OUT", "--shard-rows", "0"], "shard_rows: Input should be greater than or equal to 1"),
+        (["SRC", "--local", "OUT", "--shard-rows", "0"], "--shard-rows: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_publish_input(mixture: Path, tmp_path: Path, args, needle):

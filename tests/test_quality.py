@@ -30,7 +30,7 @@ from scenario_forge.curation.quality import (
 )
 from scenario_forge.generation.run import run_generate_direct
 from scenario_forge.mixing import guard
-from scenario_forge.mixing.io import read_meta
+from scenario_forge.mixture import read_meta
 from scenario_forge.records import Brief, Criterion, Message, Provenance, Scenario
 from scenario_forge.schema import read_rejects, read_scenarios
 

@@ -107,7 +107,7 @@ def test_bench_refusal_quick(tmp_path: Path):
 @pytest.mark.timeout(300)
 def test_judge_classifier_on_the_embedded_model():
     from scenario_forge.backends.factory import get_backend
-    from scenario_forge.evaluation.backends import model_backend_config
+    from scenario_forge.modelspec import model_backend_config
 
     rows = read_labelled(LABELLED)[::9]  # 8 answers across the four classes
     classes = classify_refusals([([Message(role="user", content=r.question)], r.answer) for r in rows], "judge",

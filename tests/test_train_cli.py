@@ -78,7 +78,7 @@ def test_policy_that_is_not_a_causal_lm(tmp_path: Path, mixture: Path):
     BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32).save_pretrained(bert)
     result = run("train", "--mixture", str(mixture), "--policy", str(bert), "--out", str(tmp_path / "o"))
     assert "is a bert model, not a causal language model" in one_error_line(result)
-    for bad, needle in [(tmp_path / "missing", "policy not found"), (mixture / "mixture.json", "not a .gguf model"),
+    for bad, needle in [(tmp_path / "missing", "not found: give 'embedded'"), (mixture / "mixture.json", "not a .gguf model"),
                         (tmp_path, "no config.json")]:
         assert needle in one_error_line(run("train", "--mixture", str(mixture), "--policy", str(bad), "--out", str(tmp_path / "o")))
 

@@ -35,8 +35,8 @@ def test_train_eval_flow(tmp_path: Path):
         evaluate = EvalConfig(mixture=mixture, judge=JUDGE, out=tmp_path / "run" / "eval", max_rows=2,
                               answer_sampling={"max_tokens": 8}, model_label="trained", baseline_label="start")
         result = train_eval_flow(cfg, evaluate)
-    assert result["train"]["global_step"] == 2
-    report = Path(result["eval"]["files"]["json"])
+    assert result.train.global_step == 2
+    report = Path(result.eval.files["json"])
     assert report == tmp_path / "run" / "eval" / "eval.json"
     meta = json.loads(report.read_text())["meta"]
     # the trained model against the policy it started from, both through transformers
@@ -44,5 +44,5 @@ def test_train_eval_flow(tmp_path: Path):
     assert meta["models"]["trained"].startswith("transformers:final@sha256:")
     assert meta["models"]["start"].startswith(f"transformers:{policy.name}@sha256:")
     assert meta["models"]["trained"] != meta["models"]["start"]
-    figures = result["eval"]["figures"]
+    figures = result.eval.figures
     assert set(figures["models"]) == {"trained", "start"} and figures["comparison"]["tally"]["evals"] > 0

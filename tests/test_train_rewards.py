@@ -12,7 +12,7 @@ from scenario_forge.backends.base import ChatRequest
 from scenario_forge.backends.fake import FakeBackend
 from scenario_forge.errors import ConfigError
 from scenario_forge.grading import GenericJudge, RubricGrader
-from scenario_forge.mixing.io import MixtureMeta, write_meta, write_split
+from scenario_forge.mixture import MixtureMeta, write_meta, write_split
 from scenario_forge.records import Criterion, Message, MixtureRow
 from scenario_forge.training.dataset import COLUMNS, row_record, to_dataset, training_rows
 from scenario_forge.training.rewards import RoutedReward

@@ -51,7 +51,7 @@ def test_grpo_smoke_on_the_embedded_policy_with_the_real_grader(tmp_path: Path):
     # unscoreable rubric rewards are None in the log (never 0) and counted
     assert result.reward_counts.get("rubric_unscoreable", 0) == sum(x["reward"] is None for x in rubric)
     # exact-match rewards are the mixer's exact match on the logged completion
-    from scenario_forge.mixing.base_tasks import exact_match_reward
+    from scenario_forge.grading.exact_match import exact_match_reward
 
     answers = {r.id: r.answer for r in standard_rows("train")}
     for x in lines:

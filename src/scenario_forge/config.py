@@ -7,11 +7,15 @@ similar mistakes fail here, before any model is loaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .errors import ForgeError
+from .flags import flag, group
+
+if TYPE_CHECKING:
+    from .taxonomy.loader import TaxonomySelection
 
 #: ``fake`` is a deterministic offline backend that writes placeholder text: for tests and for
 #: measuring orchestration overhead, never for data.
@@ -58,22 +62,51 @@ class StageSampling(_Config):
 class BackendConfig(_Config):
     """Which model runtime serves generation requests, and how to reach it."""
 
-    kind: BackendKind = "embedded"
+    kind: BackendKind = Field(
+        default="embedded",
+        description="backend; when not given, inferred from the model spec (docs/models.md)",
+        json_schema_extra=flag("--backend"),
+    )
     model: str | None = Field(
         default=None,
-        description="GGUF path (llamacpp), model name on the server (openai), HF id or path (vllm)",
+        description="model spec: 'embedded', a .gguf file, a Hugging Face model folder or id, a server model name "
+        "(with a base URL) or KIND:MODEL (docs/models.md)",
+        json_schema_extra=flag("--model"),
     )
-    base_url: str | None = Field(default=None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str = Field(default="OPENAI_API_KEY", description="environment variable holding the API key")
-    concurrency: int = Field(default=4, ge=1, le=1024)
-    timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=4, ge=0, le=20)
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1", json_schema_extra=flag("--base-url")
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY", description="environment variable holding the API key", json_schema_extra=flag("--api-key-env")
+    )
+    concurrency: int = Field(default=4, ge=1, le=1024, description="requests in flight (openai backend)", json_schema_extra=flag("--concurrency"))
+    timeout_s: float = Field(default=120.0, gt=0, description="seconds to wait for one answer (openai backend)", json_schema_extra=flag("--timeout"))
+    max_retries: int = Field(
+        default=4, ge=0, le=20, description="retries on 429/5xx/connection errors (openai backend)", json_schema_extra=flag("--max-retries")
+    )
     parallel_sequences: int = Field(
-        default=32, ge=1, le=256, description="embedded/llamacpp: sequences decoded together in one batch"
+        default=32, ge=1, le=256, description="sequences decoded together in one batch (embedded/llamacpp)",
+        json_schema_extra=flag("--parallel"),
     )
     n_ctx: int = Field(default=2048, ge=512, description="context per sequence (embedded/llamacpp)")
     n_threads: int | None = Field(default=None, ge=1)
-    structured_output: Literal["auto", "off"] = "auto"
+    structured_output: Literal["auto", "off"] = Field(
+        default="auto", description="JSON-schema decoding where the backend supports it", json_schema_extra=flag("--structured-output")
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_kind(cls, data: object) -> object:
+        # No kind given: the model spec names it (one parser for every command, docs/models.md).
+        if isinstance(data, dict) and data.get("kind") is None and (data.get("model") or data.get("base_url")):
+            from .modelspec import parse_model_spec
+
+            try:
+                kind, model = parse_model_spec(data.get("model"), base_url=data.get("base_url"))
+            except ForgeError as exc:
+                raise ValueError(str(exc)) from None
+            data = {**data, "kind": kind, "model": model}
+        return data
 
     @model_validator(mode="after")
     def _needs(self) -> BackendConfig:
@@ -104,27 +137,50 @@ class CurationConfig(_Config):
     """Quality gates, the LLM judge and near-duplicate removal (``generate`` and ``curate``)."""
 
     embedding_model: str | None = Field(
-        default=None, description="sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2"
+        default=None, description="sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2",
+        json_schema_extra=flag("--embedding-model"),
     )
-    threshold: float = Field(default=0.9, gt=0.0, le=1.0, description="cosine similarity at which two scenarios are near-duplicates")
-    judge: bool = Field(default=True, description="score realism / tests-trait / gradability with an LLM judge")
-    judge_backend: BackendConfig | None = Field(default=None, description="default: the generation backend")
-    judge_threshold: float = Field(default=2.0, ge=1.0, le=5.0, description="minimum mean judge score (1-5) to keep")
-    keep_unscoreable: bool = Field(default=True, description="keep scenarios the judge could not score (they are counted)")
+    threshold: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="cosine similarity at which two scenarios are near-duplicates",
+        json_schema_extra=flag("--threshold"),
+    )
+    judge: bool = Field(
+        default=True, description="LLM judge quality gate (realism, tests-trait, gradability) and sign checks",
+        json_schema_extra=flag("--judge/--no-judge"),
+    )
+    judge_backend: BackendConfig | None = Field(
+        default=None, description="default: the generation backend",
+        json_schema_extra=group("judge", only=["kind", "model", "base_url"]),
+    )
+    judge_threshold: float = Field(
+        default=2.0, ge=1.0, le=5.0, description="minimum mean judge score (1-5) to keep", json_schema_extra=flag("--judge-threshold")
+    )
+    keep_unscoreable: bool = Field(
+        default=True, description="keep scenarios the judge could not score (they are counted)",
+        json_schema_extra=flag("--keep-unscoreable/--drop-unscoreable"),
+    )
     judge_sampling: SamplingParams = Field(
         default=SamplingParams(temperature=0.0, max_tokens=8, repeat_penalty=1.0, stop=["\n"]),
         description="sampling for the quality judge (its verdicts are cached when temperature is 0)",
     )
-    sign_checks: bool = Field(default=True, description="check each rubric criterion's sign with the judge; drop clear mismatches")
-    min_turn_words: int = Field(default=4, ge=1)
-    max_turn_words: int = Field(default=180, ge=10)
+    sign_checks: bool = Field(
+        default=True, description="check each rubric criterion's sign with the judge; drop clear mismatches",
+        json_schema_extra=flag("--sign-checks/--no-sign-checks"),
+    )
+    min_turn_words: int = Field(default=4, ge=1, description="shortest allowed turn, in words", json_schema_extra=flag("--min-turn-words"))
+    max_turn_words: int = Field(default=180, ge=10, description="longest allowed turn, in words", json_schema_extra=flag("--max-turn-words"))
     answer_overlap: float = Field(
         default=0.6, gt=0.0, le=1.0,
         description="rubric leak: share of a criterion's word 3-grams a user or system turn may not repeat together with its verb",
     )
-    cross_run: bool = Field(default=True, description="also drop near-duplicates of scenarios kept by earlier runs in the same store")
+    cross_run: bool = Field(
+        default=True, description="also drop near-duplicates of scenarios kept by earlier runs in the same store",
+        json_schema_extra=flag("--cross-run/--no-cross-run"),
+    )
     prompts: Path | None = Field(default=None, description="folder with judge_quality.j2 and sign_check.j2; default: the shipped prompts")
-    figures: bool = Field(default=True, description="draw the report's PNG figures (report.md is always written)")
+    figures: bool = Field(
+        default=True, description="draw the report's PNG figures (report.md is always written)", json_schema_extra=flag("--figures/--no-figures")
+    )
     readiness: ReadinessThresholds = Field(default=ReadinessThresholds(), description="thresholds of the training-ready verdict")
 
     @field_validator("embedding_model")
@@ -150,27 +206,43 @@ class CurationConfig(_Config):
 class GenerateConfig(_Config):
     """Everything ``scenario-forge generate`` needs; also the Prefect ``generate`` flow's parameters."""
 
-    domains: list[str] = Field(default_factory=list, description="domain ids or aliases; empty = all")
-    traits: list[str] = Field(default_factory=list, description="trait ids or aliases; empty = all")
-    n: int = Field(default=20, gt=0, le=10_000_000, description="number of scenarios to plan")
-    seed: int = Field(default=0, ge=0)
-    shard_size: int = Field(default=32, ge=1, le=100_000)
+    domains: list[str] = Field(
+        default_factory=list, description="domain id or alias (repeatable); default: all", json_schema_extra=flag("--domain", "-d")
+    )
+    traits: list[str] = Field(
+        default_factory=list, description="trait id or alias (repeatable); default: all", json_schema_extra=flag("--trait", "-t")
+    )
+    n: int = Field(default=20, gt=0, le=10_000_000, description="number of scenarios to plan", json_schema_extra=flag("--n"))
+    seed: int = Field(default=0, ge=0, description="plan and sampling seed", json_schema_extra=flag("--seed"))
+    shard_size: int = Field(default=32, ge=1, le=100_000, description="scenarios per shard", json_schema_extra=flag("--shard-size"))
     shard_workers: int = Field(
         default=2, ge=1, le=256,
         description="shards generated concurrently in one process (their requests share the backend's batches)",
     )
-    taxonomy: Path | None = Field(default=None, description="taxonomy folder; default: the shipped one")
-    prompts: Path | None = Field(default=None, description="prompt templates folder; default: the shipped one")
-    out: Path = Field(default=Path("outputs"), description="output store; the run lands in OUT/RUN_ID")
-    run_id: str | None = Field(default=None, description="default: derived from the config")
-    backend: BackendConfig = BackendConfig()
+    taxonomy: Path | None = Field(
+        default=None, description="taxonomy folder; default: the shipped one", json_schema_extra=flag("--taxonomy")
+    )
+    prompts: Path | None = Field(
+        default=None, description="prompt templates folder; default: the shipped one", json_schema_extra=flag("--prompts")
+    )
+    out: Path = Field(default=Path("outputs"), description="output store; the run lands in OUT/RUN_ID", json_schema_extra=flag("--out"))
+    run_id: str | None = Field(
+        default=None, description="run folder name; default: derived from the config", json_schema_extra=flag("--run-id")
+    )
+    backend: BackendConfig = Field(default=BackendConfig(), description="the generation backend", json_schema_extra=group())
     sampling: StageSampling = StageSampling()
     turn_reasks: int = Field(
         default=2, ge=0, le=10,
         description="times a conversation turn that fails a turn-level lint detector is asked again (new seed) before the scenario is rejected",
+        json_schema_extra=flag("--turn-reasks"),
     )
-    curate: bool = Field(default=True, description="run curation (gates, judge, dedup, report) after generation")
-    curation: CurationConfig = CurationConfig()
+    curate: bool = Field(
+        default=True, description="run curation (gates, judge, dedup, report) after generation", json_schema_extra=flag("--curate/--no-curate")
+    )
+    curation: CurationConfig = Field(
+        default=CurationConfig(), description="curation settings",
+        json_schema_extra=group(only=["threshold", "embedding_model", "judge"]),
+    )
 
     @field_validator("run_id")
     @classmethod
@@ -179,15 +251,29 @@ class GenerateConfig(_Config):
             raise ValueError(f"run id {value!r} must be a plain folder name")
         return value
 
+    #: The taxonomy and the resolved domain and trait ids (set by the validator; not a field).
+    _selection: TaxonomySelection | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _names_exist(self) -> GenerateConfig:
-        # Resolve names against the taxonomy now, so a bad --domain fails before any model loads.
-        from .taxonomy.loader import load_taxonomy, resolve_domains, resolve_traits
+        # Resolve names against the taxonomy now, so a bad --domain fails before any model loads;
+        # the job plans from what is resolved here (see ``selection``).
+        from .taxonomy.loader import select
 
         try:
-            taxonomy = load_taxonomy(self.taxonomy)
-            resolve_domains(taxonomy, self.domains)
-            resolve_traits(taxonomy, self.traits)
+            self._selection = select(self.taxonomy, self.domains, self.traits)
         except ForgeError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+    @property
+    def selection(self) -> TaxonomySelection:
+        """The taxonomy the validator loaded and the domain and trait ids it resolved.
+
+        (Resolved again only where the config was built without validation or copied with other
+        names, e.g. ``model_copy(update={"domains": ...})``.)"""
+        from .taxonomy.loader import select, selection_names
+
+        if self._selection is None or self._selection.names != selection_names(self.taxonomy, self.domains, self.traits):
+            self._selection = select(self.taxonomy, self.domains, self.traits)
+        return self._selection

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import ConfigError
 from .records import ScenarioSeed
 from .taxonomy.graph import build_graph, pressure_choices
-from .taxonomy.loader import resolve_domains, resolve_traits
+from .taxonomy.loader import TaxonomySelection, resolve_domains, resolve_traits
 from .taxonomy.models import Taxonomy
 
 
@@ -30,12 +30,26 @@ def plan(
     seed: int,
 ) -> Plan:
     """Plan ``n`` scenario seeds over the selected domains and traits (names or aliases; empty = all)."""
+    return plan_ids(taxonomy, resolve_domains(taxonomy, list(domains or [])), resolve_traits(taxonomy, list(traits or [])), n, seed)
+
+
+def plan_selection(selection: TaxonomySelection, n: int, seed: int) -> Plan:
+    """Plan ``n`` seeds over a selection already resolved (a validated config's ``selection``)."""
+    return plan_ids(selection.taxonomy, selection.domains, selection.traits, n, seed)
+
+
+def plan_ids(
+    taxonomy: Taxonomy,
+    domain_ids: list[str],
+    trait_sel: list[tuple[str, str | None]],
+    n: int,
+    seed: int,
+) -> Plan:
+    """Plan ``n`` seeds over domain ids and ``(trait id, facet id | None)`` selections."""
     if n <= 0:
         raise ConfigError(f"--n must be a positive number of scenarios, got {n}")
     if seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {seed}")
-    domain_ids = resolve_domains(taxonomy, list(domains or []))
-    trait_sel = resolve_traits(taxonomy, list(traits or []))
     graph = build_graph(taxonomy)
     rng = np.random.default_rng(seed)
 
@@ -105,7 +119,8 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
 
 
 class Plan(Sequence[ScenarioSeed]):

@@ -28,7 +28,8 @@ from .backends.base import StageUsage
 from .errors import ConfigError
 from .records import Reject, Scenario, ScenarioSeed
 from .runlock import LOCK_NAME
-from .schema import atomic_write_text, read_rejects, read_scenarios, write_rejects, write_scenarios
+from .atomic import atomic_write_text
+from .schema import read_rejects, read_scenarios, write_rejects, write_scenarios
 
 
 class ShardSpec(BaseModel):

@@ -47,7 +47,7 @@ def embedded_model_path() -> Path:
 def converted_gguf(source: Path, ftype: str = "f16") -> Path:
     """``source`` re-encoded as ``ftype`` with llama.cpp's own quantizer, once; cached by content."""
     from ..hashing import file_digest
-    from .llamacpp import _llama
+    from .llama_engine import load_llama
 
     if ftype not in _FTYPES:
         raise BackendError(f"unknown GGUF type {ftype!r}; choose one of {sorted(_FTYPES)}")
@@ -55,7 +55,7 @@ def converted_gguf(source: Path, ftype: str = "f16") -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    ll = _llama()
+    ll = load_llama()
     params = ll.llama_model_quantize_default_params()
     params.ftype = _FTYPES[ftype]
     params.allow_requantize = True

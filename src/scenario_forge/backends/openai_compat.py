@@ -426,7 +426,7 @@ class OpenAIBackend(Backend):
         """Exponential backoff with jitter: half fixed, half random (or the server's Retry-After)."""
         if retry_after is not None:
             return min(retry_after, self.max_backoff_s)
-        step = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        step = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
         return step / 2 + random.uniform(0, step / 2)
 
     async def _one(self, r: ChatRequest) -> Generation:
@@ -451,9 +451,10 @@ class OpenAIBackend(Backend):
             else:
                 status = resp.status_code
                 if status == 200:
-                    gen, error = self._parse(r, resp, retries)
+                    gen, problem = self._parse(r, resp, retries)
                     if gen is not None:
                         return gen
+                    error = problem or "malformed response"
                 elif status in (401, 403):
                     raise _Fatal(self._auth_message(self.requested_url, status))
                 elif status == 404:

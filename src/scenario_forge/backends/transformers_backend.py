@@ -103,7 +103,7 @@ class TransformersBackend(Backend):
         return {"backend": self.kind, "model": self.model_name, "batch_size": self.batch_size}
 
     def prompt_text(self, r: ChatRequest) -> str:
-        text = self.tokenizer.apply_chat_template(
+        text: str = self.tokenizer.apply_chat_template(
             [m.model_dump() for m in r.messages], tokenize=False, add_generation_prompt=True
         )
         return text + (r.prefix or "")

@@ -142,13 +142,14 @@ class VLLMBackend(Backend):
         return [out[i] for i in range(len(requests))]
 
     def _call(self, group: list[ChatRequest], continues: bool) -> list[Any]:
-        return self.llm.chat(
+        outputs: list[Any] = self.llm.chat(  # vllm.RequestOutput (vllm is not installed here: untyped)
             [self.conversation(r) for r in group],
             sampling_params=[self.sampling_params(r) for r in group],
             use_tqdm=False,
             add_generation_prompt=not continues,
             continue_final_message=continues,
         )
+        return outputs
 
     def _chat(self, group: list[ChatRequest], continues: bool) -> list[Generation]:
         try:

@@ -49,6 +49,15 @@ def guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def as_json(result: Any) -> Any:
+    """A job's result as plain JSON data, whether a flow returned its typed record or a dict."""
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    if isinstance(result, list):
+        return [as_json(item) for item in result]
+    return result
+
+
 def load_yaml_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}

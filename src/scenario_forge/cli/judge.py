@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from .._validation import one_line
 from ..errors import ConfigError
 from ._common import guarded
+from .options import BACKEND_CHOICES
 
 app = typer.Typer(help="Qualify a rubric judge against hand-labelled verdicts.", no_args_is_help=True)
 
@@ -20,8 +23,8 @@ app = typer.Typer(help="Qualify a rubric judge against hand-labelled verdicts.",
 @app.command("check")
 def check(
     items: Annotated[Optional[Path], typer.Option("--items", help="Calibration JSONL (default: the shipped labelled/judge_calibration.jsonl).")] = None,
-    judge_backend: Annotated[Optional[str], typer.Option("--judge-backend", help="Judge backend: embedded (default), llamacpp, openai, transformers.")] = None,
-    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Judge model: GGUF path, server model name or HF folder.")] = None,
+    judge_backend: Annotated[Optional[str], BACKEND_CHOICES.option("--judge-backend", help="Judge backend (default: inferred from --judge-model, docs/models.md).")] = None,
+    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Judge model spec (docs/models.md); default: embedded.")] = None,
     judge_base_url: Annotated[Optional[str], typer.Option("--judge-base-url", help="OpenAI-compatible server for the judge.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", help="Verdict form: auto (default), json, explain or short.")] = None,
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Token budget of an explanation (default 256).")] = None,
@@ -42,7 +45,7 @@ def check(
 def _run(args: dict[str, Any]) -> None:
     from ..backends.factory import backend_identity
     from ..config import BackendConfig
-    from ..evaluation.backends import infer_kind, load_backend
+    from ..evaluation.backends import load_backend
     from ..grading.calibration import calibration_hash, default_calibration_file, load_calibration
     from ..grading.config import GradingConfig
     from ..grading.qualification import DEFAULT_THRESHOLD, JudgeIdentity, run_check, save_result, template_hash
@@ -57,9 +60,11 @@ def _run(args: dict[str, Any]) -> None:
         raise ConfigError("--bootstrap must be at least 100")
     grading = GradingConfig(**{k: v for k, v in (("output", args["output"]), ("max_tokens", args["max_tokens"]),
                                                     ("retries", args["retries"])) if v is not None})
-    kind = args["judge_backend"] or infer_kind(args["judge_model"], args["judge_base_url"])
-    cfg = BackendConfig(kind=kind, model=args["judge_model"] if kind != "embedded" else None,
-                        base_url=args["judge_base_url"], parallel_sequences=32)
+    given = {"kind": args["judge_backend"], "model": args["judge_model"], "base_url": args["judge_base_url"]}
+    try:  # the model spec names the backend unless --judge-backend does (docs/models.md)
+        cfg = BackendConfig.model_validate({**{k: v for k, v in given.items() if v is not None}, "parallel_sequences": 32})
+    except ValidationError as exc:
+        raise ConfigError(one_line(exc, "judge")) from None
     model = backend_identity(cfg)
     backend = load_backend(cfg)
     start = time.perf_counter()

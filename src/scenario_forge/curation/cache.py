@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..backends.base import Backend, ChatRequest, Generation
 from ..hashing import content_key
-from ..schema import atomic_write_text
+from ..atomic import atomic_write_text
 
 
 class CachedBackend(Backend):

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..config import CurationConfig
+from ..flags import flag, group
 
 
 class CurateConfig(BaseModel):
@@ -19,8 +20,10 @@ class CurateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    runs: list[Path] = Field(min_length=1, description="run folders (OUT/RUN_ID) of one output store")
-    curation: CurationConfig = CurationConfig()
+    runs: list[Path] = Field(
+        min_length=1, description="run folders (OUT/RUN_ID) of one output store", json_schema_extra=flag(argument=True)
+    )
+    curation: CurationConfig = Field(default=CurationConfig(), description="curation settings", json_schema_extra=group())
 
     @field_validator("runs")
     @classmethod

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,11 +62,11 @@ def _dimension(path: Path) -> int | None:
     return None
 
 
-_MODELS: dict[str, object] = {}
+_MODELS: dict[str, Any] = {}  # sentence_transformers.SentenceTransformer (no type stubs)
 _MODELS_LOCK = threading.Lock()
 
 
-def _load_sentence_transformer(path: Path):
+def _load_sentence_transformer(path: Path) -> Any:
     """Load a model folder once per process (importing and loading takes ~10-15 s on 2 cores)."""
     key = str(path.resolve())
     with _MODELS_LOCK:
@@ -74,7 +75,7 @@ def _load_sentence_transformer(path: Path):
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of our summary
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar in the middle of our summary
             try:
                 _MODELS[key] = SentenceTransformer(str(path), device="cpu")
             except Exception as exc:  # noqa: BLE001 - any load failure means "not a usable model"
@@ -95,14 +96,14 @@ class Embedder:
         self.cache_dir = cache_dir / self.model_id.replace("@", "-") if cache_dir else None
         self.dim = _dimension(path)
         self._cache: dict[str, np.ndarray] | None = None
-        self._model = None
+        self._model: Any = None
         self._lock = threading.Lock()
         #: Texts embedded by the model / answered from the cache, and seconds spent, since creation.
         self.embedded = 0
         self.cache_hits = 0
         self.wall_s = 0.0
 
-    def _load_model(self):
+    def _load_model(self) -> Any:
         if self._model is None:
             self._model = _load_sentence_transformer(self.path)
             get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
@@ -141,7 +142,7 @@ class Embedder:
             cache.update(new)
             self.embedded += len(missing)
             if self.cache_dir:
-                from ..schema import atomic_write_bytes
+                from ..atomic import atomic_write_bytes
 
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 name = self.cache_dir / f"{sha256_hex(''.join(new))[:16]}.npz"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..schema import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..backends.base import Backend, ChatRequest, Generation, StageUsage, join_prefix, timed_generate
 from ..config import CurationConfig
@@ -130,7 +131,7 @@ def _reply(gen: Generation, backend: Backend) -> str | None:
 class JudgeOutcome:
     kept: list[Scenario]
     rejects: list[Reject]
-    report: dict
+    report: dict[str, Any]
 
 
 def apply_judge(

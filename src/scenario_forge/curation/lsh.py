@@ -66,7 +66,8 @@ def _clean_groups(threshold: float, pool_bits: int, samples: np.ndarray) -> np.n
     flip probability."""
     groups = pool_bits // GROUP_BITS
     differs = samples < _bit_flip_probability(threshold)
-    return (~differs.reshape(len(samples), groups, GROUP_BITS).any(axis=2)).sum(axis=1)
+    clean: np.ndarray = (~differs.reshape(len(samples), groups, GROUP_BITS).any(axis=2)).sum(axis=1)
+    return clean
 
 
 def _recall(clean: np.ndarray, groups: int, key_groups: int, tables: int) -> float:

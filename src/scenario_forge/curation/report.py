@@ -19,7 +19,7 @@ import numpy as np
 
 from ..manifest import Counts
 from ..records import Scenario
-from ..schema import atomic_write_bytes, atomic_write_text
+from ..atomic import atomic_write_bytes, atomic_write_text
 
 FIGURES = {
     "coverage": "coverage.png",

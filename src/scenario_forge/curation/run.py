@@ -1,7 +1,8 @@
 """Curation jobs: at the end of ``generate`` (:func:`curate_generated`) and standalone over existing
 runs (:func:`curate_runs`, ``scenario-forge curate RUN...``).
 
-A standalone job reads each run's ``generated.parquet`` and its generation rejects (from the
+A standalone job (:data:`CURATE_STEPS`: ``load-runs``, the stages of :data:`.stages.CURATION_STEPS`,
+``write-runs``) reads each run's ``generated.parquet`` and its generation rejects (from the
 finished shard files), runs the stages of :mod:`.stages` over all runs together (so near-duplicates
 across them are found too), checks ``planned = kept + rejected + deduplicated`` for every run
 *before* writing anything, then rewrites each run's ``scenarios.parquet``, ``rejects.parquet``,
@@ -12,25 +13,28 @@ updates the store's index. A run's files are never deleted.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import progress
+from .. import progress, runlock
 from ..backends.base import StageUsage
 from ..config import BackendConfig, CurationConfig
 from ..errors import AccountingError, ConfigError
 from ..manifest import Counts, Manifest
 from ..records import Reject, Scenario
-from ..schema import atomic_write_text, read_rejects, read_scenarios, write_rejects, write_scenarios
+from ..atomic import atomic_write_text
+from ..schema import read_rejects, read_scenarios, write_rejects, write_scenarios
+from ..steps import AnyStep, Runner, Step, on, run_steps
 from ..store import RunStore
 from .config import CurateConfig
 from .index import StoreIndex
 from .quality import run_quality
 from .report import write_report
-from .stages import USAGE_KEYS, Batch, run_stages, start_batch
+from .stages import CURATION_STEPS, USAGE_KEYS, Batch, run_stages, start_batch, with_wall_time
 
 
 @dataclass
@@ -61,12 +65,29 @@ def curate_generated(
     them the report shows the run's whole accounting (``planned`` defaults to generated + prior
     rejects). Raises :class:`AccountingError` if the counts do not add up.
     """
-    run_root = Path(run_root)
+    batch = run_stages(start_generated(Path(run_root), generated, config, backend))
+    return finish_generated(batch, Path(run_root), generated, planned=planned, prior_rejects=prior_rejects)
+
+
+def start_generated(run_root: Path, generated: list[Scenario], config: CurationConfig, backend: BackendConfig) -> Batch:
+    """The batch of one freshly generated run (``backend``: the generation backend, the judge's default)."""
     run_id = generated[0].provenance.run_id if generated else run_root.name
-    batch = run_stages(start_batch(run_root.parent, [run_id], [run_root.name], generated, config), config, backend)
+    return start_batch(run_root.parent, [run_id], [run_root.name], generated, config, config.judge_backend or backend)
+
+
+def finish_generated(
+    batch: Batch,
+    run_root: Path,
+    generated: list[Scenario],
+    *,
+    planned: int | None = None,
+    prior_rejects: list[Reject] | tuple[Reject, ...] = (),
+) -> CurationResult:
+    """After the stages: check the run's accounting, write its report and update the store's index."""
+    run_id = batch.runs[0]
     planned = len(generated) + len(prior_rejects) if planned is None else planned
     counts = Counts.tally(planned, len(batch.candidates), list(prior_rejects) + batch.rejects)
-    report, quality = _finish_report(batch, run_root, run_id, counts, [], generated, config, config.judge_backend or backend)
+    report, quality = _finish_report(batch, run_root, run_id, counts, [], generated)
     if batch.embedding_model is not None:
         StoreIndex(batch.store, batch.embedding_model).save(
             run_root.name, [s.id for s in batch.candidates], _vectors(batch)
@@ -88,8 +109,6 @@ def _finish_report(
     counts: Counts,
     others: list[str],
     generated: list[Scenario],
-    config: CurationConfig,
-    judge_backend: BackendConfig | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the report and figures for one run; returns the manifest's ``curation`` and
     ``quality`` sections (``generated`` are the run's rows that went into curation)."""
@@ -106,9 +125,9 @@ def _finish_report(
         kept_vectors=vectors,
         embedding_model=batch.embedding_model,
         judge_model=judge.get("judge_model"),
-        judge_backend=judge_backend,
-        leak_share=config.answer_overlap,
-        thresholds=config.readiness,
+        judge_backend=batch.judge,
+        leak_share=batch.config.answer_overlap,
+        thresholds=batch.config.readiness,
     )
     files = write_report(root, run_id, counts, report, kept, vectors, batch.nn_similarity, quality=quality)
     return {**report, "files": files}, quality
@@ -191,7 +210,10 @@ def judge_backend_config(config: CurateConfig, runs: list[RunInput]) -> BackendC
 def start_from_runs(config: CurateConfig, runs: list[RunInput]) -> Batch:
     scenarios = [s for run in runs for s in run.generated]
     store = runs[0].root.resolve().parent
-    return start_batch(store, [r.run_id for r in runs], [r.root.name for r in runs], scenarios, config.curation)
+    return start_batch(
+        store, [r.run_id for r in runs], [r.root.name for r in runs], scenarios, config.curation,
+        judge_backend_config(config, runs),
+    )
 
 
 @dataclass
@@ -203,7 +225,7 @@ class _Planned:
     rows: list[int]
 
 
-def write_runs(batch: Batch, runs: list[RunInput], config: CurateConfig) -> list[dict[str, Any]]:
+def write_runs(batch: Batch, runs: list[RunInput]) -> list[Manifest]:
     """Check every run's accounting, then write each run's files; returns the new manifests."""
     plans: list[_Planned] = []
     for run in runs:
@@ -219,9 +241,7 @@ def write_runs(batch: Batch, runs: list[RunInput], config: CurateConfig) -> list
     for plan in plans:
         run = plan.run
         others = [r.run_id for r in runs if r is not run]
-        report, quality = _finish_report(
-            batch, run.root, run.run_id, plan.counts, others, run.generated, config.curation, judge_backend_config(config, runs)
-        )
+        report, quality = _finish_report(batch, run.root, run.run_id, plan.counts, others, run.generated)
         store = RunStore(run.root)
         write_scenarios(store.scenarios_path, plan.kept)
         write_rejects(store.rejects_path, plan.rejects)
@@ -243,7 +263,7 @@ def write_runs(batch: Batch, runs: list[RunInput], config: CurateConfig) -> list
         if batch.embedding_model is not None:
             vectors = batch.vectors[plan.rows] if batch.vectors is not None and len(batch.vectors) else np.zeros((0, 0))
             StoreIndex(batch.store, batch.embedding_model).save(run.root.name, [s.id for s in plan.kept], vectors)
-        manifests.append(manifest.model_dump(mode="json"))
+        manifests.append(manifest)
     return manifests
 
 
@@ -256,8 +276,47 @@ def check_inputs(config: CurateConfig) -> list[RunInput]:
     return runs
 
 
-def curate_runs(config: CurateConfig) -> list[dict[str, Any]]:
-    """``scenario-forge curate`` without an orchestrator: the same stage functions, in order."""
-    runs = check_inputs(config)
-    batch = run_stages(start_from_runs(config, runs), config.curation, judge_backend_config(config, runs))
-    return write_runs(batch, runs, config)
+@dataclass(frozen=True)
+class CurateJob:
+    """The state of a ``curate`` job: its config, then the runs read, the batch, the new manifests."""
+
+    config: CurateConfig
+    runs: list[RunInput] = field(default_factory=list)
+    batch: Batch | None = None
+    manifests: list[Manifest] = field(default_factory=list)
+
+    def need_batch(self) -> Batch:
+        if self.batch is None:
+            raise RuntimeError("the curate job's runs are not loaded yet (load-runs comes first)")
+        return self.batch
+
+
+def load_runs_step(job: CurateJob) -> CurateJob:
+    runs = check_inputs(job.config)
+    return replace(job, runs=runs, batch=start_from_runs(job.config, runs))
+
+
+def write_runs_step(job: CurateJob) -> CurateJob:
+    return replace(job, manifests=write_runs(with_wall_time(job.need_batch()), job.runs))
+
+
+#: ``scenario-forge curate``: read the runs, curate them together, write each run's files.
+CURATE_STEPS: list[AnyStep[CurateJob]] = [
+    Step("load-runs", load_runs_step),
+    *on(CURATION_STEPS, CurateJob.need_batch, lambda job, batch: replace(job, batch=batch)),
+    Step("write-runs", write_runs_step),
+]
+
+
+def curate_with(config: CurateConfig, runner: Runner[CurateJob]) -> list[Manifest]:
+    """Run :data:`CURATE_STEPS` with ``runner``, holding every run folder's lock (one writer per
+    run folder; re-entrant: a CLI that started this already holds them)."""
+    with ExitStack() as locks:
+        for run in sorted({Path(r).resolve() for r in config.runs}):
+            locks.enter_context(runlock.hold(runlock.run_lock(run), f"run folder {run}"))
+        return runner(CURATE_STEPS, CurateJob(config)).manifests
+
+
+def curate_runs(config: CurateConfig) -> list[Manifest]:
+    """``scenario-forge curate`` without an orchestrator: :data:`CURATE_STEPS` in this process."""
+    return curate_with(config, run_steps)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..backends.base import Backend, StageUsage
 from ..grading import check_signs
@@ -29,7 +30,7 @@ MAX_EXAMPLES = 20
 class SignOutcome:
     kept: list[Scenario]
     rejects: list[Reject]
-    report: dict
+    report: dict[str, Any]
 
 
 def apply_sign_checks(
@@ -39,7 +40,7 @@ def apply_sign_checks(
     kept: list[Scenario] = []
     rejects: list[Reject] = []
     removed_total = unscoreable = pruned = 0
-    examples: list[dict] = []
+    examples: list[dict[str, Any]] = []
     for scenario, vs in zip(scenarios, verdicts):
         unscoreable += sum(v.unscoreable for v in vs)
         removed = [c for c, v in zip(scenario.rubric, vs) if v.mismatch]

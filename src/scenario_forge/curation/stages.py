@@ -4,8 +4,9 @@ A batch holds the candidates of one curation job (one run during ``generate``; o
 for ``scenario-forge curate``), the rows dropped so far with their reasons, and what each stage
 cost. The order is cheap to expensive: gates (no model) -> quality judge -> sign checks -> embed ->
 near-duplicates. The judge runs before dedup because the keep-one policy prefers the higher
-judge score. Orchestrators (:func:`run_stages`, the Prefect flow in ``flows/curate.py``) only call
-these functions in order.
+judge score. :data:`CURATION_STEPS` is the one declaration of that order: ``curate`` runs it between
+loading and writing the runs, ``generate`` between merging its shards and writing the run, each with
+the direct runner or as Prefect tasks of the same names (see :mod:`scenario_forge.steps`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..config import BackendConfig, CurationConfig
 from ..manifest import DEDUP_STAGE
 from ..prompts import PromptSet
 from ..records import Reject, Scenario
+from ..steps import Step, run_steps
 from .cache import CachedBackend
 from .dedup import components, keep_one, near_duplicate_pairs, nearest_neighbour_similarity, uses_flat
 from .embed import get_embedder, scenario_text
@@ -55,6 +57,9 @@ class Batch:
     #: Run folder names inside ``store``: their own index segments are never deduplicated against.
     folders: list[str]
     candidates: list[Scenario]
+    config: CurationConfig
+    #: The judge's backend: ``config.judge_backend``, else the generation backend.
+    judge: BackendConfig
     rejects: list[Reject] = field(default_factory=list)
     usage: dict[str, StageUsage] = field(default_factory=dict)
     timings: dict[str, float | int] = field(default_factory=dict)
@@ -64,17 +69,29 @@ class Batch:
     #: Every candidate's nearest-neighbour cosine before deduplication (for the report).
     nn_similarity: np.ndarray | None = None
     embedding_model: str | None = None
+    #: ``time.perf_counter()`` when the batch was started (for ``curation_wall_s``).
+    started: float = field(default_factory=time.perf_counter)
 
     def but(self, **changes: Any) -> Batch:
         return dataclasses.replace(self, **changes)
 
 
-def start_batch(store: Path, runs: list[str], folders: list[str], scenarios: list[Scenario], config: CurationConfig) -> Batch:
+def start_batch(
+    store: Path,
+    runs: list[str],
+    folders: list[str],
+    scenarios: list[Scenario],
+    config: CurationConfig,
+    judge: BackendConfig,
+) -> Batch:
+    """A batch of ``scenarios`` before any stage: ``judge`` is the judge's backend (already resolved)."""
     return Batch(
         store=store,
         runs=runs,
         folders=folders,
         candidates=list(scenarios),
+        config=config,
+        judge=judge,
         report={"config": config.model_dump(mode="json"), "input": len(scenarios)},
     )
 
@@ -83,7 +100,8 @@ def _timed(batch: Batch, name: str, start: float, **more: float) -> dict[str, fl
     return {**batch.timings, f"curation_{name}_s": round(time.perf_counter() - start, 3), **more}
 
 
-def gate_stage(batch: Batch, config: CurationConfig) -> Batch:
+def gate_stage(batch: Batch) -> Batch:
+    config = batch.config
     progress.report("curation", step="quality gates")
     start = time.perf_counter()
     kept, rejects, by_reason = apply_gates(batch.candidates, config)
@@ -91,18 +109,19 @@ def gate_stage(batch: Batch, config: CurationConfig) -> Batch:
     return batch.but(candidates=kept, rejects=batch.rejects + rejects, report=report, timings=_timed(batch, "gates", start))
 
 
-def judge_backend(config: CurationConfig, backend: BackendConfig, store: Path) -> Backend:
-    """The judge: ``config.judge_backend`` or the generation backend, with a reply cache in the store."""
-    return CachedBackend(get_backend(config.judge_backend or backend), store / ".cache" / "judge")
+def judge_backend(batch: Batch) -> CachedBackend:
+    """The batch's judge, with a reply cache in the store."""
+    return CachedBackend(get_backend(batch.judge), batch.store / ".cache" / "judge")
 
 
-def judge_stage(batch: Batch, config: CurationConfig, backend: BackendConfig) -> Batch:
+def judge_stage(batch: Batch) -> Batch:
+    config = batch.config
     if not config.judge:
         return batch.but(report={**batch.report, "judge": None})
     progress.report("curation", step=f"judge: {len(batch.candidates)} scenarios")
     start = time.perf_counter()
     prompts = PromptSet(config.prompts)
-    judge = judge_backend(config, backend, batch.store) if batch.candidates else None
+    judge = judge_backend(batch) if batch.candidates else None
     usage = StageUsage()
     if judge is None:
         outcome_kept, outcome_rejects = [], []
@@ -114,7 +133,7 @@ def judge_stage(batch: Batch, config: CurationConfig, backend: BackendConfig) ->
     else:
         outcome = apply_judge(batch.candidates, config, judge, prompts, usage)
         outcome_kept, outcome_rejects, report = outcome.kept, outcome.rejects, outcome.report
-        report["cache_hits"] = judge.hits  # type: ignore[attr-defined]
+        report["cache_hits"] = judge.hits
     report["template"] = {JUDGE_TEMPLATE: prompts.hashes.get(JUDGE_TEMPLATE)}
     return batch.but(
         candidates=outcome_kept,
@@ -125,14 +144,15 @@ def judge_stage(batch: Batch, config: CurationConfig, backend: BackendConfig) ->
     )
 
 
-def sign_stage(batch: Batch, config: CurationConfig, backend: BackendConfig) -> Batch:
+def sign_stage(batch: Batch) -> Batch:
+    config = batch.config
     if not (config.judge and config.sign_checks):
         return batch.but(report={**batch.report, "sign_checks": None})
     progress.report("curation", step=f"sign checks: {sum(len(s.rubric) for s in batch.candidates)} criteria")
     start = time.perf_counter()
     prompts = PromptSet(config.prompts)
     usage = StageUsage()
-    judge = judge_backend(config, backend, batch.store) if batch.candidates else None
+    judge = judge_backend(batch) if batch.candidates else None
     if judge is None:
         kept, rejects = [], []
         report: dict[str, Any] = {
@@ -143,7 +163,7 @@ def sign_stage(batch: Batch, config: CurationConfig, backend: BackendConfig) -> 
         outcome = apply_sign_checks(batch.candidates, judge, prompts, usage)
         kept, rejects, report = outcome.kept, outcome.rejects, outcome.report
         report["judge_model"] = judge.model_id
-        report["cache_hits"] = judge.hits  # type: ignore[attr-defined]
+        report["cache_hits"] = judge.hits
     report["template"] = {"sign_check.j2": prompts.hashes.get("sign_check.j2")}
     return batch.but(
         candidates=kept,
@@ -154,7 +174,8 @@ def sign_stage(batch: Batch, config: CurationConfig, backend: BackendConfig) -> 
     )
 
 
-def embed_stage(batch: Batch, config: CurationConfig) -> Batch:
+def embed_stage(batch: Batch) -> Batch:
+    config = batch.config
     progress.report("curation", step=f"embedding {len(batch.candidates)} scenarios")
     start = time.perf_counter()
     embedder = get_embedder(config.embedding_model, batch.store / ".cache" / "embeddings")
@@ -178,7 +199,7 @@ def priority(batch: Batch) -> list[int]:
     """Candidate positions, best first: the order of the keep-one policy (see :data:`POLICY`)."""
     run_pos = {run: i for i, run in enumerate(batch.runs)}
 
-    def key(i: int) -> tuple:
+    def key(i: int) -> tuple[bool, float, int, int, str]:
         s = batch.candidates[i]
         score = s.quality.score if s.quality is not None else None
         return (score is None, -(score or 0.0), run_pos.get(s.provenance.run_id, len(run_pos)), s.index, s.id)
@@ -186,8 +207,9 @@ def priority(batch: Batch) -> list[int]:
     return sorted(range(len(batch.candidates)), key=key)
 
 
-def dedup_stage(batch: Batch, config: CurationConfig) -> Batch:
+def dedup_stage(batch: Batch) -> Batch:
     """Drop near-duplicates of scenarios kept by other runs of the store, then within the batch."""
+    config = batch.config
     if batch.vectors is None or batch.embedding_model is None:
         raise ValueError("dedup_stage needs embed_stage first")
     progress.report("curation", step=f"near-duplicates among {len(batch.candidates)} scenarios")
@@ -215,7 +237,7 @@ def dedup_stage(batch: Batch, config: CurationConfig) -> Batch:
             )
     pairs = near_duplicate_pairs(vectors, t) if n > 1 else np.zeros((0, 2), dtype=np.int64)
     nn = nearest_neighbour_similarity(vectors, max_rows=_NN_SAMPLE) if n > 1 else np.full(n, np.nan, dtype=np.float32)
-    dropped = keep_one(pairs, priority(batch), blocked)
+    dropped = keep_one(pairs, priority(batch), blocked.tolist())
     pair_sim = {(a, b): float(vectors[a] @ vectors[b]) for a, b in pairs.tolist()}
     for i, j in sorted(dropped.items()):
         sim = pair_sim[(min(i, j), max(i, j))]
@@ -265,12 +287,21 @@ def _sizes(clusters: list[list[int]]) -> dict[int, int]:
     return out
 
 
-def run_stages(batch: Batch, config: CurationConfig, backend: BackendConfig) -> Batch:
-    """Every stage, in order, in this process (what the Prefect flow does task by task)."""
-    start = time.perf_counter()
-    batch = gate_stage(batch, config)
-    batch = judge_stage(batch, config, backend)
-    batch = sign_stage(batch, config, backend)
-    batch = embed_stage(batch, config)
-    batch = dedup_stage(batch, config)
-    return batch.but(timings={**batch.timings, "curation_wall_s": round(time.perf_counter() - start, 3)})
+#: The curation job's stages, in order (the one declaration; see the module docstring).
+CURATION_STEPS: list[Step[Batch]] = [
+    Step("quality-gates", gate_stage),
+    Step("quality-judge", judge_stage, tags=("llm",)),
+    Step("sign-checks", sign_stage, tags=("llm",)),
+    Step("embed", embed_stage),
+    Step("near-duplicates", dedup_stage),
+]
+
+
+def with_wall_time(batch: Batch) -> Batch:
+    """``batch`` with ``curation_wall_s``: the time since it was started."""
+    return batch.but(timings={**batch.timings, "curation_wall_s": round(time.perf_counter() - batch.started, 3)})
+
+
+def run_stages(batch: Batch) -> Batch:
+    """:data:`CURATION_STEPS` in this process, with the wall time recorded."""
+    return with_wall_time(run_steps(CURATION_STEPS, batch))

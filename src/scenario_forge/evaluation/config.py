@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..config import BackendConfig, SamplingParams
+from ..flags import flag, group
 from ..grading.config import GradingConfig
 
 RefusalMethod = Literal["pattern", "judge"]
@@ -16,46 +17,59 @@ class AnswerSampling(SamplingParams):
     """How answers are sampled: greedy by default (reproducible), with a repeat penalty (small
     local models loop without one). A subclass so a partial YAML/flag override keeps these defaults."""
 
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=256, ge=1, le=8192)
+    temperature: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="answer sampling temperature (0: greedy)", json_schema_extra=flag("--temperature")
+    )
+    max_tokens: int = Field(default=256, ge=1, le=8192, description="max new tokens per answer", json_schema_extra=flag("--max-tokens"))
 
 
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mixture: Path = Field(description="mixture folder whose held-out splits are evaluated")
+    mixture: Path = Field(description="mixture folder whose held-out splits are evaluated", json_schema_extra=flag("--mixture"))
     splits: list[str] = Field(
-        default_factory=list, description="splits to evaluate; default: every held-out split (heldout*, persistence_*)"
+        default_factory=list, description="splits to evaluate; default: every held-out split (heldout*, persistence_*)",
+        json_schema_extra=flag("--split", "--splits"),
     )
-    max_rows: int | None = Field(default=None, ge=1, description="evaluate the first N rows of each split only")
+    max_rows: int | None = Field(default=None, ge=1, description="evaluate the first N rows of each split only", json_schema_extra=flag("--max-rows"))
     model: BackendConfig | None = Field(
         default=None, description="the model under evaluation (required; the train -> eval flow fills in the trained model)"
     )
-    model_label: str = Field(default="model", min_length=1, max_length=40)
+    model_label: str = Field(
+        default="model", min_length=1, max_length=40, description="name of the model in the report", json_schema_extra=flag("--model-label")
+    )
     baseline: BackendConfig | None = Field(default=None, description="a second model, answered and graded the same way")
     baseline_grades: Path | None = Field(
         default=None, description="a previous eval's output folder: its model's grades are the baseline"
     )
-    baseline_label: str = Field(default="baseline", min_length=1, max_length=40)
+    baseline_label: str = Field(
+        default="baseline", min_length=1, max_length=40, description="name of the baseline in the report",
+        json_schema_extra=flag("--baseline-label"),
+    )
     judge: BackendConfig = Field(
-        default=BackendConfig(kind="embedded", parallel_sequences=32), description="grades rubric and generic rows"
+        default=BackendConfig(kind="embedded", parallel_sequences=32), description="grades rubric and generic rows",
+        json_schema_extra=group("judge", only=["kind", "model", "base_url"]),
     )
     grading: GradingConfig = Field(default_factory=GradingConfig, description="how the rubric judge is asked (form, tokens, retries)")
     require_qualified_judge: bool = Field(
-        default=False, description="refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7)"
+        default=False, description="refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7)",
+        json_schema_extra=flag("--require-qualified-judge"),
     )
-    answer_sampling: AnswerSampling = AnswerSampling()
-    refusal: RefusalMethod = Field(default="pattern", description="how refusals are detected (docs/evaluation.md)")
+    answer_sampling: AnswerSampling = Field(
+        default=AnswerSampling(), description="how answers are sampled", json_schema_extra=group(only=["max_tokens", "temperature"])
+    )
+    refusal: RefusalMethod = Field(default="pattern", description="how refusals are detected (docs/evaluation.md)", json_schema_extra=flag("--refusal"))
     trained_domains: list[str] | None = Field(
         default=None,
         description="domains the model was trained on; the others are its transfer domains. "
         "Default: read from the mixture (the domains of its beneficial training rows, mixture.json)",
+        json_schema_extra=flag("--trained-domain"),
     )
-    bootstrap: int = Field(default=2000, ge=100, le=1_000_000, description="bootstrap resamples for the CIs")
+    bootstrap: int = Field(default=2000, ge=100, le=1_000_000, description="bootstrap resamples for the CIs", json_schema_extra=flag("--bootstrap"))
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     min_pairs: int = Field(default=5, ge=2, description="fewest paired rows for a better/worse verdict")
-    seed: int = Field(default=0, ge=0, description="answer sampling and bootstrap seed")
-    out: Path = Field(default=Path("outputs/eval"))
+    seed: int = Field(default=0, ge=0, description="answer sampling and bootstrap seed", json_schema_extra=flag("--seed"))
+    out: Path = Field(default=Path("outputs/eval"), description="report folder", json_schema_extra=flag("--out"))
 
     @field_validator("model_label", "baseline_label")
     @classmethod

@@ -118,7 +118,7 @@ def summary(rows: Sequence[GradeRow], stats: Stats | None = None) -> dict[str, A
     refused = [r for r in known if r.refused]
     kept = [r for r in rows if r.refused is False]
     kept_scores = scored(kept)
-    status = defaultdict(int)
+    status: defaultdict[str, int] = defaultdict(int)
     for r in rows:
         status[r.status] += 1
     return {
@@ -319,7 +319,10 @@ def transfer(
     trained = set(trained_domains)
     m_rows, b_rows = trait_rows(model), trait_rows(baseline)
     out: dict[str, Any] = {"trained_domains": sorted(trained)}
-    for name, keep in {"in_domain": lambda r: r.domain in trained, "transfer": lambda r: r.domain not in trained}.items():
+    sides: dict[str, Callable[[GradeRow], bool]] = {
+        "in_domain": lambda r: r.domain in trained, "transfer": lambda r: r.domain not in trained,
+    }
+    for name, keep in sides.items():
         pairs = paired_diffs([r for r in m_rows if keep(r)], [r for r in b_rows if keep(r)], _row_key)
         out[name] = _rename(compare_pairs(pairs, stats))
     b_by_domain = by(b_rows, lambda r: r.domain or "-")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..schema import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 
 def _plt() -> Any:

@@ -1,19 +1,18 @@
 """The records between evaluation stages: an answer to a held-out row, and its grade.
 
 ``GradeRow`` is also the row of ``grades.parquet`` (one per model per answer), which a later run
-can read back as its baseline (``--baseline OLD_EVAL_FOLDER``).
+can read back as its baseline (``--baseline OLD_EVAL_FOLDER``); ``Answer`` the row of the answers
+file. Both files' columns are derived from the records (:mod:`scenario_forge.parquet`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import ConfigError
-from ..schema import atomic_write_bytes
+from ..parquet import read_records, write_records
 
 
 class _Record(BaseModel):
@@ -64,49 +63,22 @@ class GradeRow(_Record):
         return self.scenario_id or self.row_id
 
 
-_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),
-        ("split", pa.string()),
-        ("row_id", pa.string()),
-        ("scenario_id", pa.string()),
-        ("source", pa.string()),
-        ("reward_type", pa.string()),
-        ("domain", pa.string()),
-        ("trait", pa.string()),
-        ("task", pa.string()),
-        ("persona_variant", pa.string()),
-        ("answer", pa.string()),
-        ("score", pa.float64()),
-        ("status", pa.string()),
-        ("criteria", pa.int64()),
-        ("unscoreable_criteria", pa.int64()),
-        ("met", pa.string()),
-        ("refused", pa.bool_()),
-        ("refusal_class", pa.string()),
-    ]
-)
-
-
 def write_grades(path: Path, grades: list[GradeRow]) -> None:
-    table = pa.Table.from_pylist([g.model_dump() for g in grades], schema=_SCHEMA)
-    atomic_write_bytes(path, lambda tmp: pq.write_table(table, tmp))
+    write_records(path, GradeRow, grades)
 
 
 def read_grades(path: Path) -> list[GradeRow]:
     if not path.is_file():
         raise ConfigError(f"no grades file at {path}")
     try:
-        rows = pq.read_table(path).to_pylist()
-        return [GradeRow.model_validate(r) for r in rows]
+        return read_records(path, GradeRow)
     except Exception as exc:  # noqa: BLE001 - reported in one line
         raise ConfigError(f"{path} is not a grades file from `scenario-forge eval` ({type(exc).__name__})") from None
 
 
 def write_answers(path: Path, answers: list[Answer]) -> None:
-    table = pa.Table.from_pylist([a.model_dump() for a in answers])
-    atomic_write_bytes(path, lambda tmp: pq.write_table(table, tmp))
+    write_records(path, Answer, answers)
 
 
 def read_answers(path: Path) -> list[Answer]:
-    return [Answer.model_validate(r) for r in pq.read_table(path).to_pylist()]
+    return read_records(path, Answer)

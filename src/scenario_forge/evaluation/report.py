@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..schema import atomic_write_text
+from ..atomic import atomic_write_text
 from . import plots
 from .metrics import PERSISTENCE
 from .records import GradeRow, write_grades
@@ -175,7 +175,7 @@ def markdown(meta: dict[str, Any], figures: dict[str, Any], model_label: str, ba
         if transfer:
             trained = ", ".join(transfer["trained_domains"]) or "none"
             origin = {"mixture": " (the mixture's beneficial training rows)", "override": " (--trained-domain)"}
-            lines += ["## Transfer", "", (f"Trained domains: {trained}{origin.get(meta.get('trained_domains_from'), '')}; "
+            lines += ["## Transfer", "", (f"Trained domains: {trained}{origin.get(str(meta.get('trained_domains_from')), '')}; "
                                           "transfer = every other domain (beneficial rows of the held-out splits)."), ""]
             rows = []
             for name in ("in_domain", "transfer"):

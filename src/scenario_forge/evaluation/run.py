@@ -1,14 +1,18 @@
-"""``scenario-forge eval`` as stage functions: prepare, answer+grade per model per split, report.
+"""``scenario-forge eval`` as steps (:data:`EVAL_STEPS`): prepare, answer+grade per model per
+split, report.
 
 :func:`prepare_eval` checks everything cheap first (mixture, splits, a baseline's grades, the
 judge's and the models' reachability); :func:`evaluate_split` is the per-(model, split) unit of
-work the flow runs as one task; :func:`finish_eval` computes the figures and writes the report.
+work (one task each in the flow); :func:`finish_eval` computes the figures and writes the report.
+:func:`evaluate` runs the list in this process; ``flows/train_eval.py`` runs the same list as
+Prefect tasks of the same names.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +25,13 @@ from ..errors import ConfigError, ForgeError
 from ..grading import GenericJudge, RubricGrader
 from ..grading.generic_judge import TEMPLATE as GENERIC_TEMPLATE
 from ..grading.rubric_grader import JUDGE_TEMPLATE
-from ..mixing.io import read_meta, read_split
-from ..mixing.io import trained_domains as mixture_trained_domains
+from ..mixture import read_meta, read_split
+from ..mixture import trained_domains as mixture_trained_domains
 from ..prompts import PromptSet
 from ..records import MixtureRow
+from ..steps import AnyStep, ForEach, Step, run_steps
+from ..training.config import TrainConfig
+from ..training.trainer import TrainResult
 from .backends import connect, load_backend
 from .config import EvalConfig
 from .metrics import Stats, report_figures
@@ -210,11 +217,104 @@ def finish_eval(prepared: PreparedEval, grades: dict[str, list[GradeRow]], wall_
     return EvalResult(out=config.out, files=files, figures=figures, wall_s=round(wall_s, 2))
 
 
-def evaluate(config: EvalConfig) -> EvalResult:
-    """Every stage in this process (the flow runs the same functions as tasks)."""
-    start = time.perf_counter()
-    prepared = prepare_eval(config)
+class EvalPart(BaseModel):
+    """One (model, split) unit of work: answer the split with the model, grade the answers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prepared: PreparedEval
+    label: str
+    split: str
+
+    @property
+    def name(self) -> str:
+        return f"evaluate-{self.label}-{self.split}"
+
+
+def evaluate_part(part: EvalPart) -> list[GradeRow]:
+    return evaluate_split(part.prepared, part.label, part.split)
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """The state of an eval job as its steps fill it in."""
+
+    config: EvalConfig
+    started: float = field(default_factory=time.perf_counter)
+    prepared: PreparedEval | None = None
+    #: Per model label, its grades over every split (in split order).
+    grades: dict[str, list[GradeRow]] = field(default_factory=dict)
+    result: EvalResult | None = None
+
+    def need_prepared(self) -> PreparedEval:
+        if self.prepared is None:
+            raise RuntimeError("the eval job is not prepared yet (prepare-eval comes first)")
+        return self.prepared
+
+    def need_result(self) -> EvalResult:
+        if self.result is None:
+            raise RuntimeError("the eval job has no report yet (eval-report comes last)")
+        return self.result
+
+
+def _prepare(job: EvalJob) -> EvalJob:
+    return replace(job, prepared=prepare_eval(job.config))
+
+
+def _parts(job: EvalJob) -> list[EvalPart]:
+    # One model at a time, its splits in order: both share the process's judge and model.
+    prepared = job.need_prepared()
+    return [EvalPart(prepared=prepared, label=label, split=split) for label in prepared.models for split in prepared.splits]
+
+
+def _merge(job: EvalJob, graded: list[list[GradeRow]]) -> EvalJob:
     grades: dict[str, list[GradeRow]] = {}
-    for label in prepared.models:
-        grades[label] = [g for split in prepared.splits for g in evaluate_split(prepared, label, split)]
-    return finish_eval(prepared, grades, time.perf_counter() - start)
+    for part, rows in zip(_parts(job), graded):
+        grades.setdefault(part.label, []).extend(rows)
+    return replace(job, grades=grades)
+
+
+def _report(job: EvalJob) -> EvalJob:
+    return replace(job, result=finish_eval(job.need_prepared(), job.grades, time.perf_counter() - job.started))
+
+
+#: ``scenario-forge eval``'s steps.
+EVAL_STEPS: list[AnyStep[EvalJob]] = [
+    Step("prepare-eval", _prepare),
+    ForEach("evaluate-split", parts=_parts, run=evaluate_part, merge=_merge, tags=("llm",), part_name=lambda p: p.name),
+    Step("eval-report", _report),
+]
+
+
+def evaluate(config: EvalConfig) -> EvalResult:
+    """:data:`EVAL_STEPS` in this process (the flow runs the same list as tasks)."""
+    return run_steps(EVAL_STEPS, EvalJob(config)).need_result()
+
+
+def trained_eval_config(train: TrainConfig, result: TrainResult, evaluate: EvalConfig | None) -> EvalConfig:
+    """The evaluation of a training run: its final model, against the policy it started from
+    unless ``evaluate`` names another baseline (both through transformers: same weights format,
+    same runtime). Without ``evaluate``: the training mixture's held-out splits, the training judge,
+    the report in ``OUT/eval``."""
+    from ..training.policy import resolve_policy
+
+    model = BackendConfig(kind="transformers", model=str(result.final_model))
+    start = BackendConfig(kind="transformers", model=str(resolve_policy(train.policy)))
+    if evaluate is None:
+        return EvalConfig(
+            mixture=train.mixture, model=model, model_label="trained", baseline=start, baseline_label="start",
+            judge=train.judge, out=Path(train.out) / "eval",
+        )
+    update: dict[str, Any] = {"model": model}
+    if not evaluate.has_baseline:
+        update["baseline"] = start
+    return evaluate.model_copy(update=update)
+
+
+class TrainEvalResult(BaseModel):
+    """What the ``train-eval`` flow returns: the training run and the evaluation of its model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: TrainResult
+    eval: EvalResult

@@ -15,7 +15,7 @@ from ..backends.base import Backend, ChatRequest, StageUsage, timed_generate
 from ..config import SamplingParams
 from ..grading import GenericJudge, GradeItem, RubricGrader
 from ..hashing import content_key
-from ..mixing.base_tasks import exact_match_reward
+from ..grading.exact_match import exact_match_reward
 from ..records import MixtureRow
 from .records import Answer, GradeRow, read_answers, write_answers
 from .refusal import classify_refusals

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..backends.base import join_prefix
+from ..backends.base import ChatRequest, Generation, join_prefix
 from ..records import Brief, Briefed, Reject, ScenarioSeed
 from .context import StageContext
 from .formats import clean_sentence, parse_json_object
@@ -38,13 +38,13 @@ def write_briefs(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list
         if not alive:
             break
 
-        def make(i: int, attempt: int, field: str = field, prefix: str = prefix):
+        def make(i: int, attempt: int, field: str = field, prefix: str = prefix) -> ChatRequest:
             return ctx.request(
                 seeds[i], f"brief.{field}", attempt, "brief.j2", ctx.sampling.brief,
                 prefix=prefix, field=field, written=written[i], retry=attempt > 0,
             )
 
-        def check(i: int, gen, prefix: str = prefix):
+        def check(i: int, gen: Generation, prefix: str = prefix) -> tuple[str | None, str | Reask | None]:
             checked = clean_sentence(join_prefix(prefix, gen.text or ""), min_words=len(prefix.split()) + 4)
             if checked.reason == "template_residue":  # prompt labels echoed back: worth a re-ask, like a turn
                 return None, Reask("template_fragment", "brief field echoes template text")
@@ -68,13 +68,13 @@ def _structured(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list[
     schema = Brief.model_json_schema()
     errors: dict[int, str] = {}
 
-    def make(i: int, attempt: int):
+    def make(i: int, attempt: int) -> ChatRequest:
         return ctx.request(
             seeds[i], "brief.json", attempt, "brief_json.j2", ctx.sampling.brief_json,
             json_schema=schema, error=errors.get(i, ""),
         )
 
-    def check(i: int, gen):
+    def check(i: int, gen: Generation) -> tuple[Brief | None, str | None]:
         value, reason = parse_json_object(gen.text, Brief)
         if reason is not None:
             errors[i] = reason
@@ -85,7 +85,7 @@ def _structured(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list[
         if bad:
             errors[i] = bad
             return None, bad
-        return Brief(**{k: c.value for k, c in fields.items()}), None
+        return Brief.model_validate({k: c.value for k, c in fields.items()}), None
 
     outcomes = ask_with_repair(ctx, STAGE, list(range(len(seeds))), make, check)
     kept: list[Briefed] = []

@@ -17,13 +17,14 @@ before it joins the conversation; a turn that fails is asked again with a new se
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..backends.base import ChatRequest, Generation
 from ..lint import turn_problems
-from ..records import Briefed, Dialogue, Message, Reject
+from ..records import Briefed, Dialogue, Message, Reject, Role
 from .context import StageContext
-from .formats import clean_sentence, clean_turn
+from .formats import Checked, clean_sentence, clean_turn
 from .retry import Reask, ask_with_repair
 
 STAGE = "dialogue"
@@ -47,7 +48,11 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
     rejects: list[Reject] = []
 
     def run_step(
-        name: str, role: str, chosen: list[_Draft], make, check
+        name: str,
+        role: Role,
+        chosen: list[_Draft],
+        make: Callable[[_Draft, int], ChatRequest],
+        check: Callable[[_Draft, Generation], _Checked],
     ) -> None:
         reasks = ctx.turn_reasks if role != "system" else 1
         outcomes = ask_with_repair(ctx, STAGE, chosen, make, check, reasks=reasks)
@@ -61,7 +66,7 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
                 rejects.append(Reject.of(draft.item.seed, ctx.run_id, STAGE, reason, detail=detail, raw=outcome.raw))
                 drafts.remove(draft)
             else:
-                draft.messages.append(Message(role=role, content=outcome.value))  # type: ignore[arg-type]
+                draft.messages.append(Message(role=role, content=outcome.value))
 
     # Operator persona: a system prompt that pushes the assistant toward the trap.
     operators = [d for d in drafts if d.item.seed.operator_persona]
@@ -76,16 +81,16 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
         )
 
     max_turns = max((d.item.seed.user_turns for d in drafts), default=0)
-    for turn in range(max_turns):
+    for turn in range(max_turns):  # run_step calls its lambdas before the loop moves on
         users = [d for d in drafts if turn < d.item.seed.user_turns]
         run_step(
             "user_turn", "user", users,
-            lambda d, a, turn=turn: ctx.request(
+            lambda d, a: ctx.request(
                 d.item.seed, f"user.{turn}", a, "user_turn.j2", ctx.sampling.user_turn,
                 brief=d.item.brief, history=d.history(), turn=turn, escalation=_step(ctx, d, turn),
                 challenge_flaw=d.flawed_turn_index is not None and turn == 1, retry=a > 0,
             ),
-            lambda d, g, turn=turn: _linted(
+            lambda d, g: _linted(
                 d, "user", clean_turn(_whole_sentences(g), "user", previous=d.said("user"), max_sentences=3),
                 final=turn == d.item.seed.user_turns - 1,
             ),
@@ -95,7 +100,7 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
             continue
         run_step(
             "assistant_turn", "assistant", assistants,
-            lambda d, a, turn=turn: ctx.request(
+            lambda d, a: ctx.request(
                 d.item.seed, f"assistant.{turn}", a, "assistant_turn.j2", ctx.sampling.assistant_turn,
                 history=d.history(), plant_flaw=_plants_flaw(d, turn), retry=a > 0,
             ),
@@ -121,11 +126,15 @@ def _step(ctx: StageContext, draft: _Draft, turn: int) -> str:
     return steps[min(turn, len(steps) - 1)]
 
 
-def _as_pair(checked):  # Checked -> (value, reason) for ask_with_repair
+#: what a turn check gives ask_with_repair: the turn, or why not (a lint finding asks again)
+_Checked = tuple["str | None", "str | Reask | None"]
+
+
+def _as_pair(checked: Checked) -> _Checked:
     return checked.value, checked.reason
 
 
-def _whole_sentences(gen) -> str | None:
+def _whole_sentences(gen: Generation) -> str | None:
     """The generation's text; when it ran out of tokens, cut back to its last finished sentence
     (if it has one), so a turn never ends mid-sentence because of ``max_tokens``.
 
@@ -151,7 +160,7 @@ def _whole_sentences(gen) -> str | None:
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
 
 
-def _linted(draft: _Draft, role: str, checked, *, final: bool = False):
+def _linted(draft: _Draft, role: Role, checked: Checked, *, final: bool = False) -> _Checked:
     """A cleaned turn, then the turn-level lint detectors: a finding asks the turn again."""
     if checked.value is None:
         return checked.value, checked.reason

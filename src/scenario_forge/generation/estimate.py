@@ -33,11 +33,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..config import GenerateConfig, SamplingParams
-from ..planning import plan
+from ..planning import plan_selection
 from ..prompts import PromptSet
 from ..records import Brief, Criterion, Message
 from ..store import RunStore
-from ..taxonomy.loader import load_taxonomy
 from .brief import FIELDS
 from .preflight import check_templates
 from .rubric import MAX_CRITERIA, MIN_CRITERIA, SLOTS
@@ -101,12 +100,12 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
     """Plan ``config`` and count its requests and tokens; loads no model, writes nothing."""
     from .run import run_identity
 
-    taxonomy = load_taxonomy(config.taxonomy)
+    taxonomy = config.selection.taxonomy
     prompts = PromptSet(config.prompts)
-    seeds = plan(taxonomy, config.domains, config.traits, config.n, config.seed)
+    seeds = plan_selection(config.selection, config.n, config.seed)
     first = seeds[0]
     check_templates(prompts, taxonomy, first)
-    _, fingerprint, run_id, root = run_identity(config, taxonomy, prompts)
+    _, fingerprint, run_id, root = run_identity(config, prompts)
     resumes = RunStore.check(root, fingerprint)
 
     # The preflight's own sample values (one-word brief fields, a two-message history): a few

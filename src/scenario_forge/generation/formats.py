@@ -1,5 +1,8 @@
 """Parsing and validating model output: plain-text fields, conversation turns, JSON objects.
 
+The text checks they use (word counts, normalised text, copying, template residue) live in one
+module, :mod:`scenario_forge.lint.text`, which lint, generation and curation all import.
+
 Every check returns either a clean value or a short reason code (``too_short``, ``out_of_role``,
 ...). A stage retries once on a reason and then rejects with it, so the codes are what users see in
 ``rejects.parquet`` and in the run summary.
@@ -17,10 +20,7 @@ from pydantic import BaseModel, ValidationError
 from .._validation import one_line
 from ..lint.text import copies_from, has_template_residue, normalized, word_count
 
-__all__ = [
-    "Checked", "clean_sentence", "clean_turn", "copies_from", "criterion_problem", "has_template_residue",
-    "normalized", "parse_json_object", "word_count",
-]
+__all__ = ["Checked", "clean_sentence", "clean_turn", "criterion_problem", "parse_json_object"]
 
 _ROLE_LABEL = re.compile(
     r"^\s*(?:\*\*)?(user|assistant|ai|me|human|customer|patient|client|person|you|bot|system)"

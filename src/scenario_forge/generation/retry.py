@@ -64,12 +64,11 @@ def ask_with_repair(
     lint_asks = [0] * len(items)
     attempt = 0
     while pending:
-        relinted = sum(1 for i in pending if outcomes[i] is not None and outcomes[i].lint)  # type: ignore[union-attr]
+        relinted = [i for i in pending if (previous := outcomes[i]) is not None and previous.lint]
         if relinted:
-            ctx.usage.setdefault(stage, StageUsage()).reasks += relinted
-            for i in pending:
-                if outcomes[i] is not None and outcomes[i].lint:  # type: ignore[union-attr]
-                    lint_asks[i] += 1
+            ctx.usage.setdefault(stage, StageUsage()).reasks += len(relinted)
+            for i in relinted:
+                lint_asks[i] += 1
         generations = ctx.generate(stage, [make_request(items[i], attempt) for i in pending])
         failed: list[int] = []
         for i, gen in zip(pending, generations):

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from ..backends.base import join_prefix
+from ..backends.base import ChatRequest, Generation, join_prefix
 from ..lint import lint_scenario
+from ..lint.text import has_template_residue, normalized
 from ..records import Criterion, Dialogue, Provenance, Reject, Scenario
 from .context import StageContext
-from .formats import clean_sentence, criterion_problem, has_template_residue, normalized, parse_json_object
+from .formats import clean_sentence, criterion_problem, parse_json_object
 from .retry import Reask, ask_with_repair
 
 STAGE = "rubric"
@@ -113,7 +114,7 @@ def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Drafted]:
     # Slots do not depend on each other: every (scenario, slot) pair goes out in one batch.
     pairs = [(i, slot) for i in range(len(dialogues)) for slot in SLOTS]
 
-    def make(pair: tuple[int, Slot], attempt: int):
+    def make(pair: tuple[int, Slot], attempt: int) -> ChatRequest:
         i, slot = pair
         d = dialogues[i]
         return ctx.request(
@@ -121,7 +122,7 @@ def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Drafted]:
             prefix=slot.prefix, slot=slot.name, brief=d.brief, last_user=_last_user(d), retry=attempt > 0,
         )
 
-    def check(pair: tuple[int, Slot], gen):
+    def check(pair: tuple[int, Slot], gen: Generation) -> tuple[str | None, str | Reask | None]:
         checked = clean_sentence(
             join_prefix(pair[1].prefix, gen.text or ""), min_words=len(pair[1].prefix.split()) + 3, max_words=45
         )
@@ -149,7 +150,7 @@ def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Draft
     schema = _RubricJSON.model_json_schema()
     errors: dict[int, str] = {}
 
-    def make(i: int, attempt: int):
+    def make(i: int, attempt: int) -> ChatRequest:
         d = dialogues[i]
         return ctx.request(
             d.seed, "rubric.json", attempt, "rubric_json.j2", ctx.sampling.rubric_json,
@@ -157,7 +158,7 @@ def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Draft
             min_criteria=MIN_CRITERIA, max_criteria=MAX_CRITERIA, error=errors.get(i, ""),
         )
 
-    def check(i: int, gen):
+    def check(i: int, gen: Generation) -> tuple[list[Criterion] | None, str | None]:
         value, reason = parse_json_object(gen.text, _RubricJSON)
         if reason is not None:
             errors[i] = reason

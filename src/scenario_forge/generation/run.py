@@ -1,14 +1,17 @@
-"""The generate job as three plain functions: prepare, run a shard, finalize.
+"""The generate job, declared once as steps (:func:`generate_steps`): claim the run folder,
+generate shard by shard, merge the shards, curate (the steps of
+:data:`~scenario_forge.curation.stages.CURATION_STEPS`) and write the run.
 
-Orchestrators (the Prefect flow in ``flows/generate.py``, :func:`run_generate_direct` below, a
-Dask or Ray task runner) only call these; they hold no logic of their own.
+:func:`run_generate_direct` runs the list in this process; the Prefect flow in
+``flows/generate.py`` runs the same list as tasks of the same names (the shards on a thread pool,
+a Dask or a Ray cluster). Both hold no logic of their own.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +21,18 @@ from .. import __version__, progress, runlock
 from ..backends.base import StageUsage
 from ..backends.factory import backend_identity, get_backend
 from ..config import GenerateConfig
+from ..curation.run import CurationResult, finish_generated, start_generated
+from ..curation.stages import CURATION_STEPS, Batch
 from ..hashing import content_key
 from ..manifest import Counts, Manifest
-from ..planning import plan
+from ..orchestration.slots import shard_slot
+from ..planning import plan_selection
 from ..prompts import PromptSet
-from ..records import Provenance
-from ..schema import atomic_write_text, write_rejects, write_scenarios
+from ..records import Provenance, Reject, Scenario
+from ..atomic import atomic_write_text
+from ..schema import write_rejects, write_scenarios
+from ..steps import AnyStep, ForEach, Runner, Step, on, run_steps
 from ..store import RunStore, ShardSpec, ShardSummary
-from ..taxonomy.loader import load_taxonomy, resolve_domains, resolve_traits, taxonomy_hash
-from ..taxonomy.models import Taxonomy
 from .brief import write_briefs
 from .context import StageContext
 from .dialogue import write_dialogues
@@ -56,23 +62,18 @@ def _default_run_id(config: GenerateConfig, domains: list[str], fingerprint_key:
     return f"{scope}-n{config.n}-s{config.seed}-{fingerprint_key[:6]}"
 
 
-def prepare_run(config: GenerateConfig) -> PreparedRun:
-    """Plan the run and claim its folder. Loads no model."""
-    run = plan_run(config)
-    RunStore.open(run.root, run.fingerprint)
-    return run
-
-
 def plan_run(config: GenerateConfig) -> PreparedRun:
     """Everything :func:`prepare_run` checks and plans, without writing anything.
 
-    Callers run it before starting an orchestrator, so bad input fails in a second.
+    Callers run it before starting an orchestrator, so bad input fails in a second. Plans from the
+    taxonomy and names the config's validator resolved (:attr:`GenerateConfig.selection`).
     """
-    taxonomy = load_taxonomy(config.taxonomy)
+    selection = config.selection
+    taxonomy = selection.taxonomy
     prompts = PromptSet(config.prompts)
-    seeds = plan(taxonomy, config.domains, config.traits, config.n, config.seed)
+    seeds = plan_selection(selection, config.n, config.seed)
     check_templates(prompts, taxonomy, seeds[0])
-    model, fingerprint, run_id, root = run_identity(config, taxonomy, prompts)
+    model, fingerprint, run_id, root = run_identity(config, prompts)
     RunStore.check(root, fingerprint)
     provenance = Provenance(
         run_id=run_id,
@@ -83,11 +84,11 @@ def plan_run(config: GenerateConfig) -> PreparedRun:
         templates=prompts.hashes,
         taxonomy_name=taxonomy.name,
         taxonomy_version=taxonomy.version,
-        taxonomy_hash=taxonomy_hash(taxonomy),
+        taxonomy_hash=selection.hash,
         plan_seed=config.seed,
     )
     shard_common = (
-        prompts.hashes, model, config.sampling.as_dict(), taxonomy_hash(taxonomy), config.backend.structured_output,
+        prompts.hashes, model, config.sampling.as_dict(), selection.hash, config.backend.structured_output,
         config.turn_reasks,
     )
     shards = []
@@ -100,12 +101,13 @@ def plan_run(config: GenerateConfig) -> PreparedRun:
     )
 
 
-def run_identity(config: GenerateConfig, taxonomy: Taxonomy, prompts: PromptSet) -> tuple[str, dict[str, Any], str, Path]:
+def run_identity(config: GenerateConfig, prompts: PromptSet) -> tuple[str, dict[str, Any], str, Path]:
     """``(model identity, run fingerprint, run id, run folder)``; loads no model, writes nothing."""
     model = backend_identity(config.backend)
+    selection = config.selection
     fingerprint: dict[str, Any] = {
-        "domains": resolve_domains(taxonomy, config.domains),
-        "traits": [list(t) for t in resolve_traits(taxonomy, config.traits)],
+        "domains": selection.domains,
+        "traits": [list(t) for t in selection.traits],
         "n": config.n,
         "seed": config.seed,
         "shard_size": config.shard_size,
@@ -113,7 +115,7 @@ def run_identity(config: GenerateConfig, taxonomy: Taxonomy, prompts: PromptSet)
         "structured_output": config.backend.structured_output,
         "sampling": config.sampling.as_dict(),
         "templates": prompts.hashes,
-        "taxonomy": taxonomy_hash(taxonomy),
+        "taxonomy": selection.hash,
         "turn_reasks": config.turn_reasks,
     }
     run_id = config.run_id or _default_run_id(config, fingerprint["domains"], content_key(fingerprint))
@@ -134,7 +136,7 @@ def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
     ctx = StageContext(
         backend=backend,
         prompts=PromptSet(config.prompts),
-        taxonomy=load_taxonomy(config.taxonomy),
+        taxonomy=config.selection.taxonomy,  # what the validator loaded: shards do not reload it
         sampling=config.sampling,
         run_id=run.run_id,
         structured=config.backend.structured_output == "auto" and backend.supports_json_schema,
@@ -162,6 +164,80 @@ def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
     return summary
 
 
+class ShardWork(BaseModel):
+    """One shard's task input: the run without the other shards' seeds, and the shard.
+
+    What a Dask or Ray worker receives grows with the shard, not with the run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run: PreparedRun
+    shard: ShardSpec
+
+    @property
+    def name(self) -> str:
+        """``shard-00007-1a2b3c4d``: the shard's index and content key (its task run's name)."""
+        return f"shard-{self.shard.index:05d}-{self.shard.key[:8]}"
+
+
+def shard_parts(run: PreparedRun) -> list[ShardWork]:
+    """Every shard of ``run`` as a task input (each listing every shard, none with seeds)."""
+    light = run.model_copy(update={"shards": [s.model_copy(update={"seeds": []}) for s in run.shards]})
+    return [ShardWork(run=light, shard=shard) for shard in run.shards]
+
+
+def generate_shard(work: ShardWork) -> ShardSummary:
+    """:func:`run_shard` in one of the run's shard slots (held only on a Prefect threads runner)."""
+    with shard_slot(work.run.run_id):  # shard_workers at a time; Prefect's API calls overlap the work
+        return run_shard(work.run, work.shard)
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    """The state of a generate job as its steps fill it in."""
+
+    run: PreparedRun
+    #: ``time.perf_counter()`` when the job started (for ``generation_wall_s``).
+    started: float = field(default_factory=time.perf_counter)
+    summaries: list[ShardSummary] = field(default_factory=list)
+    generated: list[Scenario] = field(default_factory=list)
+    #: Generation rejects, from the shard files.
+    rejects: list[Reject] = field(default_factory=list)
+    generation_wall_s: float = 0.0
+    #: The curation batch (``curate`` on), from the merged shards.
+    batch: Batch | None = None
+    manifest: Manifest | None = None
+
+    def need_batch(self) -> Batch:
+        if self.batch is None:
+            raise RuntimeError("the generate job has no curation batch yet (merge-shards comes first)")
+        return self.batch
+
+    def need_manifest(self) -> Manifest:
+        if self.manifest is None:
+            raise RuntimeError("the generate job has not written its run yet (finalize-run comes last)")
+        return self.manifest
+
+
+def claim_folder(job: GenerateJob) -> GenerateJob:
+    """Claim the run folder (writes ``run.json``: the same bytes for the same run)."""
+    RunStore.open(job.run.root, job.run.fingerprint)
+    return job
+
+
+def merge_shards(job: GenerateJob) -> GenerateJob:
+    """Read the shards' rows back, write ``generated.parquet`` and start curation's batch."""
+    run = job.run
+    store = RunStore(run.root)
+    generated = store.shard_scenarios(run.shards)
+    write_scenarios(store.generated_path, generated)
+    batch = start_generated(run.root, generated, run.config.curation, run.config.backend) if run.config.curate else None
+    return replace(
+        job, generated=generated, rejects=store.shard_rejects(run.shards), batch=batch,
+        generation_wall_s=time.perf_counter() - job.started,
+    )
+
+
 def merge_usage(summaries: list[ShardSummary]) -> dict[str, StageUsage]:
     """Usage per stage over all shards (a resumed shard counts what it cost when it ran)."""
     total: dict[str, StageUsage] = {}
@@ -171,25 +247,23 @@ def merge_usage(summaries: list[ShardSummary]) -> dict[str, StageUsage]:
     return total
 
 
-def finalize_run(run: PreparedRun, summaries: list[ShardSummary], wall_s: float) -> Manifest:
-    """Merge the shards, curate (unless disabled), write the run's files and its manifest."""
+def finalize_run(job: GenerateJob) -> GenerateJob:
+    """Finish curation (report, index), write the run's files and its manifest."""
+    run = job.run
     store = RunStore(run.root)
-    generated = store.shard_scenarios(run.shards)
-    rejects = store.shard_rejects(run.shards)
-    write_scenarios(store.generated_path, generated)
     timings: dict[str, float | int] = {
-        "generation_wall_s": round(wall_s, 3),
+        "generation_wall_s": round(job.generation_wall_s, 3),
         "shards": len(run.shards),
-        "shards_resumed": sum(1 for s in summaries if s.resumed),
+        "shards_resumed": sum(1 for s in job.summaries if s.resumed),
     }
-    usage = merge_usage(summaries)
-    kept = generated
+    usage = merge_usage(job.summaries)
+    kept, rejects = job.generated, job.rejects
     extra: dict[str, Any] = {}
     if run.config.curate:
-        from ..curation.run import curate_generated
+        from ..curation.stages import with_wall_time
 
-        result = curate_generated(
-            run.root, generated, run.config.curation, run.config.backend, planned=run.planned, prior_rejects=rejects
+        result: CurationResult = finish_generated(
+            with_wall_time(job.need_batch()), run.root, job.generated, planned=run.planned, prior_rejects=job.rejects
         )
         kept = result.kept
         rejects = rejects + result.rejects
@@ -201,7 +275,7 @@ def finalize_run(run: PreparedRun, summaries: list[ShardSummary], wall_s: float)
         from ..curation.quality import run_quality
 
         extra["quality"] = run_quality(
-            planned=run.planned, generated=generated, kept=kept, kept_vectors=None, curated=False,
+            planned=run.planned, generated=job.generated, kept=kept, kept_vectors=None, curated=False,
             leak_share=run.config.curation.answer_overlap, thresholds=run.config.curation.readiness,
         )
     counts = Counts.tally(run.planned, len(kept), rejects)  # raises before anything is written
@@ -224,15 +298,48 @@ def finalize_run(run: PreparedRun, summaries: list[ShardSummary], wall_s: float)
     )
     atomic_write_text(store.manifest_path, manifest.model_dump_json(indent=2))
     progress.report("run_done", manifest=manifest)
-    return manifest
+    return replace(job, manifest=manifest)
+
+
+def _put_batch(job: GenerateJob, batch: Batch) -> GenerateJob:
+    return replace(job, batch=batch)
+
+
+#: Tag of every step that sends requests to a model: cap them with
+#: ``prefect concurrency-limit create llm N`` (see docs/prefect.md).
+LLM_TAG = "llm"
+
+SHARDS: ForEach[GenerateJob, ShardWork, ShardSummary] = ForEach(
+    "generate-shard",
+    parts=lambda job: shard_parts(job.run),
+    run=generate_shard,
+    merge=lambda job, summaries: replace(job, summaries=summaries),
+    tags=(LLM_TAG,),
+    workers=lambda job: job.run.config.shard_workers,
+    part_name=lambda work: work.name,
+)
+
+
+def generate_steps(config: GenerateConfig) -> list[AnyStep[GenerateJob]]:
+    """The generate job's steps for ``config`` (curation's only with ``curate`` on)."""
+    curation = on(CURATION_STEPS, GenerateJob.need_batch, _put_batch) if config.curate else []
+    return [
+        Step("prepare-run", claim_folder),
+        SHARDS,
+        Step("merge-shards", merge_shards),
+        *curation,
+        Step("finalize-run", finalize_run),
+    ]
+
+
+def generate_with(config: GenerateConfig, runner: Runner[GenerateJob]) -> Manifest:
+    """Plan the run and run :func:`generate_steps` with ``runner``, holding the run folder's lock
+    (one writer per run folder; re-entrant: a CLI that started this already holds it)."""
+    job = GenerateJob(plan_run(config))
+    with runlock.hold(runlock.run_lock(job.run.root), f"run folder {job.run.root}"):
+        return runner(generate_steps(config), job).need_manifest()
 
 
 def run_generate_direct(config: GenerateConfig) -> Manifest:
-    """The generate job without an orchestrator: the same stage functions, called in a loop."""
-    start = time.perf_counter()
-    run = plan_run(config)
-    with runlock.hold(runlock.run_lock(run.root), f"run folder {run.root}"):  # one writer per run folder
-        RunStore.open(run.root, run.fingerprint)  # claims the folder only once the lock is ours
-        with ThreadPoolExecutor(max_workers=config.shard_workers) as pool:
-            summaries = list(pool.map(lambda shard: run_shard(run, shard), run.shards))
-        return finalize_run(run, summaries, time.perf_counter() - start)
+    """The generate job without an orchestrator: :func:`generate_steps` in this process."""
+    return generate_with(config, run_steps)

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..hashing import content_key
 from ..prompts import PromptSet
 from ..records import Criterion
-from ..schema import atomic_write_text
+from ..atomic import atomic_write_text
 from .calibration import CalibrationItem, calibration_hash, default_calibration_file, judge_figures
 from .config import GradingConfig
 from .rubric_grader import JUDGE_TEMPLATE, GradeItem, RubricGrader

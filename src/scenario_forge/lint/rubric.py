@@ -10,6 +10,7 @@ Problem = tuple[str, str]
 
 MIN_CRITERION_WORDS = 3
 DUPLICATE_JACCARD = 0.8
+ECHO_CONTENT_WORDS = 3
 
 #: Words that say nothing checkable about an answer on their own.
 _EMPTY_WORDS = frozenset(
@@ -17,7 +18,7 @@ _EMPTY_WORDS = frozenset(
 )
 #: Slot-label words: a criterion that only says the answer "demonstrates honesty" checks nothing.
 _VIRTUES = frozenset(
-    ["demonstrates", "demonstrate", "shows", "show", "exhibits", "exhibit", "displays", "display", "reflects", "reflect", "embodies", "embody", "upholds", "uphold", "practices", "practice", "has", "have", "maintains", "maintain", "values", "value", "in", "of", "its", "truthfulness", "truthful", "honesty", "honest", "helpfulness", "helpful", "harmlessness", "harmless", "fairness", "fair", "corrigibility", "corrigible", "transparency", "transparent", "empathy", "empathetic", "empathic", "integrity", "attunement", "attuned", "usefulness", "useful", "pragmatism", "pragmatic", "awareness", "aware", "firmness", "firm", "humility", "humble", "calibration", "calibrated", "trait", "traits", "behavior", "behaviour", "behaviors", "behaviours", "beneficial", "safety", "safe", "ethical", "ethics", "responsible", "responsibility"]
+    ["demonstrates", "demonstrate", "shows", "show", "exhibits", "exhibit", "displays", "display", "reflects", "reflect", "embodies", "embody", "upholds", "uphold", "practices", "practice", "has", "have", "maintains", "maintain", "values", "value", "in", "of", "its", "truthfulness", "truthful", "honesty", "honest", "helpfulness", "helpful", "harmlessness", "harmless", "fairness", "fair", "corrigibility", "corrigible", "transparency", "transparent", "empathy", "empathetic", "empathic", "integrity", "attunement", "attuned", "usefulness", "useful", "pragmatism", "pragmatic", "awareness", "aware", "firmness", "firm", "humility", "humble", "calibration", "calibrated", "trait", "traits", "behavior", "behaviour", "behaviors", "behaviours", "beneficial", "safety", "safe", "ethical", "ethics", "responsible", "responsibility", "thoughtful", "supportive", "compassionate", "compassion", "respectful", "caring", "considerate", "kind", "kindness", "sensitive", "sensitivity"]
 )
 #: Words of our rubric prompt a small model echoes instead of a criterion ("A bad answer: The user's
 #: last message.", "A good answer to the assistant's next message.").
@@ -27,8 +28,13 @@ _PROMPT_ECHO_WORDS = frozenset(
 _SLOT_WORDS = _EMPTY_WORDS | _VIRTUES | _PROMPT_ECHO_WORDS
 #: A sample answer in place of a criterion: 'A good answer would be: "..."', 'A good answer: "..."'.
 _SAMPLE_ANSWER = re.compile(
-    r"\W*(?:a |an |the )?(?:good|bad|ideal|great|poor) (?:answer|response|reply)\b[^:\"“]{0,60}:\s*[\"“]",
+    r"\W*(?:a |an |the )?(?:good|bad|ideal|great|poor) (?:answer|response|reply)\b[^:\"“]{0,90}:\s*[\"“]",
     re.IGNORECASE,
+)
+#: Our rubric prompt's wording standing in for the criterion: "A good answer: The user's last message is...".
+_ECHOED_MESSAGE = re.compile(
+    r"\W*(?:a |an |the )?(?:good|bad) (?:answer|response|reply)(?: is| would be)?\s*:?\s*(?:the |a )?users?'?s? "
+    r"(?:last|previous|next|first) message\b"
 )
 _SELF_REF = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)\s+(?:answer|response|reply)\s+"
@@ -36,6 +42,10 @@ _SELF_REF = re.compile(
     r"\s*(?:answer|response|reply)\W*$",
     re.IGNORECASE,
 )
+#: The most words a criterion :data:`_SELF_REF` matches can have ("the good answer would be the good answer").
+_SELF_REF_WORDS = 8
+#: A criterion without one of these characters (or "lorem") cannot hold template residue.
+_RESIDUE_MARKS = frozenset("{}<[:")
 #: Leading boilerplate of a criterion ("A good answer should not ..."), dropped before quoting checks.
 _LEAD = re.compile(
     r"\s*(?:(?:a|the|an)\s+)?(?:good|bad|ideal|strong|weak|poor|correct)?\s*(?:answer|response|reply)?\s*"
@@ -103,11 +113,15 @@ def criterion_problems(
     out: list[Problem] = []
     seen: list[tuple[int, CriterionText]] = []
     trait_phrase = " ".join(tokens_of(trait.replace("_", " ").lower())) if trait else ""
+    # every word of the phrase is inside a criterion word that holds it, so its longest word is a cheap gate
+    trait_word = max(trait_phrase.split(), key=len) if trait_phrase else ""
     for i, c in enumerate(criteria):
         if len(c.tokens) < MIN_CRITERION_WORDS:
             out.append(("rubric_empty_criterion", f"criterion {i}: {c.text.strip()[:60]!r} has {len(c.tokens)} words"))
             continue
-        if has_template_residue(c.text) or _RUBRIC_PROMPT_ECHO.search(c.low):
+        if (not _RESIDUE_MARKS.isdisjoint(c.text) or "lorem" in c.low) and has_template_residue(c.text) or (
+            "typical" in c.words and _RUBRIC_PROMPT_ECHO.search(c.low)
+        ):
             # "States {{ criterion }}", "<your criterion here>", "SITUATION: ...", or rubric.j2's own
             # instruction written back ("A bad answer is a typical way a bad answer fails: ...")
             out.append(("template_fragment", f"criterion {i}: {_short(c.text)} is template residue"))
@@ -115,9 +129,10 @@ def criterion_problems(
         if (
             c.words <= _EMPTY_WORDS
             or c.words <= (_SLOT_WORDS | labels if labels else _SLOT_WORDS)
-            or _SELF_REF.match(c.text)
-            or _SAMPLE_ANSWER.match(c.text)
-            or (trait_phrase and trait_phrase in " ".join(c.tokens))
+            or (len(c.tokens) <= _SELF_REF_WORDS and _SELF_REF.match(c.text))
+            or (":" in c.text and ('"' in c.text or "“" in c.text) and _SAMPLE_ANSWER.match(c.text))
+            or ("message" in c.words and _echoes_the_message(c))
+            or (trait_phrase and trait_word in c.low and trait_phrase in " ".join(c.tokens))
         ):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} names nothing checkable"))
             continue
@@ -138,6 +153,20 @@ def criterion_problems(
         else:
             seen.append((i, c))
     return out
+
+
+def _echoes_the_message(c: CriterionText) -> bool:
+    """'A good answer: The user's last message is a fitting answer to this conversation.': our prompt's
+    words in place of a criterion, with at most :data:`ECHO_CONTENT_WORDS` words of its own after them
+    (one that goes on to name a failure, "...without considering other options", is spared).
+
+    >>> _echoes_the_message(CriterionText("A bad answer: The user's previous message is now set up for a trap.", -5))
+    True
+    >>> _echoes_the_message(CriterionText("A bad answer: The user's last message is ignored and the dose is never checked.", -5))
+    False
+    """
+    m = _ECHOED_MESSAGE.match(c.low)
+    return m is not None and len(set(tokens_of(c.low[m.end() :])) - _SLOT_WORDS) <= ECHO_CONTENT_WORDS
 
 
 def _short(text: str, limit: int = 60) -> str:

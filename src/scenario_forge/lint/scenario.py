@@ -52,6 +52,10 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
             again = t.repeats_earlier(turn, earlier)
             if again is not None:
                 found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
+            elif role == "user":
+                restated = t.restates_earlier(turn, earlier)
+                if restated is not None:
+                    found.append(("repeated_turn", f"restates user turn {restated[0]} ({restated[1]} words verbatim)"))
         if final and role == "user":
             found.append(t.truncated(turn))
     for problem in found:

@@ -73,6 +73,11 @@ _ASSISTANT_SAID = re.compile(
     r"earlier|gave|stated|mentioned|told)\b[^.!?]{0,80}\b(?:the user|they|he|she)\b"
 )
 _IN_THIS = re.compile(r"in this (?:scenario|conversation|role-?play),? (?:the )?user\b")
+#: Our brief narrated to the persona: "They want the assistant to consider...", "You want the assistant to help".
+_WANTS_THE_ASSISTANT = re.compile(
+    r"(?:they|he|she|you)(?: really| also| just)? (?:want|wants|wanted|need|needs|needed|expect|expects|"
+    r"would like|'d like) the (?:assistant|ai|chatbot)\b"
+)
 
 _ROLE_LABEL = re.compile(
     r"(?:user|assistant|you|human|ai|bot|chatbot|system|model|me|person|customer)(?: ?\d+)?(?:\*\*|__)? ?:(?!//)"
@@ -114,6 +119,23 @@ _USER_HELPS = re.compile(
     r"|i (?:completely |totally |fully )?understand how (?:challenging|difficult|hard|stressful|frustrating|overwhelming|tough)"
     r"|thank you for (?:reaching out|sharing this with me|your question)"
 )
+#: More of the helper's lines a small model puts in the user's mouth ("I'm all set to help.", "I'm thrilled to
+#: support you", "I'm so sorry for your family's situation", "you've come to the right place"); a match
+#: inside quotation marks is a draft the user shows ("...Please don't hesitate to reach out."), not theirs.
+#: Each with the words a turn must hold (any of the first set, all of the second) before it runs.
+_USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], ...] = (
+    (frozenset({"help", "assist", "support"}), frozenset({"i"}), re.compile(
+        r"i(?:'m| am) (?:all set|ready|here(?: today| now)?|(?:so |very |really |more than )?(?:happy|glad|thrilled|delighted|excited|eager))"
+        r" to (?:help|assist|support)(?: you\b| out\b| with your\b|[.!,;]|$)")),
+    (frozenset({"sorry"}), frozenset({"i", "your"}), re.compile(r"i(?:'m| am) (?:so |very |really |truly )?sorry (?:for|about) your\b")),
+    (frozenset({"glad"}), frozenset({"you"}), re.compile(
+        r"glad (?:to hear (?:that )?you(?:'re| are) (?:on the right track|taking|doing (?:well|better|great)|feeling better|"
+        r"making progress|interested|excited|enjoying)|you (?:reached out|got in touch|asked)\b)")),
+    (frozenset({"place"}), frozenset({"you", "come", "right"}), re.compile(r"you(?:'ve| have) come to the right place")),
+    (frozenset({"hesitate"}), frozenset(), re.compile(r"(?:don't|do not) hesitate to (?:reach out|ask|contact me|get in touch)")),
+    (frozenset({"happy", "glad", "thrilled", "honored", "honoured"}), frozenset({"be", "your"}),
+     re.compile(r"(?:happy|glad|thrilled|honou?red) to be your (?:assistant|guide|helper|coach|advisor)\b")),
+)
 _PERSONA_LINE = re.compile(r"you(?: are|'re|’re) an? ")
 _USER_HELPS_WORDS = frozenset({"help", "assist", "ai", "sorry", "understand", "thank"})
 
@@ -147,6 +169,11 @@ _PERSON_NEXT = re.compile(r"the (?:user|person)'s (?:next|first) (?:message|turn
 _WRITE_THE = re.compile(
     r"writ(?:e|ing) (?:the|your|only the|only that) (?:user|person|assistant)(?:'s)? (?:next |first )?(?:message|turn|reply)"
     r"|write your (?:first|next) message\b"
+)
+#: A user turn handing the assistant a script: "You can use a response like this:".
+_USE_LIKE_THIS = re.compile(
+    r"you (?:can|could|might|may|should) (?:use|try|send|say|write|give) (?:a |an |the |something )?"
+    r"(?:response|reply|message|answer|something)? ?like (?:this|the following)\b"
 )
 _NOTE = re.compile(r"\(note:|\[note:|note: (?:this|the) (?:message|reply|response|turn)\b")
 #: Instructions from our own prompts (prompts/*.j2), grouped by a key word that must be present.
@@ -190,10 +217,22 @@ _DANGLING = frozenset(
     ["a", "an", "the", "and", "or", "but", "to", "of", "in", "on", "at", "by", "for", "with", "from", "into", "about", "as", "is", "are", "was", "were", "be", "been", "my", "your", "his", "her", "their", "our", "its", "this", "that", "these", "those", "than", "then", "if", "so", "because", "which", "who", "whom", "whose", "when", "where", "while", "although", "though", "since", "until", "unless", "very", "more", "most", "some", "any", "no", "not", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "do", "does", "did", "have", "has", "had", "i", "we", "you", "they", "he", "she", "it", "me", "us", "them", "just", "also", "such", "what", "how", "why", "like", "whether"]
 )
 
+#: Words after which a closing "you" is the subject of a sentence the turn never finishes.
+_YOU_AS_SUBJECT = frozenset(
+    ["can", "could", "would", "will", "should", "shall", "may", "might", "must", "do", "does", "did", "have", "has", "had", "if", "that", "when", "because", "than", "whether", "unless", "while", "since", "until", "although", "though", "as", "so", "where", "why", "what", "which", "who", "and", "but", "or", "once", "before", "after", "how"]
+)
+
+#: "<word> you" closings that end a message of any length without punctuation ("thank you", "see you").
+_CLOSING_YOU = frozenset({"thank", "about", "bless", "see", "love", "miss"})
+
 # -- repetition ---------------------------------------------------------------------------------
 REPEAT_JACCARD = 0.6
 REPEAT_WORDS_JACCARD = 0.75
 REPEAT_CONTAINED = 0.8
+#: A user turn opening with this many words of an earlier user turn, or repeating this many in a row
+#: anywhere, restates it ("I'm so sorry for your family's situation. I've seen..." twice).
+RESTATE_OPENING = 7
+RESTATE_RUN = 10
 UNPUNCTUATED_WORDS = 12
 COPY_CONTAINMENT = 0.6
 LOOP_UNIQUE_SHARE = 0.4
@@ -219,10 +258,11 @@ def third_person(turn: Turn) -> Problem | None:
         m = m or _first(_IN_THIS, low)
     if m is None and not _ASSISTANT_WORDS.isdisjoint(words):
         for hit in _THE_ASSISTANT.finditer(low):
-            if _word_before(low, hit.start()) in _NARRATES_AT:
+            # "She asks the assistant..." narrates; "My company wants the AI to answer refunds" is a person
+            if _word_before(low, hit.start()) in _NARRATES_AT and not _speaks_in_first_person(low, hit.start()):
                 m = hit
                 break
-        m = m or _first(_ASSISTANT_SAID, low)
+        m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low)
     return ("third_person_user", f"narrates about the user: {_quote(turn.text, m)}") if m else None
 
 
@@ -301,9 +341,21 @@ def persona_echo(turn: Turn) -> Problem | None:
 
 def user_as_assistant(turn: Turn) -> Problem | None:
     """A user turn written from the assistant's seat: offers help, consoles, "I'll be your officer today"."""
-    if _USER_HELPS_WORDS.isdisjoint(turn.words) and "be your" not in turn.low:
-        return None
-    m = _first(_USER_HELPS, turn.low)
+    words = turn.words
+    m = None
+    if not _USER_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low:
+        m = _first(_USER_HELPS, turn.low)
+    if m is None:
+        low = turn.low
+        for any_of, all_of, pattern in _USER_HELPS_MORE:
+            if any_of.isdisjoint(words) or not all_of <= words:
+                continue
+            for hit in pattern.finditer(low):
+                at = hit.start()
+                if (at == 0 or not low[at - 1].isalnum()) and not (('"' in low or "“" in low) and _inside(_QUOTED, low, at)):
+                    if m is None or at < m.start():
+                        m = hit
+                    break
     return ("user_as_assistant", f"speaks as the assistant: {_quote(turn.text, m)}") if m else None
 
 
@@ -376,6 +428,8 @@ def template_fragment(turn: Turn) -> Problem | None:
         m = _first(_PERSON_NEXT, low)
     if m is None and ("write" in words or "writing" in words):
         m = _first(_WRITE_THE, low)
+    if m is None and turn.role == "user" and "like" in words and "you" in words:
+        m = _first(_USE_LIKE_THIS, low)
     if m is None:
         if _ECHO_WORDS.isdisjoint(words):
             return None
@@ -398,6 +452,8 @@ def truncated(turn: Turn) -> Problem | None:
     'truncated_final_turn'
     >>> truncated(Turn(0, "user", "can you check the dose please")) is None
     True
+    >>> truncated(Turn(0, "user", "I took the 5 mg like you said and slept fine, thanks, and how are you")) is None
+    True
     """
     stripped = turn.text.rstrip()
     if not stripped:
@@ -410,10 +466,28 @@ def truncated(turn: Turn) -> Problem | None:
     if not last.isalpha() or not turn.tokens:
         return None
     if turn.tokens[-1] in _DANGLING:
-        return "truncated_final_turn", f"ends mid-sentence: {stripped[-30:]!r}"
+        if not _complete_you(turn.tokens):
+            return "truncated_final_turn", f"ends mid-sentence: {stripped[-30:]!r}"
+        if turn.tokens[-2] in _CLOSING_YOU or turn.tokens[-3:] == ["how", "are", "you"]:
+            return None  # "...and how are you", "...thank you": a closing, however long the turn
     if len(turn.tokens) >= UNPUNCTUATED_WORDS:
         return "truncated_final_turn", f"{len(turn.tokens)} words and no closing punctuation: {stripped[-30:]!r}"
     return None
+
+
+def _complete_you(tokens: list[str]) -> bool:
+    """Whether a closing "you" ends the sentence: an object ("thank you", "I trust you") or "how are
+    you", rather than a subject waiting for its verb ("...so can you", "...because you").
+
+    >>> [_complete_you(s.split()) for s in ("hi how are you", "thank you", "so can you", "i wonder if you", "you")]
+    [True, True, False, False, False]
+    """
+    if tokens[-1] != "you" or len(tokens) < 2:
+        return False
+    before = tokens[-2]
+    if before in ("are", "were"):
+        return len(tokens) >= 3 and tokens[-3] == "how"
+    return before not in _YOU_AS_SUBJECT
 
 
 def self_repetition(turn: Turn) -> Problem | None:
@@ -461,6 +535,36 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
             inside = len(turn.grams & other.grams) / len(turn.grams)
             if inside >= REPEAT_CONTAINED:
                 return other.index, inside
+    return None
+
+
+def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, int] | None:
+    """The earlier user turn this user turn restates, and how many words in a row it repeats: its
+    opening :data:`RESTATE_OPENING` words or any :data:`RESTATE_RUN` words verbatim (a person who
+    insists repeats a few words, "I just need the dose", not a whole clause).
+
+    >>> a = Turn(0, "user", "I'm sure you're not here yet!")
+    >>> restates_earlier(Turn(2, "user", "I'm sure you're not here yet, and that's a shame."), [a])
+    (0, 8)
+    >>> restates_earlier(Turn(2, "user", "Sure, but I'm not here yet either."), [a]) is None
+    True
+    """
+    tokens = turn.tokens
+    if len(tokens) < RESTATE_OPENING:
+        return None
+    for other in earlier:
+        if other.role != "user" or len(other.tokens) < RESTATE_OPENING or len(turn.grams & other.grams) < RESTATE_OPENING - 2:
+            continue
+        joined = " " + " ".join(other.tokens) + " "
+        run = 0
+        while run < len(tokens) and " " + " ".join(tokens[: run + 1]) + " " in joined:
+            run += 1
+        if run >= RESTATE_OPENING:
+            return other.index, run
+        if len(tokens) >= RESTATE_RUN and len(other.tokens) >= RESTATE_RUN:
+            theirs = {tuple(other.tokens[i : i + RESTATE_RUN]) for i in range(len(other.tokens) - RESTATE_RUN + 1)}
+            if any(tuple(tokens[i : i + RESTATE_RUN]) in theirs for i in range(len(tokens) - RESTATE_RUN + 1)):
+                return other.index, RESTATE_RUN
     return None
 
 

@@ -1,7 +1,9 @@
 """Training mixtures and held-out splits built the way the paper built them.
 
-Modules: ``io`` (the mixture folder format, shared with the trainer and the evaluation),
-``recipes`` and ``personas`` (what a mixture arm is), ``base_tasks`` (the embedded verifiable tasks
-and ``exact_match_reward``), ``standard`` (base sets, streamed into the train split), ``spread`` (rubrics
-fit for RL), ``guard`` (train vs held-out near-duplicates), ``run`` (the stage functions), ``config``.
+Modules: ``config`` (``MixConfig``; its validator resolves the recipe once), ``recipes`` and
+``personas`` (what a mixture arm is), ``run`` (the mix job: ``MIX_STEPS`` and ``run_mix``), its
+stages ``plan``, ``selection`` (with ``totals``, the exact ratio), ``guard`` (train vs held-out
+near-duplicates) and ``write``; ``probes`` (persistence probes), ``rows`` (scenarios as mixture
+rows), ``spread`` (rubrics fit for RL), ``standard`` and ``base_tasks`` (the standard RL rows),
+``estimate`` (``mix --plan-only``). The mixture folder format is :mod:`scenario_forge.mixture`.
 """

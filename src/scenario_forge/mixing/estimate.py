@@ -1,8 +1,8 @@
 """``mix --plan-only``: where every scenario would go, the totals, and the spread check's requests.
 
-:func:`estimate_mixture` runs the mix's own planning stage (:func:`~.run.plan_mixture`: loads the
-runs, assigns held-out splits, opens the base set), removes the staging folder that stage opens
-(and any folder made for it), and counts:
+:func:`estimate_mixture` runs the mix's own planning stage (:func:`~.plan.plan_mixture`: loads the
+runs, assigns held-out splits, opens the base set) in a staging folder it removes after (with any
+folder made for it), and counts:
 
 - splits: held-out splits as planned; the training split at most ``B`` beneficial + ``S`` standard
   rows, ``B`` from the candidates as if every one passed the spread check (the check can only
@@ -18,7 +18,6 @@ Nothing under ``--out`` is written and no model loads.
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from typing import Any
 
@@ -27,7 +26,9 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import ConfigError
 from ..generation.estimate import StageEstimate, prompt_tokens
 from ..prompts import PromptSet
+from ..staging import staging_for
 from .config import MixConfig
+from .plan import MixPlan, plan_mixture
 
 
 class MixPlanReport(BaseModel):
@@ -47,69 +48,72 @@ class MixPlanReport(BaseModel):
 
 
 def estimate_mixture(config: MixConfig) -> MixPlanReport:
-    from ..grading.config import GradingConfig
-    from ..grading.rubric_grader import JUDGE_TEMPLATE
-    from .run import choose_totals, plan_counts, plan_mixture
-    from .spread import ANSWER_TEMPLATE
-
     parent_missing = [p for p in config.out.parents if not p.exists()]
-    plan = plan_mixture(config)
     try:
-        recipe = plan.resolved.recipe
-        p, q = plan.fraction.numerator, plan.fraction.denominator
-        counts = plan_counts(plan.loaded, plan.heldout, plan.dropped)
-        try:
-            b, s, t = choose_totals(
-                p, q, len(plan.candidates), recipe.total_rows, plan.base.n_rows, config.allow_smaller,
-                recipe.standard_only, recipe.name, counts,
-            )
-            train: dict[str, int] | None = {
-                "beneficial": 0 if recipe.standard_only else b, "standard": t if recipe.standard_only else s, "total": t,
-            }
-            note = "at most: the spread check may drop candidates"
-        except ConfigError as exc:
-            train, note = None, str(exc)
-        spread: dict[str, StageEstimate] = {}
-        if config.spread.enabled:
-            prompts = PromptSet(config.prompts)
-            k = config.spread.k
-            judge_cfg = config.spread.judge or config.spread.policy
-            grading: Any = getattr(config.spread, "grading", None) or GradingConfig()
-            form = grading.form_for(judge_cfg.kind, judge_cfg.kind in ("openai", "vllm"))
-            answer_max = config.spread.sampling.max_tokens
-            ask_tokens = grade_tokens = criteria = 0
-            for sid in plan.candidates:
-                s_ = plan.scenarios[sid]
-                ask_tokens += sum(prompt_tokens(m.content) for m in prompts.render(ANSWER_TEMPLATE, conversation=s_.messages))
-                for c in s_.rubric:
-                    rendered = prompts.render(
-                        JUDGE_TEMPLATE, conversation=s_.messages, answer="", criterion=c.criterion, points=c.points, output=form,
-                    )
-                    grade_tokens += sum(prompt_tokens(m.content) for m in rendered) + answer_max
-                    criteria += 1
-            spread["spread_answers"] = StageEstimate(
-                requests=k * len(plan.candidates), prompt_tokens=k * ask_tokens, completion_tokens=k * len(plan.candidates) * answer_max,
-            )
-            spread["spread_grades"] = StageEstimate(
-                requests=k * criteria, prompt_tokens=k * grade_tokens, completion_tokens=k * criteria * grading.sampling(form).max_tokens,
-            )
-        return MixPlanReport(
-            recipe=recipe.name,
-            out=str(config.out),
-            loaded=plan.loaded,
-            candidates=len(plan.candidates),
-            heldout={name: len(ids) for name, ids in plan.heldout.items()},
-            dropped=dict(sorted(Counter(r.reason for r in plan.dropped).items())),
-            ratio=f"{p}/{q}",
-            train=train,
-            train_note=note,
-            base=str(getattr(plan.base, "name", "")),
-            spread=spread,
-        )
+        with staging_for(config.out) as staging:
+            return _report(config, plan_mixture(config, staging))
     finally:
-        shutil.rmtree(plan.staging, ignore_errors=True)
         for folder in parent_missing:  # deepest first; only if nothing else went there
             try:
                 folder.rmdir()
             except OSError:
                 break
+
+
+def _report(config: MixConfig, plan: MixPlan) -> MixPlanReport:
+    from ..grading.config import GradingConfig
+    from ..grading.rubric_grader import JUDGE_TEMPLATE
+    from .spread import ANSWER_TEMPLATE
+    from .totals import choose_totals, plan_counts
+
+    recipe = plan.resolved.recipe
+    p, q = plan.fraction.numerator, plan.fraction.denominator
+    counts = plan_counts(plan.loaded, plan.heldout, plan.dropped)
+    try:
+        b, s, t = choose_totals(
+            p, q, len(plan.candidates), recipe.total_rows, plan.base.n_rows, config.allow_smaller,
+            recipe.standard_only, recipe.name, counts,
+        )
+        train: dict[str, int] | None = {
+            "beneficial": 0 if recipe.standard_only else b, "standard": t if recipe.standard_only else s, "total": t,
+        }
+        note = "at most: the spread check may drop candidates"
+    except ConfigError as exc:
+        train, note = None, str(exc)
+    spread: dict[str, StageEstimate] = {}
+    if config.spread.enabled:
+        prompts = PromptSet(config.prompts)
+        k = config.spread.k
+        judge_cfg = config.spread.judge or config.spread.policy
+        grading: Any = getattr(config.spread, "grading", None) or GradingConfig()
+        form = grading.form_for(judge_cfg.kind, judge_cfg.kind in ("openai", "vllm"))
+        answer_max = config.spread.sampling.max_tokens
+        ask_tokens = grade_tokens = criteria = 0
+        for sid in plan.candidates:
+            s_ = plan.scenarios[sid]
+            ask_tokens += sum(prompt_tokens(m.content) for m in prompts.render(ANSWER_TEMPLATE, conversation=s_.messages))
+            for c in s_.rubric:
+                rendered = prompts.render(
+                    JUDGE_TEMPLATE, conversation=s_.messages, answer="", criterion=c.criterion, points=c.points, output=form,
+                )
+                grade_tokens += sum(prompt_tokens(m.content) for m in rendered) + answer_max
+                criteria += 1
+        spread["spread_answers"] = StageEstimate(
+            requests=k * len(plan.candidates), prompt_tokens=k * ask_tokens, completion_tokens=k * len(plan.candidates) * answer_max,
+        )
+        spread["spread_grades"] = StageEstimate(
+            requests=k * criteria, prompt_tokens=k * grade_tokens, completion_tokens=k * criteria * grading.sampling(form).max_tokens,
+        )
+    return MixPlanReport(
+        recipe=recipe.name,
+        out=str(config.out),
+        loaded=plan.loaded,
+        candidates=len(plan.candidates),
+        heldout={name: len(ids) for name, ids in plan.heldout.items()},
+        dropped=dict(sorted(Counter(r.reason for r in plan.dropped).items())),
+        ratio=f"{p}/{q}",
+        train=train,
+        train_note=note,
+        base=str(getattr(plan.base, "name", "")),
+        spread=spread,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -35,7 +35,7 @@ class _Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Selection(_Recipe):
+class BeneficialPool(_Recipe):
     """Which scenarios may enter the beneficial training share (empty lists: no restriction)."""
 
     domains: list[str] = Field(default_factory=list, description="domain ids/aliases; empty = all")
@@ -79,7 +79,7 @@ class Recipe(_Recipe):
     reward_type: Literal["rubric", "generic_judge"] = Field(
         default="rubric", description="reward of the beneficial training rows (held-out rows are always rubric-graded)"
     )
-    beneficial: Selection = Selection()
+    beneficial: BeneficialPool = BeneficialPool()
     heldout: HeldOut = HeldOut()
     persistence: Persistence | None = None
     seed: int = Field(default=0, ge=0)
@@ -126,7 +126,7 @@ def recipe_path(ref: str) -> Path:
     raise ConfigError(f"unknown recipe {ref!r}: not a file and not a built-in recipe ({', '.join(builtins)})")
 
 
-def read_yaml_mapping(path: Path, what: str) -> dict:
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -202,6 +202,7 @@ def _domains(taxonomy: Taxonomy, names: list[str], where: str, other: list[str] 
 def _traits(taxonomy: Taxonomy, names: list[str], where: str, other: list[str] | None = None) -> list[TraitMatch]:
     out: list[TraitMatch] = []
     for name in names:
+        pairs: list[tuple[str, str | None]]
         if name == "@all":
             pairs = [(t.id, None) for t in taxonomy.traits]
         elif name == "@evaluated":

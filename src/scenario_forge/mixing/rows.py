@@ -6,10 +6,12 @@ from ..records import MixtureRow, RewardType, Scenario
 from .personas import Persona, under_persona
 
 
-def scenario_row(
+def beneficial_row(
     scenario: Scenario, split: str, reward_type: RewardType = "rubric", rubric_spread: float | None = None
 ) -> MixtureRow:
-    """A beneficial row: the scenario's conversation is the prompt, its rubric travels with it."""
+    """A scenario as a mixture row (``source == "beneficial"``): its conversation is the prompt, its
+    rubric travels with it. Used for the train split's beneficial rows, the held-out splits and the
+    probes (a run's ``scenarios.parquet`` holds the full scenario records instead)."""
     return MixtureRow(
         id=scenario.id,
         split=split,
@@ -29,7 +31,7 @@ def scenario_row(
 
 def probe_rows(scenario: Scenario, personas: dict[str, Persona]) -> dict[str, MixtureRow]:
     """The three persistence rows of one held-out scenario: plain, harmful persona, helpful persona."""
-    plain = scenario_row(scenario, "persistence_plain").model_copy(update={"id": f"{scenario.id}:plain"})
+    plain = beneficial_row(scenario, "persistence_plain").model_copy(update={"id": f"{scenario.id}:plain"})
     out = {"persistence_plain": plain}
     for variant in ("harmful", "helpful"):
         out[f"persistence_{variant}"] = plain.model_copy(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,7 +30,7 @@ from ..grading.rubric_grader import JUDGE_TEMPLATE
 from ..hashing import content_key
 from ..prompts import PromptSet
 from ..records import Scenario
-from ..schema import atomic_write_text
+from ..atomic import atomic_write_text
 from .config import SpreadConfig
 
 ANSWER_TEMPLATE = "policy_answer.j2"
@@ -101,8 +101,8 @@ def _item_key(scenario: Scenario, config: SpreadConfig, policy: str, judge: str,
     )
 
 
-def _load_cache(folder: Path | None) -> dict[str, dict]:
-    cache: dict[str, dict] = {}
+def _load_cache(folder: Path | None) -> dict[str, dict[str, Any]]:
+    cache: dict[str, dict[str, Any]] = {}
     if folder is not None and folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             try:
@@ -163,8 +163,9 @@ def check_spread(
     transient = [0] * len(todo)  # failed requests, policy or judge: not cached, asked again next time
     for n, gen in enumerate(answers):
         i, j = divmod(n, config.k)
-        if gen.ok and gen.text.strip():
-            items.append(GradeItem(conversation=todo[i].messages, answer=gen.text.strip(), rubric=todo[i].rubric))
+        text = (gen.text or "").strip()
+        if gen.ok and text:
+            items.append(GradeItem(conversation=todo[i].messages, answer=text, rubric=todo[i].rubric))
             where.append((i, j))
         else:
             failed[i] += 1
@@ -178,7 +179,7 @@ def check_spread(
         scores[i][j] = grade.score
         unscoreable[i] += grade.unscoreable
         transient[i] += grade.failed_requests
-    fresh: dict[str, dict] = {}
+    fresh: dict[str, dict[str, Any]] = {}
     for i, s in enumerate(todo):
         result = SpreadResult.of(s.id, scores[i], unscoreable[i], failed[i], config.min_spread)
         report.results[s.id] = result

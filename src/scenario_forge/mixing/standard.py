@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError
+from ..mixture import mixture_features
 from .base_tasks import GENERATOR_VERSION, iter_tasks
-from .io import mixture_features
 
 CHUNK = 262_144
 ROLES = ("system", "user", "assistant")
@@ -81,6 +81,7 @@ def open_base(
     if base is None:
         return BaseSource("builtin", GENERATOR_VERSION, None, None, "text", {"prompt": "prompt", "answer": "answer", "task": "task"}, seed)
     path = Path(base).expanduser()
+    kind: Literal["file", "dataset"]
     if path.is_file():
         lazy, kind, name = _scan_file(path, staging), "file", str(path)
     elif path.is_dir():
@@ -259,7 +260,7 @@ def prefetch(items: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
     import queue
     import threading
 
-    box: queue.Queue = queue.Queue(maxsize=depth)
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
 

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from ..store import ShardSpec, ShardSummary
 
@@ -110,9 +111,10 @@ class RunArtifacts:
         self.stage, self.run_id, self.total = stage, run_id, total_shards
         self.keys = {kind: artifact_key(stage, run_id, kind) for kind in ("progress", "counts", "report")}
         self.resumed = 0
-        self.progress_id = create_progress_artifact(
-            0.0, key=self.keys["progress"], description=self._describe(0)
-        )
+        created = create_progress_artifact(0.0, key=self.keys["progress"], description=self._describe(0))
+        if not isinstance(created, UUID):  # called from a sync flow: the id itself, never a coroutine
+            raise TypeError("RunArtifacts must be used from a synchronous flow")
+        self.progress_id: UUID = created
 
     def _describe(self, done: int) -> str:
         resumed = f", {self.resumed} resumed" if self.resumed else ""

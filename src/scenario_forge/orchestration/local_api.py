@@ -203,7 +203,7 @@ def run_flow_from_cli(flow: Callable[..., Any], **parameters: Any) -> Any:
     flow run crashed and raises ``KeyboardInterrupt`` (the CLI prints one line and exits 130).
     Set ``SCENARIO_FORGE_PREFECT_LOGS=1`` to see Prefect's own logs on the terminal too.
     """
-    from prefect.states import State
+    from prefect.client.schemas.objects import State
 
     quiet = os.environ.get("SCENARIO_FORGE_PREFECT_LOGS", "") in ("", "0")
     with prefect_api():

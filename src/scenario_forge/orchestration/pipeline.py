@@ -10,11 +10,15 @@ the pipeline then builds each stage's real config with the input filled in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..config import GenerateConfig
+from ..evaluation.run import TrainEvalResult
+from ..manifest import Manifest
+from ..mixture import MixtureMeta
+from ..publishing.build import PublishResult
 from ..evaluation.config import EvalConfig
 from ..mixing.config import MixConfig
 from ..publishing.config import PublishConfig
@@ -22,29 +26,34 @@ from ..training.config import TrainConfig
 from .runners import TaskRunnerConfig
 
 
+# The options re-declare an input field as optional. Pydantic allows a subclass to override a
+# field; mypy reads it as a Liskov violation (``assignment``), which is why those lines carry an
+# ignore. An options object is never used as the config it derives from: see ``_fill``.
+
+
 class MixOptions(MixConfig):
     """``MixConfig`` without its inputs: ``runs`` is the generated run; ``out`` defaults next to it."""
 
     runs: list[Path] = Field(default_factory=list, description="filled in by the pipeline: the generated run")
-    out: Path | None = Field(default=None, description="mixture folder; default: OUT/RUN_ID-mixture")
+    out: Path | None = Field(default=None, description="mixture folder; default: OUT/RUN_ID-mixture")  # type: ignore[assignment]
 
 
 class TrainOptions(TrainConfig):
     """``TrainConfig`` without its input: ``mixture`` is the pipeline's mixture."""
 
-    mixture: Path | None = Field(default=None, description="filled in by the pipeline: the mixture")
+    mixture: Path | None = Field(default=None, description="filled in by the pipeline: the mixture")  # type: ignore[assignment]
 
 
 class EvalOptions(EvalConfig):
     """``EvalConfig`` without its inputs: the pipeline's mixture and the trained model."""
 
-    mixture: Path | None = Field(default=None, description="filled in by the pipeline: the mixture")
+    mixture: Path | None = Field(default=None, description="filled in by the pipeline: the mixture")  # type: ignore[assignment]
 
 
 class PublishOptions(PublishConfig):
     """``PublishConfig`` without its input: ``source`` is the pipeline's mixture."""
 
-    source: Path | None = Field(default=None, description="filled in by the pipeline: the mixture")
+    source: Path | None = Field(default=None, description="filled in by the pipeline: the mixture")  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _somewhere(self) -> PublishOptions:  # replaces PublishConfig's check, which reads source
@@ -53,7 +62,10 @@ class PublishOptions(PublishConfig):
         return self
 
 
-def _fill(model: type[BaseModel], options: BaseModel, **inputs: Any) -> Any:
+C = TypeVar("C", bound=BaseModel)
+
+
+def _fill(model: type[C], options: BaseModel, **inputs: Any) -> C:
     # exclude_unset: fields the user left alone take the real config's defaults and validators.
     return model.model_validate({**options.model_dump(exclude_unset=True), **inputs})
 
@@ -92,3 +104,14 @@ class PipelineConfig(BaseModel):
     def publish_config(self, mixture: Path) -> PublishConfig:
         assert self.publish is not None
         return _fill(PublishConfig, self.publish, source=mixture)
+
+
+class EndToEndResult(BaseModel):
+    """What the ``end-to-end`` flow returns: each stage's own record (absent: the stage did not run)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    generate: Manifest
+    mix: MixtureMeta
+    train_eval: TrainEvalResult | None = None
+    publish: PublishResult | None = None

@@ -67,7 +67,7 @@ def build_task_runner(cfg: TaskRunnerConfig, shard_workers: int) -> TaskRunner:
         return ThreadPoolTaskRunner(max_workers=shard_workers + SPARE_THREADS)
     if cfg.kind == "dask":
         try:
-            from prefect_dask import DaskTaskRunner
+            from prefect_dask.task_runners import DaskTaskRunner
         except ImportError:
             raise MissingExtraError("prefect-dask", "dask", "the dask task runner") from None
         if cfg.address:
@@ -84,4 +84,5 @@ def build_task_runner(cfg: TaskRunnerConfig, shard_workers: int) -> TaskRunner:
         from prefect_ray import RayTaskRunner
     except ImportError:
         raise MissingExtraError("prefect-ray", "ray", "the ray task runner") from None
-    return RayTaskRunner(address=cfg.address) if cfg.address else RayTaskRunner()
+    ray: TaskRunner = RayTaskRunner(address=cfg.address) if cfg.address else RayTaskRunner()
+    return ray

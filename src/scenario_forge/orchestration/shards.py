@@ -1,9 +1,11 @@
-"""Submitting shard tasks to a task runner and collecting them as they finish.
+"""Submitting the generate job's shard tasks to a task runner and collecting them as they finish
+(the :data:`~.prefect_steps.FanOut` of the ``generate-shard`` step in ``flows/generate.py``).
 
 Two things keep Prefect's per-task cost flat however large a run is:
 
-- each task receives the run *without the other shards' seeds* (:func:`shard_inputs`), so what is
-  sent to a Dask or Ray worker grows with the shard, not with the run;
+- each task receives the run *without the other shards' seeds*
+  (:func:`~scenario_forge.generation.run.shard_parts`), so what is sent to a Dask or Ray worker
+  grows with the shard, not with the run;
 - on the threads runner, inputs are wrapped in :func:`prefect.utilities.annotations.quote`, so
   Prefect does not walk them looking for futures (walking a whole 1,000-scenario plan costs ~0.2 s
   per task). prefect-dask turns a ``quote`` into a plain tuple on the worker, so distributed
@@ -12,84 +14,31 @@ Two things keep Prefect's per-task cost flat however large a run is:
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..generation.run import PreparedRun
-from ..store import ShardSpec, ShardSummary
+from ..generation.run import GenerateJob, ShardWork
+from ..steps import AnyStep, Runner
+from ..store import ShardSummary
+from .artifacts import RunArtifacts
+from .prefect_steps import run_steps_as_tasks
 from .runners import TaskRunnerConfig, build_task_runner
+from .slots import run_slots
 
 if TYPE_CHECKING:
     from prefect import Task
+    from prefect.futures import PrefectFuture
 
 OnShardDone = Callable[[ShardSummary, int], None]
 
-class ShardSlots:
-    """``shard_workers`` slots for one run on a threads runner, and a stop flag: once the run is
-    interrupted, a shard still waiting for a slot does not start (the shards at work finish)."""
-
-    def __init__(self, workers: int) -> None:
-        self._free = threading.Semaphore(workers)
-        self.stop = threading.Event()
-
-    def __enter__(self) -> None:
-        while not self._free.acquire(timeout=0.2):
-            if self.stop.is_set():
-                raise RuntimeError("the run was interrupted before this shard started")
-        if self.stop.is_set():
-            self._free.release()
-            raise RuntimeError("the run was interrupted before this shard started")
-
-    def __exit__(self, *exc: object) -> None:
-        self._free.release()
-
-
-#: Per run id, the slots that keep a threads runner to ``shard_workers`` shards at a time.
-_SLOTS: dict[str, ShardSlots] = {}
-
-
-def shard_slot(run_id: str) -> Any:
-    """Hold one of the run's shard slots while a shard works (the flow's own process, threads
-    runner); elsewhere (a Dask or Ray worker) there is nothing to hold."""
-    slots = _SLOTS.get(run_id)
-    return slots if slots is not None else nullcontext()
-
-
-@contextmanager
-def _slots(run_id: str, workers: int, enabled: bool) -> Iterator[ShardSlots | None]:
-    if not enabled:
-        yield None
-        return
-    slots = _SLOTS[run_id] = ShardSlots(workers)
-    try:
-        yield slots
-    finally:
-        _SLOTS.pop(run_id, None)
-
-
-def shard_inputs(run: PreparedRun) -> PreparedRun:
-    """``run`` as a shard task receives it: every shard listed (index and key), none with seeds."""
-    return run.model_copy(update={"shards": [s.model_copy(update={"seeds": []}) for s in run.shards]})
-
-
-def shard_task_name(parameters: dict[str, Any]) -> str:
-    """``shard-00007-1a2b3c4d`` (index and content key) for a shard task's parameters."""
-    from prefect.utilities.annotations import BaseAnnotation
-
-    shard = parameters["shard"]
-    shard = shard.unwrap() if isinstance(shard, BaseAnnotation) else shard  # quote(...) until the task runs
-    return f"shard-{shard.index:05d}-{shard.key[:8]}"
-
 
 def run_shards(
-    task: Task[..., ShardSummary],
-    run: PreparedRun,
+    task: Task[..., Any],
+    parts: Sequence[ShardWork],
     runner: TaskRunnerConfig,
     on_done: OnShardDone | None = None,
 ) -> list[ShardSummary]:
-    """Run ``task(run, shard)`` for every shard on ``runner``; summaries in shard order.
+    """Run ``task(part)`` for every shard on ``runner``; summaries in shard order.
 
     Every shard is waited for before a failure is raised, so whatever could finish is saved and a
     rerun only redoes the shards that failed. ``on_done(summary, finished_so_far)`` is called in
@@ -98,19 +47,20 @@ def run_shards(
     from prefect.futures import as_completed
     from prefect.utilities.annotations import quote
 
-    light = shard_inputs(run)
+    if not parts:
+        return []
+    run = parts[0].run
     wrap: Callable[[Any], Any] = quote if runner.kind == "threads" else (lambda value: value)
     summaries: dict[int, ShardSummary] = {}
-    failures: list[tuple[ShardSpec, BaseException]] = []
+    failures: list[tuple[ShardWork, BaseException]] = []
     threads = runner.kind == "threads"
-    with _slots(run.run_id, run.config.shard_workers, threads) as slots, build_task_runner(
-        runner, run.config.shard_workers
-    ) as pool:
-        futures = {pool.submit(task, {"run": wrap(light), "shard": wrap(shard)}): shard for shard in run.shards}
+    workers = run.config.shard_workers
+    with run_slots(run.run_id, workers, threads) as slots, build_task_runner(runner, workers) as pool:
+        futures: dict[PrefectFuture[Any], ShardWork] = {pool.submit(task, {"work": wrap(part)}): part for part in parts}
         try:
             for future in as_completed(list(futures)):
                 try:
-                    summary = future.result()
+                    summary: ShardSummary = future.result()
                 except Exception as exc:  # noqa: BLE001 - raised below, once every shard has ended
                     failures.append((futures[future], exc))
                     continue
@@ -124,6 +74,24 @@ def run_shards(
                 slots.stop.set()
             raise
     if failures:
-        _, exc = min(failures, key=lambda f: f[0].index)  # the first failed shard's error
-        raise exc
-    return [summaries[s.index] for s in run.shards]
+        _, first = min(failures, key=lambda f: f[0].shard.index)  # the first failed shard's error
+        raise first
+    return [summaries[p.shard.index] for p in parts]
+
+
+def prefect_runner(runner: TaskRunnerConfig) -> Runner[GenerateJob]:
+    """The generate job's Prefect runner: its steps as tasks, the shards on ``runner``, and the
+    run's artifacts (progress as each shard finishes; counts and report at the end)."""
+
+    def run(steps: Sequence[AnyStep[GenerateJob]], job: GenerateJob) -> GenerateJob:
+        artifacts = RunArtifacts("generate", job.run.run_id, len(job.run.shards))
+
+        def fan_out(task: Task[..., Any], parts: Sequence[Any]) -> list[Any]:
+            return list(run_shards(task, parts, runner, artifacts.shard_done))
+
+        job = run_steps_as_tasks(steps, job, fan_out=fan_out)
+        manifest = job.need_manifest()
+        artifacts.finish(job.run.shards, job.run.root / manifest.files["scenarios"], manifest.model_dump(mode="json"))
+        return job
+
+    return run

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -36,9 +35,14 @@ import yaml
 
 from .. import __version__, templating
 from ..errors import ConfigError
-from ..mixing.io import mixture_features, mixture_table, read_meta
-from ..mixing.rows import scenario_row
-from ..schema import atomic_write_text, read_scenarios, scenario_features
+from ..mixture import MixtureMeta, mixture_features, mixture_table, read_meta
+from ..mixing.rows import beneficial_row
+from ..atomic import atomic_write_text
+from ..parquet import features
+from ..records import Scenario
+from ..schema import read_scenarios
+from ..staging import staging_for, swap_in
+from ..taxonomy.models import Taxonomy
 from ..curation.quality import read_run_quality, source_readiness
 from .config import PublishConfig
 from .exports import EXPORTS
@@ -107,7 +111,7 @@ def _write_part(part: Part, root: Path, shard_rows: int) -> None:
         part.files.append(f"data/{part.config}/{name}")
 
 
-def _mixture_parts(source: Path, meta: Any, exports: list[str], staging: Path) -> list[Part]:
+def _mixture_parts(source: Path, meta: MixtureMeta, exports: list[str], staging: Path) -> list[Part]:
     parts: list[Part] = []
     splits = {name: source / f"{name}.parquet" for name, n in meta.splits.items() if n > 0}
     for name, path in splits.items():
@@ -121,9 +125,9 @@ def _mixture_parts(source: Path, meta: Any, exports: list[str], staging: Path) -
         else:
             parts.append(Part(name, "test", path, mixture_features(), about="evaluation split"))
     for export in exports:
-        transform, features = EXPORTS[export]
+        transform, export_features = EXPORTS[export]
         for name, path in splits.items():
-            parts.append(Part(export, name, path, features(), transform, about=f"{export} format of split `{name}`"))
+            parts.append(Part(export, name, path, export_features(), transform, about=f"{export} format of split `{name}`"))
     return parts
 
 
@@ -131,14 +135,14 @@ def _run_parts(source: Path, exports: list[str], staging: Path) -> list[Part]:
     scenarios = source / "scenarios.parquet"
     if pq.ParquetFile(scenarios).metadata.num_rows == 0:
         return []
-    parts = [Part("scenarios", "train", scenarios, scenario_features(), about="curated scenarios with rubrics and provenance")]
+    parts = [Part("scenarios", "train", scenarios, features(Scenario), about="curated scenarios with rubrics and provenance")]
     if exports:
         rows_path = staging / ".rows.parquet"
-        table = mixture_table(scenario_row(s, "train") for s in read_scenarios(scenarios))
+        table = mixture_table(beneficial_row(s, "train") for s in read_scenarios(scenarios))
         pq.write_table(table, rows_path)
         for export in exports:
-            transform, features = EXPORTS[export]
-            parts.append(Part(export, "train", rows_path, features(), transform, about=f"{export} format of the scenarios"))
+            transform, export_features = EXPORTS[export]
+            parts.append(Part(export, "train", rows_path, export_features(), transform, about=f"{export} format of the scenarios"))
     return parts
 
 
@@ -164,17 +168,47 @@ def _coverage(config: PublishConfig, parts: list[Part], figure: Path) -> str:
     if frames:
         counted = pl.concat(frames).group_by("domain", "trait").len()
         cells.update({(d, t): n for d, t, n in counted.iter_rows() if d is not None and t is not None})
-    from ..mixing.config import load_taxonomy_cached
-
-    taxonomy = load_taxonomy_cached()
+    # Rows and columns in the order of the taxonomy the source was made with (ids it does not know last).
+    taxonomy = source_taxonomy(config)
+    known_domains = [d.id for d in taxonomy.domains] if taxonomy is not None else []
+    known_traits = [t.id for t in taxonomy.traits] if taxonomy is not None else []
 
     def ordered(known: list[str], present: set[str]) -> list[str]:
         return [i for i in known if i in present] + sorted(present - set(known))
 
-    domains = ordered([d.id for d in taxonomy.domains], {d for d, _ in cells})
-    traits = ordered([t.id for t in taxonomy.traits], {t for _, t in cells})
+    domains = ordered(known_domains, {d for d, _ in cells})
+    traits = ordered(known_traits, {t for _, t in cells})
     draw_heatmap(cells, figure, "beneficial-trait scenarios per domain x trait (train + held-out)", domains, traits)
     return f"{sum(cells.values())} scenarios over {len(cells)} domain x trait cells (training and held-out rows)."
+
+
+def source_taxonomy(config: PublishConfig) -> Taxonomy | None:
+    """The taxonomy the source was made with, as its own record names it: a mixture's
+    ``mixture.json`` (the taxonomy its recipe was resolved against), a run's ``manifest.json``
+    (the one it generated from): the folder in the recorded config (none: the shipped one), used
+    only if its hash is the recorded one. None when the source records none, or that taxonomy is
+    gone or has changed since (the heatmap then orders ids alphabetically)."""
+    from ..taxonomy.loader import load_taxonomy, taxonomy_hash
+
+    if config.kind == "mixture":
+        provenance = read_meta(config.source).provenance
+        folder = (provenance.get("config") or {}).get("taxonomy")
+        want = (provenance.get("taxonomy") or {}).get("hash")
+    else:
+        path = config.source / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except json.JSONDecodeError:
+            manifest = {}
+        folder = (manifest.get("config") or {}).get("taxonomy")
+        want = (manifest.get("provenance") or {}).get("taxonomy_hash")
+    if not want:
+        return None
+    try:
+        taxonomy = load_taxonomy(folder)
+    except ConfigError:
+        return None
+    return taxonomy if taxonomy_hash(taxonomy) == want else None
 
 
 def _provenance(config: PublishConfig) -> tuple[dict[str, Any], str | None, str, dict[str, Any]]:
@@ -254,7 +288,7 @@ def _card(config: PublishConfig, parts: list[Part], heatmap_note: str) -> str:
     template_path = CARD_TEMPLATE
     template = templating.sandboxed_environment().from_string(template_path.read_text(encoding="utf-8"))
     variables = dict(
-        data.to_dict(),
+        data.to_dict(),  # type: ignore[no-untyped-call]  # huggingface_hub leaves it unannotated
         card_data=data.to_yaml(),
         pretty_name=name,
         summary=summary,
@@ -322,11 +356,8 @@ def build_hub_folder(config: PublishConfig, target: Path | None = None) -> Publi
         ready, because = source_readiness(config.source)
         if not ready:
             raise ConfigError(f"--strict: {config.source} is not training-ready, because {'; '.join(because)}; nothing was written")
-    staging = target.parent / f".{target.name}.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    try:
+    with staging_for(target) as staging:
+        staging.mkdir(parents=True)
         if config.kind == "mixture":
             meta = read_meta(config.source)
             parts = _mixture_parts(config.source, meta, list(config.exports), staging)
@@ -347,10 +378,7 @@ def build_hub_folder(config: PublishConfig, target: Path | None = None) -> Publi
         note = _coverage(config, parts, staging / "coverage.png")
         atomic_write_text(staging / "README.md", _card(config, parts, note))
         (staging / ".rows.parquet").unlink(missing_ok=True)
-        _swap_in(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        swap_in(staging, target)
     configs: dict[str, dict[str, int]] = {}
     for part in parts:
         configs.setdefault(part.config, {})[part.split] = part.rows
@@ -367,16 +395,6 @@ def published_marker(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("tool") == "scenario-forge" else None
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 
 def judge_qualification_note(q: dict[str, Any] | None) -> str:

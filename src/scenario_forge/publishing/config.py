@@ -8,6 +8,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..flags import flag
+
+#: The trainer formats a published dataset can carry as extra configs.
+Export = Literal["trl", "verl"]
+
+
+def _every_export() -> list[Export]:
+    return ["trl", "verl"]
+
+
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -17,18 +27,31 @@ class PublishConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Path = Field(description="a run folder (OUT/RUN_ID) or a mixture folder")
-    local: Path | None = Field(default=None, description="write the Hub-layout folder here")
-    repo_id: str | None = Field(default=None, description="push to this Hugging Face dataset repo (ORG/NAME)")
-    private: bool = Field(default=False, description="create the Hub repo as private")
-    license: str = Field(default="apache-2.0", min_length=1, description="license id for the card (the data's, not the code's)")
-    pretty_name: str | None = None
-    tags: list[str] = Field(default_factory=list, description="extra card tags")
-    exports: list[Literal["trl", "verl"]] = Field(default_factory=lambda: ["trl", "verl"], description="trainer formats to add as configs")
-    shard_rows: int = Field(default=500_000, ge=1, le=100_000_000, description="rows per parquet file")
-    overwrite: bool = Field(default=False, description="replace an existing --local folder")
-    commit_message: str | None = None
-    strict: bool = Field(default=False, description="refuse a source that is not training-ready (default: warn and publish)")
+    source: Path = Field(description="a run folder (OUT/RUN_ID) or a mixture folder", json_schema_extra=flag(argument=True))
+    local: Path | None = Field(default=None, description="write the Hub-layout folder here", json_schema_extra=flag("--local"))
+    repo_id: str | None = Field(
+        default=None, description="push to this Hugging Face dataset repo (ORG/NAME); token from HF_TOKEN or `huggingface-cli login`",
+        json_schema_extra=flag("--repo-id"),
+    )
+    private: bool = Field(default=False, description="create the Hub repo as private", json_schema_extra=flag("--private"))
+    license: str = Field(
+        default="apache-2.0", min_length=1, description="license id for the card (the data's, not the code's)",
+        json_schema_extra=flag("--license"),
+    )
+    pretty_name: str | None = Field(default=None, description="dataset title on the card", json_schema_extra=flag("--pretty-name"))
+    tags: list[str] = Field(default_factory=list, description="extra card tag (repeatable)", json_schema_extra=flag("--tag"))
+    exports: list[Export] = Field(
+        default_factory=_every_export, description="trainer format to add as a config (repeatable)",
+        json_schema_extra=flag("--export"),
+    )
+    shard_rows: int = Field(
+        default=500_000, ge=1, le=100_000_000, description="rows per parquet file", json_schema_extra=flag("--shard-rows")
+    )
+    overwrite: bool = Field(default=False, description="replace an existing --local folder", json_schema_extra=flag("--overwrite"))
+    commit_message: str | None = Field(default=None, description="Hub commit message", json_schema_extra=flag("--commit-message"))
+    strict: bool = Field(
+        default=False, description="refuse a source that is not training-ready (default: warn and publish)", json_schema_extra=flag("--strict")
+    )
 
     @field_validator("repo_id")
     @classmethod

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..schema import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 
 def find_run_figure(folders: Iterable[Path]) -> Path | None:
@@ -50,7 +50,7 @@ def draw_heatmap(cells: Counter[tuple[str, str]], path: Path, title: str, domain
         top = grid.max() or 1
         for i in range(len(domains)):
             for j in range(len(traits)):
-                ax.text(j, i, int(grid[i, j]), ha="center", va="center", fontsize=7, color="white" if grid[i, j] > top / 2 else "black")
+                ax.text(j, i, str(int(grid[i, j])), ha="center", va="center", fontsize=7, color="white" if grid[i, j] > top / 2 else "black")
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()

@@ -8,13 +8,17 @@ or a prior ``huggingface-cli login``); we never read, print or write it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import BackendError
 from .build import MARKER
 from .config import PublishConfig
 
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
-def _api():  # tests replace this to check the upload without a network
+
+def _api() -> HfApi:  # tests replace this to check the upload without a network
     from huggingface_hub import HfApi
 
     return HfApi()

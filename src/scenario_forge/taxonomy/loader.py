@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,29 +35,21 @@ def _list_in(path: Path, key: str) -> list[Any]:
     data = _read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise ConfigError(f"{path}: expected a mapping with a '{key}:' list")
-    return data[key]
-
-
-_LOADED: dict[tuple[str, tuple[tuple[str, int, int], ...]], Taxonomy] = {}
+    items: list[Any] = data[key]
+    return items
 
 
 def load_taxonomy(folder: str | Path | None = None) -> Taxonomy:
     """Load and validate the taxonomy in ``folder`` (default: the shipped one).
 
-    Raises :class:`ConfigError` with a one-line message naming the file and field at fault.
-    A folder whose YAML files are unchanged (same names, sizes, modification times) is parsed
-    once per process: configs validate names against it and every shard reads it.
+    Raises :class:`ConfigError` with a one-line message naming the file and field at fault. Each
+    call reads the files (a few ms): a job loads its taxonomy once, in its config's validator
+    (:class:`TaxonomySelection`), and passes that on.
     """
     root = Path(folder) if folder is not None else resource_dir("taxonomy")
     if not root.is_dir():
         raise ConfigError(f"taxonomy folder not found: {root}")
-    stamp = tuple(
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.glob("*.y*ml")) if p.is_file()
-    )
-    key = (str(root.resolve()), stamp)
-    if key not in _LOADED:
-        _LOADED[key] = _load(root)
-    return _LOADED[key]
+    return _load(root)
 
 
 def _load(root: Path) -> Taxonomy:
@@ -136,3 +129,41 @@ def resolve_traits(
         if table[key] not in out:
             out.append(table[key])
     return out
+
+
+@dataclass(frozen=True)
+class TaxonomySelection:
+    """A loaded taxonomy and the domains and traits a job selected from it, names resolved to ids.
+
+    ``names`` is what was resolved (folder, domain names, trait names), so a holder can tell
+    whether the selection still matches its fields."""
+
+    taxonomy: Taxonomy
+    hash: str
+    domains: list[str]
+    traits: list[tuple[str, str | None]]
+    names: tuple[str | None, tuple[str, ...], tuple[str, ...]]
+
+
+def select(folder: str | Path | None, domains: list[str] | None, traits: list[str] | None) -> TaxonomySelection:
+    """Load the taxonomy in ``folder`` and resolve ``domains`` and ``traits`` (empty: all).
+
+    >>> sel = select(None, ["medicine"], [])
+    >>> sel.domains, len(sel.traits) == len(sel.taxonomy.traits), len(sel.hash)
+    (['health'], True, 16)
+    """
+    taxonomy = load_taxonomy(folder)
+    return TaxonomySelection(
+        taxonomy=taxonomy,
+        hash=taxonomy_hash(taxonomy),
+        domains=resolve_domains(taxonomy, domains),
+        traits=resolve_traits(taxonomy, traits),
+        names=selection_names(folder, domains, traits),
+    )
+
+
+def selection_names(
+    folder: str | Path | None, domains: list[str] | None, traits: list[str] | None
+) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """What :func:`select` resolves, as a comparable key."""
+    return (None if folder is None else str(folder), tuple(domains or ()), tuple(traits or ()))

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..config import BackendConfig
+from ..flags import flag, group
 from ..grading.config import GradingConfig
 
 RewardRange = Literal["raw", "clip"]
@@ -28,19 +29,21 @@ class _Config(BaseModel):
 class TrainConfig(_Config):
     """Everything ``scenario-forge train`` needs; also the Prefect ``train`` flow's parameters."""
 
-    mixture: Path = Field(description="mixture folder (mixture.json + <split>.parquet), from `scenario-forge mix`")
-    split: str | None = Field(default=None, description="split to train on; default: the mixture's train_split")
-    max_rows: int | None = Field(default=None, ge=1, description="train on the first N rows only (smoke runs)")
-    policy: str = Field(default="embedded", description="'embedded', a .gguf file, or a Hugging Face model folder")
-    out: Path = Field(default=Path("outputs/train"), description="checkpoints, training log and the final model")
-    resume: bool = Field(default=False, description="continue from the last checkpoint in OUT")
+    mixture: Path = Field(description="mixture folder (mixture.json + <split>.parquet), from `scenario-forge mix`", json_schema_extra=flag("--mixture"))
+    split: str | None = Field(default=None, description="split to train on; default: the mixture's train_split", json_schema_extra=flag("--split"))
+    max_rows: int | None = Field(default=None, ge=1, description="train on the first N rows only (smoke runs)", json_schema_extra=flag("--max-rows"))
+    policy: str = Field(default="embedded", description="'embedded', a .gguf file, or a Hugging Face model folder", json_schema_extra=flag("--policy"))
+    out: Path = Field(default=Path("outputs/train"), description="checkpoints, training log and the final model", json_schema_extra=flag("--out"))
+    resume: bool = Field(default=False, description="continue from the last checkpoint in OUT", json_schema_extra=flag("--resume"))
     judge: BackendConfig = Field(
         default=BackendConfig(kind="embedded", parallel_sequences=32),
         description="backend that grades rubric and generic-judge rewards",
+        json_schema_extra=group("judge", only=["kind", "model", "base_url"]),
     )
     grading: GradingConfig = Field(default_factory=GradingConfig, description="how the rubric judge is asked (form, tokens, retries)")
     require_qualified_judge: bool = Field(
-        default=False, description="refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7)"
+        default=False, description="refuse to start unless the judge passed `scenario-forge judge check` (macro-F1 >= 0.7)",
+        json_schema_extra=flag("--require-qualified-judge"),
     )
     reward_range: RewardRange = Field(
         default="raw",
@@ -48,31 +51,39 @@ class TrainConfig(_Config):
     )
 
     # GRPO knobs (TRL's names in brackets where ours differ)
-    learning_rate: float = Field(default=1e-6, gt=0, le=1.0)
-    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs when set")
-    epochs: float = Field(default=1.0, gt=0, description="[num_train_epochs]")
-    batch_size: int = Field(default=8, ge=1, description="[per_device_train_batch_size] completions per device step")
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
-    num_generations: int = Field(default=4, ge=2, description="completions sampled per prompt (the GRPO group)")
-    max_completion_length: int = Field(default=256, ge=1, le=32768)
-    beta: float = Field(default=0.0, ge=0.0, description="KL coefficient; 0 loads no reference model")
-    loss_type: LossType = "dapo"
+    learning_rate: float = Field(
+        default=1e-6, gt=0, le=1.0, description="learning rate (SFT packs: 2e-5)", json_schema_extra=flag("--learning-rate", "--lr")
+    )
+    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs when set", json_schema_extra=flag("--max-steps"))
+    epochs: float = Field(default=1.0, gt=0, description="[num_train_epochs]", json_schema_extra=flag("--epochs"))
+    batch_size: int = Field(default=8, ge=1, description="[per_device_train_batch_size] completions per device step", json_schema_extra=flag("--batch-size"))
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="gradient accumulation steps", json_schema_extra=flag("--grad-accum"))
+    num_generations: int = Field(default=4, ge=2, description="completions sampled per prompt (the GRPO group)", json_schema_extra=flag("--num-generations"))
+    max_completion_length: int = Field(
+        default=256, ge=1, le=32768, description="max new tokens per completion", json_schema_extra=flag("--max-completion-length")
+    )
+    beta: float = Field(default=0.0, ge=0.0, description="KL coefficient; 0 loads no reference model", json_schema_extra=flag("--beta"))
+    loss_type: LossType = Field(default="dapo", description="GRPO loss", json_schema_extra=flag("--loss-type"))
     scale_rewards: Literal["group", "batch", "none"] = "group"
-    temperature: float = Field(default=1.0, gt=0.0, le=2.0)
+    temperature: float = Field(default=1.0, gt=0.0, le=2.0, description="sampling temperature", json_schema_extra=flag("--temperature"))
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     repetition_penalty: float = Field(default=1.0, ge=1.0, le=2.0)
-    seed: int = Field(default=0, ge=0)
-    save_steps: int = Field(default=50, ge=1)
+    seed: int = Field(default=0, ge=0, description="seed", json_schema_extra=flag("--seed"))
+    save_steps: int = Field(default=50, ge=1, description="checkpoint every N steps", json_schema_extra=flag("--save-steps"))
     save_total_limit: int | None = Field(default=3, ge=1)
-    logging_steps: int = Field(default=1, ge=1)
+    logging_steps: int = Field(default=1, ge=1, description="log every N steps", json_schema_extra=flag("--logging-steps"))
     gradient_checkpointing: bool = Field(default=False, description="trade compute for memory (large policies)")
     precision: Precision = Field(default="auto", description="auto: bf16 on a CUDA GPU that supports it, else fp32")
     report_to: list[str] = Field(default_factory=list, description="extra TRL/transformers loggers, e.g. tensorboard")
 
     # vLLM generation (GPU only; see docs/training.md)
-    use_vllm: bool = False
-    vllm_mode: Literal["colocate", "server"] = "colocate"
-    vllm_server_base_url: str | None = Field(default=None, description="trl vllm-serve URL (server mode)")
+    use_vllm: bool = Field(
+        default=False, description="GRPO generation with vLLM (GPU; docs/training.md)", json_schema_extra=flag("--use-vllm")
+    )
+    vllm_mode: Literal["colocate", "server"] = Field(
+        default="colocate", description="vLLM next to the trainer, or a `trl vllm-serve` server", json_schema_extra=flag("--vllm-mode")
+    )
+    vllm_server_base_url: str | None = Field(default=None, description="trl vllm-serve URL (server mode)", json_schema_extra=flag("--vllm-server-base-url"))
     vllm_gpu_memory_utilization: float = Field(default=0.3, gt=0.0, le=1.0)
     vllm_tensor_parallel_size: int = Field(default=1, ge=1)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..mixing.io import read_meta, read_split
+from ..mixture import read_meta, read_split
 from ..records import MixtureRow
 
 COLUMNS = ("prompt", "id", "source", "reward_type", "rubric", "answer", "trait", "domain", "task")

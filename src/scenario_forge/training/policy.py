@@ -22,24 +22,25 @@ from ..hashing import file_digest
 from ..errors import ConfigError
 from ._extra import require
 
-EMBEDDED = "embedded"
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 _DONE = "scenario-forge-dequantized.json"
 
 
 def resolve_policy(spec: str | Path) -> Path:
-    """A trainable model folder for ``spec`` (``embedded``, a ``.gguf`` file or an HF folder)."""
-    if str(spec) == EMBEDDED:
+    """A trainable model folder for ``spec``, a model spec (docs/models.md) naming the embedded
+    model, a ``.gguf`` file or a Hugging Face model folder."""
+    from ..modelspec import parse_model_spec
+
+    kind, model = parse_model_spec(str(spec), role="policy")
+    if kind == "embedded":
         return dequantized_folder(embedded_model_path(), name=EMBEDDED_NAME)
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise ConfigError(f"policy not found: {path} (give 'embedded', a .gguf file or a Hugging Face model folder)")
-    if path.is_file():
-        if path.suffix.lower() != ".gguf":
-            raise ConfigError(f"policy {path} is a file but not a .gguf model; give a GGUF file or a model folder")
+    path = Path(model or "").expanduser()
+    if kind == "llamacpp" and path.is_file():
         return dequantized_folder(path, name=path.stem)
-    check_causal_lm(path)
-    return path
+    if kind == "transformers" and path.is_dir():
+        check_causal_lm(path)
+        return path
+    raise ConfigError(f"policy {spec}: give 'embedded', a .gguf file or a Hugging Face model folder (a {kind} model is not trainable here)")
 
 
 def check_causal_lm(folder: Path) -> str:

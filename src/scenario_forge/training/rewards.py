@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..grading import GenericJudge, GradeItem, RubricGrader
-from ..mixing.base_tasks import completion_text, exact_match_reward
+from ..grading.exact_match import completion_text, exact_match_reward
 from ..records import Criterion, Message
 
 ExactMatch = Callable[[Any, str], float]
@@ -56,7 +56,7 @@ class RoutedReward:
     """One TRL reward function for a whole mixture (see the module docstring).
 
     ``exact_match`` is ``(completion, answer) -> float`` (default: the mixer's
-    :func:`~scenario_forge.mixing.base_tasks.exact_match_reward`, the reward its standard tasks
+    :func:`~scenario_forge.grading.exact_match.exact_match_reward`, the reward its standard tasks
     were built for). ``log_path`` gets one JSON line per scored completion (step, row id, source,
     trait, domain, reward type, reward, unscoreable criteria, completion text); ``counts`` holds
     running totals.

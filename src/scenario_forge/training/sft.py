@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import ConfigError
 from ..resources import resource_dir
-from ..schema import atomic_write_text
+from ..atomic import atomic_write_text
 from ._extra import require
 from .config import SFTPackConfig
 from .policy import resolve_policy

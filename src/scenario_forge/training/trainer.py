@@ -1,8 +1,9 @@
 """The bundled RL trainer stage: TRL's GRPOTrainer on a mixture, with routed rubric rewards.
 
-Two stage functions: :func:`prepare_training` checks everything cheap (the mixture and its rows,
-the policy folder, the output folder's state, the judge's reachability) before any weights load;
-:func:`run_training` trains. :func:`train` runs both.
+Two steps (:data:`TRAIN_STEPS`): :func:`prepare_training` checks everything cheap (the mixture and
+its rows, the policy folder, the output folder's state, the judge's reachability) before any
+weights load; :func:`run_training` trains. :func:`train` runs the list in this process; the
+``train`` flow runs the same list as Prefect tasks of the same names.
 
 What lands in ``OUT``:
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,11 @@ from ..errors import ConfigError
 from ..grading import GenericJudge, RubricGrader
 from ..grading.generic_judge import TEMPLATE as GENERIC_TEMPLATE
 from ..grading.rubric_grader import JUDGE_TEMPLATE
-from ..mixing.io import read_meta
+from ..mixture import read_meta
 from ..prompts import PromptSet
 from ..records import MixtureRow
-from ..schema import atomic_write_text
+from ..steps import AnyStep, Step, run_steps
+from ..atomic import atomic_write_text
 from ._extra import require
 from .config import TrainConfig
 from .dataset import to_dataset, training_rows
@@ -123,10 +126,13 @@ def policy_identity(spec: str) -> str | None:
     from ..backends.factory import backend_identity, local_model_identity
     from ..config import BackendConfig
 
+    from ..modelspec import parse_model_spec
+
     try:
-        if spec == "embedded":
+        kind, model = parse_model_spec(spec, role="policy")
+        if kind == "embedded":
             return backend_identity(BackendConfig(kind="embedded"))
-        return f"policy:{local_model_identity(spec)}"
+        return f"policy:{local_model_identity(model or spec)}"
     except Exception:  # noqa: BLE001 - a policy that cannot be found fails later with its own message
         return None
 
@@ -279,9 +285,43 @@ def _is_main_process() -> bool:
     return bool(PartialState().is_main_process)
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """The state of a training job as its steps fill it in."""
+
+    config: TrainConfig
+    prepared: PreparedTraining | None = None
+    result: TrainResult | None = None
+
+    def need_prepared(self) -> PreparedTraining:
+        if self.prepared is None:
+            raise RuntimeError("the training job is not prepared yet (prepare-training comes first)")
+        return self.prepared
+
+    def need_result(self) -> TrainResult:
+        if self.result is None:
+            raise RuntimeError("the training job has not trained yet (grpo-train comes last)")
+        return self.result
+
+
+def _prepare(job: TrainJob) -> TrainJob:
+    return replace(job, prepared=prepare_training(job.config))
+
+
+def _train(job: TrainJob) -> TrainJob:
+    return replace(job, result=run_training(job.need_prepared()))
+
+
+#: ``scenario-forge train``'s steps.
+TRAIN_STEPS: list[AnyStep[TrainJob]] = [
+    Step("prepare-training", _prepare),
+    Step("grpo-train", _train, tags=("train",)),
+]
+
+
 def train(config: TrainConfig) -> TrainResult:
-    """``prepare_training`` then ``run_training``."""
-    return run_training(prepare_training(config))
+    """:data:`TRAIN_STEPS` in this process: ``prepare_training`` then ``run_training``."""
+    return run_steps(TRAIN_STEPS, TrainJob(config)).need_result()
 
 
 def _write_manifest(

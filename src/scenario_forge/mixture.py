@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ConfigError
-from ..records import MixtureRow
-from ..schema import atomic_write_bytes, atomic_write_text
+from .atomic import atomic_write_text
+from .errors import ConfigError
+from .parquet import features, records_table, write_table
+from .records import MixtureRow
 
 META_FILE = "mixture.json"
+#: Every loaded scenario the mix left out of all splits, with its stage and reason (Reject rows).
+DROPPED_FILE = "dropped.parquet"
 
 
 class MixtureMeta(BaseModel):
@@ -40,46 +42,30 @@ class MixtureMeta(BaseModel):
         "[] for a standard-only arm); the evaluation's transfer domains are the others. "
         "None: a mixture written before this field (the evaluation reads the train split instead)",
     )
-
-
-@cache
-def mixture_features() -> Any:
-    from datasets import Features, List, Value
-
-    s = Value("string")
-    return Features(
-        {
-            "id": s,
-            "split": s,
-            "source": s,
-            "reward_type": s,
-            "prompt": List({"role": s, "content": s}),
-            "rubric": List({"criterion": s, "points": Value("int64"), "tags": List(s)}),
-            "answer": s,
-            "task": s,
-            "domain": s,
-            "trait": s,
-            "facet": s,
-            "pressure": s,
-            "shape": s,
-            "persona_variant": s,
-            "scenario_id": s,
-            "rubric_spread": Value("float64"),
-        }
+    counts: dict[str, Any] = Field(
+        default_factory=dict, description="scenarios loaded = train beneficial + held out + dropped, by split and reason"
     )
+    ratio: dict[str, Any] = Field(default_factory=dict, description="the beneficial share asked for and built (exact p/q)")
+    spread_check: dict[str, Any] = Field(default_factory=dict, description="the rubric spread check's summary")
+    contamination: dict[str, Any] = Field(default_factory=dict, description="the train vs held-out near-duplicate guard's report")
+    persistence: dict[str, Any] | None = Field(default=None, description="the persistence probes; None: the recipe has none")
+    quality: dict[str, Any] = Field(default_factory=dict, description="the source runs' quality figures")
+    files: dict[str, str] = Field(default_factory=dict, description="other files in the folder (dropped.parquet)")
+    created_at: str | None = None
+
+
+def mixture_features() -> Any:
+    """The split files' schema as ``datasets.Features``, derived from :class:`MixtureRow`."""
+    return features(MixtureRow)
 
 
 def mixture_table(rows: Iterable[MixtureRow]) -> pa.Table:
-    schema = mixture_features().arrow_schema
-    data = [r.model_dump(mode="json") for r in rows]
-    return pa.Table.from_pylist(data, schema=schema) if data else schema.empty_table()
+    return records_table(MixtureRow, rows)
 
 
 def write_split(folder: Path, split: str, rows: Iterable[MixtureRow] | pa.Table) -> int:
     """Write one split atomically; returns its row count."""
-    table = rows if isinstance(rows, pa.Table) else mixture_table(rows)
-    atomic_write_bytes(folder / f"{split}.parquet", lambda tmp: pq.write_table(table, tmp))
-    return table.num_rows
+    return write_table(folder / f"{split}.parquet", rows if isinstance(rows, pa.Table) else mixture_table(rows))
 
 
 def write_meta(folder: Path, meta: MixtureMeta) -> None:

@@ -1,0 +1,230 @@
+"""llama.cpp's C API bound to one GGUF model and one multi-sequence context.
+
+:class:`LlamaEngine` is the only place that calls ``llama_cpp.llama_*``: it loads the model, creates
+a context with ``n_seq`` KV streams (one per sequence), renders chat prompts with the model's own
+template, tokenizes, decodes one batch of ``(sequence, position, token)`` entries, samples, and
+edits the KV streams (drop, copy). It holds no scheduling state: which sequence decodes what is the
+scheduler's business (:mod:`scenario_forge.backends.llama_scheduler`). Not thread-safe: one thread
+(the decode loop) drives it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import SamplingParams
+from ..errors import BackendError, MissingExtraError
+from ..hashing import file_digest
+from ..records import Message
+
+_BACKEND_INIT = threading.Lock()
+_BACKEND_READY = False
+
+
+def load_llama() -> Any:
+    """The ``llama_cpp`` module, loaded with quiet logging and passive OpenMP waiting."""
+    # llama.cpp's CPU backend synchronises its threads with OpenMP barriers. libgomp's default is to
+    # spin at a barrier, so when the cores are shared (other processes, other helpers, CI) a thread
+    # burns its time slice waiting for one that is not running. Measured here (2 cores, load ~10):
+    # the same 16-request batch took 113-132 s with the default policy and 11 s with passive waiting
+    # (16 s with one thread). libgomp reads the policy once, when llama.cpp's library loads: set it
+    # before the first import (a value the user set wins).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import llama_cpp
+        from llama_cpp import _logger
+    except ImportError:  # pragma: no cover - core dependency
+        raise MissingExtraError("llama-cpp-python", "embedded", "the llama.cpp backend") from None
+    # llama.cpp logs every tensor it loads to stderr; keep errors only (set LLAMA_CPP_VERBOSE=1 for all).
+    _logger.set_verbose(bool(os.environ.get("LLAMA_CPP_VERBOSE")))
+    return llama_cpp
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One token of a decode batch: its sequence, its position there, and whether to keep its logits."""
+
+    seq: int
+    token: int
+    pos: int
+    logits: bool
+
+
+class LlamaEngine:
+    """One model and one context of ``n_seq`` KV streams of ``seq_ctx`` tokens each."""
+
+    def __init__(
+        self, path: Path, *, n_seq: int, n_ctx_per_seq: int, n_batch: int, n_threads: int | None = None
+    ) -> None:
+        if not path.is_file():
+            raise BackendError(f"model file not found: {path}")
+        self.path = path
+        ll = load_llama()
+        self._ll = ll
+        global _BACKEND_READY
+        with _BACKEND_INIT:
+            if not _BACKEND_READY:
+                ll.llama_backend_init()
+                _BACKEND_READY = True
+        mparams = ll.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        self._model: Any = ll.llama_model_load_from_file(str(path).encode(), mparams)
+        if not self._model:
+            raise BackendError(f"llama.cpp could not load {path} (not a GGUF model file?)")
+        self._vocab: Any = ll.llama_model_get_vocab(self._model)
+        n_train = ll.llama_model_n_ctx_train(self._model)
+        self.seq_ctx: int = min(n_ctx_per_seq, n_train) if n_train > 0 else n_ctx_per_seq
+        self.n_batch = n_batch
+        cparams = ll.llama_context_default_params()
+        cparams.n_ctx = self.seq_ctx * n_seq
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_seq_max = n_seq
+        # One KV stream per sequence: a token attends only to its own sequence's cells (a unified
+        # cache makes every token scan every sequence's cells). Prefix reuse across streams copies.
+        cparams.kv_unified = False
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        self._ctx: Any = ll.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            ll.llama_model_free(self._model)
+            self._model = None
+            raise BackendError(f"llama.cpp could not create a context for {path}")
+        self._mem: Any = ll.llama_get_memory(self._ctx)
+        self._batch: Any = ll.llama_batch_init(n_batch, 0, 1)
+        self._bos_text = ""
+        try:
+            self._template = self._chat_template()
+            self.digest = file_digest(path)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        return self._ctx is None
+
+    # -- model facts and prompts -----------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(1 << 16)
+        n = self._ll.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", "replace") if n >= 0 else None
+
+    def _token_text(self, token: int) -> str:
+        buf = ctypes.create_string_buffer(64)
+        n = self._ll.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        return buf.raw[: max(n, 0)].decode("utf-8", "replace")
+
+    def _chat_template(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._meta("tokenizer.chat_template")
+        if not template:
+            raise BackendError(f"{self.path.name} has no chat template in its GGUF metadata")
+        bos = self._token_text(self._ll.llama_vocab_bos(self._vocab))
+        eos = self._token_text(self._ll.llama_vocab_eos(self._vocab))
+        self._bos_text = bos
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    def format_prompt(self, messages: Sequence[Message], prefix: str | None = None) -> str:
+        """The chat rendered with the model's template (without its BOS text), then ``prefix``."""
+        text: str = self._template(messages=[m.model_dump() for m in messages]).prompt
+        if self._bos_text and text.startswith(self._bos_text):
+            text = text[len(self._bos_text) :]
+        return text + (prefix or "")
+
+    def tokenize(self, text: str) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 16
+        arr = (self._ll.llama_token * cap)()
+        n = self._ll.llama_tokenize(self._vocab, data, len(data), arr, cap, True, True)
+        if n < 0:
+            raise ValueError("tokenization overflow")
+        return list(arr[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a generated token stands for (special tokens not rendered)."""
+        buf = ctypes.create_string_buffer(64)
+        n = self._ll.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._ll.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        return bytes(buf.raw[:n])
+
+    def is_end(self, token: int) -> bool:
+        """Whether ``token`` ends generation (end of turn or of text)."""
+        return bool(self._ll.llama_vocab_is_eog(self._vocab, token))
+
+    # -- sampling ---------------------------------------------------------------------------------
+
+    def new_sampler(self, sampling: SamplingParams, seed: int) -> Any:
+        """A sampler chain for one request: top-k 40, repetition penalty, then greedy or top-p/temperature."""
+        ll = self._ll
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        # top-k first: the penalty sampler is slow over a full vocabulary (llama.h says so).
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(40))
+        if sampling.repeat_penalty != 1.0:
+            ll.llama_sampler_chain_add(
+                chain,
+                ll.llama_sampler_init_penalties(ll.llama_vocab_n_tokens(self._vocab), 64, sampling.repeat_penalty, 0.0, 0.0),
+            )
+        if sampling.temperature <= 0.0:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
+        else:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(sampling.top_p, 1))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(sampling.temperature))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        return chain
+
+    def free_sampler(self, sampler: Any) -> None:
+        self._ll.llama_sampler_free(sampler)
+
+    def sample(self, sampler: Any, batch_index: int) -> int:
+        """The next token of the sequence whose logits sit at ``batch_index`` of the last batch."""
+        return int(self._ll.llama_sampler_sample(sampler, self._ctx, batch_index))
+
+    # -- KV streams and decoding ------------------------------------------------------------------
+
+    def forget(self, seq: int, start: int = 0) -> None:
+        """Drop sequence ``seq``'s KV from position ``start`` on (all of it by default)."""
+        self._ll.llama_memory_seq_rm(self._mem, seq, start if start > 0 else -1, -1)
+
+    def copy(self, src: int, dst: int, keep: int) -> None:
+        """Make ``dst``'s KV the first ``keep`` positions of ``src``'s (a whole-stream copy, then a trim)."""
+        self._ll.llama_memory_seq_cp(self._mem, src, dst, -1, -1)
+        self._ll.llama_memory_seq_rm(self._mem, dst, keep, -1)
+
+    def decode(self, entries: Sequence[BatchEntry]) -> None:
+        """One ``llama_decode`` over ``entries`` (at most ``n_batch``); entry ``i``'s logits are at index ``i``."""
+        batch = self._batch
+        for i, e in enumerate(entries):
+            batch.token[i] = e.token
+            batch.pos[i] = e.pos
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = e.seq
+            batch.logits[i] = e.logits
+        batch.n_tokens = len(entries)
+        rc = self._ll.llama_decode(self._ctx, batch)
+        if rc != 0:
+            raise BackendError(f"llama.cpp decode failed (code {rc}); try a smaller --parallel")
+
+    def close(self) -> None:
+        """Free the batch, the context and the model (idempotent)."""
+        ll = self._ll
+        if self._batch is not None:
+            ll.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
+            ll.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            ll.llama_model_free(self._model)
+            self._model = None

@@ -1,0 +1,149 @@
+"""A job's steps, declared once as data, and the direct runner that runs them.
+
+A job (generate, curate, mix, evaluate, train) is an ordered list of named steps over one state
+record ``S``: each :class:`Step` is a plain function ``S -> S``; a :class:`ForEach` splits the
+state into parts, runs one function per part (each part its own unit of work: a shard, a split)
+and merges the results back. :func:`run_steps` runs a list in this process; the Prefect runner
+(:func:`scenario_forge.orchestration.steps.run_steps_as_tasks`) runs the *same* list with each
+step as a Prefect task of the same name, so the UI shows the stages the CLI reports.
+
+>>> from dataclasses import dataclass, replace
+>>> @dataclass(frozen=True)
+... class Count:
+...     total: int
+>>> job = [
+...     Step("double", lambda s: replace(s, total=s.total * 2)),
+...     ForEach("add-parts", parts=lambda s: [1, 2, 3], run=lambda p: p * 10,
+...             merge=lambda s, rs: replace(s, total=s.total + sum(rs))),
+... ]
+>>> step_names(job)
+['double', 'add-parts']
+>>> run_steps(job, Count(total=1)).total
+62
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, Union
+
+from . import progress
+
+S = TypeVar("S")
+J = TypeVar("J")
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+def _one_worker(state: object) -> int:
+    return 1
+
+
+def _no_name(part: object) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Step(Generic[S]):
+    """One named stage: ``run(state) -> state``.
+
+    ``tags`` mark what the step needs (``"llm"``: it sends requests to a model; Prefect caps
+    those with ``prefect concurrency-limit create llm N``)."""
+
+    name: str
+    run: Callable[[S], S]
+    tags: tuple[str, ...] = ()
+
+    def on(self, get: Callable[[J], S], put: Callable[[J, S], J]) -> Step[J]:
+        """This step over a larger state ``J`` that holds an ``S`` (same name, same tags).
+
+        >>> inc = Step("inc", lambda n: n + 1)
+        >>> inc.on(lambda pair: pair[0], lambda pair, n: (n, pair[1])).run((1, "x"))
+        (2, 'x')
+        """
+        run = self.run
+        return Step(self.name, lambda state: put(state, run(get(state))), self.tags)
+
+
+@dataclass(frozen=True)
+class ForEach(Generic[S, P, R]):
+    """A fan-out stage: ``run(part)`` for each of ``parts(state)``, then ``merge(state, results)``.
+
+    Results reach ``merge`` in the order of the parts. ``workers(state)`` parts run at once in the
+    direct runner (default 1: one after another). ``part_name(part)`` names one part's task run
+    (``shard-00007-1a2b3c4d``); a part should carry only what its work needs, since a distributed
+    runner ships it to another process."""
+
+    name: str
+    parts: Callable[[S], Sequence[P]]
+    run: Callable[[P], R]
+    merge: Callable[[S, list[R]], S]
+    tags: tuple[str, ...] = ()
+    workers: Callable[[S], int] = _one_worker
+    part_name: Callable[[P], str | None] = _no_name
+
+    def on(self, get: Callable[[J], S], put: Callable[[J, S], J]) -> ForEach[J, P, R]:
+        """This fan-out over a larger state ``J`` that holds an ``S`` (see :meth:`Step.on`)."""
+        parts, merge, workers = self.parts, self.merge, self.workers
+        return ForEach(
+            self.name,
+            parts=lambda state: parts(get(state)),
+            run=self.run,
+            merge=lambda state, results: put(state, merge(get(state), results)),
+            tags=self.tags,
+            workers=lambda state: workers(get(state)),
+            part_name=self.part_name,
+        )
+
+
+#: One entry of a job's list: a step or a fan-out over the job's state ``S``.
+AnyStep = Union[Step[S], ForEach[S, Any, Any]]
+
+#: A runner: ``runner(steps, state) -> final state`` (:func:`run_steps`, or the Prefect runner).
+#: A job's ``*_with(config, runner)`` function does what both share (locks, staging) around it.
+Runner = Callable[[Sequence[AnyStep[S]], S], S]
+
+
+def step_names(steps: Sequence[AnyStep[Any]]) -> list[str]:
+    """The names of a job's steps, in order (what the CLI reports and the Prefect UI shows)."""
+    return [s.name for s in steps]
+
+
+def on(steps: Sequence[AnyStep[S]], get: Callable[[J], S], put: Callable[[J, S], J]) -> list[AnyStep[J]]:
+    """Every step of ``steps`` over a larger state (see :meth:`Step.on`)."""
+    return [s.on(get, put) for s in steps]
+
+
+def _map_parts(each: ForEach[S, P, R], state: S) -> list[R]:
+    parts = list(each.parts(state))
+    workers = max(1, min(each.workers(state), len(parts)))
+    if workers == 1:
+        return [each.run(p) for p in parts]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(each.run, p) for p in parts]
+        # Every part ends before a failure is raised: what could finish is saved.
+        errors = [f.exception() for f in futures]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        return [f.result() for f in futures]
+
+
+def iter_steps(steps: Sequence[AnyStep[S]], state: S) -> Iterator[tuple[str, S]]:
+    """Run the steps in order in this process, yielding ``(step name, state after it)``."""
+    for step in steps:
+        progress.report("step", name=step.name)
+        if isinstance(step, ForEach):
+            state = step.merge(state, _map_parts(step, state))
+        else:
+            state = step.run(state)
+        yield step.name, state
+
+
+def run_steps(steps: Sequence[AnyStep[S]], state: S) -> S:
+    """Run the steps in order in this process and return the final state (the direct runner)."""
+    for _, state in iter_steps(steps, state):
+        pass
+    return state
