@@ -20,8 +20,8 @@ from scenario_forge.curation.embed import scenario_text
 from scenario_forge.errors import ConfigError
 from scenario_forge.mixing import guard
 from scenario_forge.mixing.config import MixConfig
-from scenario_forge.mixture import DROPPED_FILE, mixture_features, read_meta, read_split
 from scenario_forge.mixing.run import run_mix
+from scenario_forge.mixture import DROPPED_FILE, mixture_features, read_meta, read_split
 from scenario_forge.schema import read_rejects, read_scenarios
 
 OFF = {"enabled": False}

@@ -117,8 +117,8 @@ def test_config_file_and_flags(run: Path, tmp_path: Path):
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_prefect_flows(run: Path, tmp_path: Path):
-    """The mix flow runs the mix job's own step list, one task per step named as the step (what the
-    direct runner runs), and returns the mixture's record; the publish flow publishes it."""
+    """The mix and publish flows run their jobs' own step lists, one task per step named as the step
+    (what the direct runner runs), and return the jobs' records."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.testing.utilities import prefect_test_harness
@@ -128,17 +128,25 @@ def test_prefect_flows(run: Path, tmp_path: Path):
     from scenario_forge.mixing.config import MixConfig
     from scenario_forge.mixing.run import MIX_STEPS
     from scenario_forge.mixture import MixtureMeta
+    from scenario_forge.publishing.build import PublishResult
     from scenario_forge.publishing.config import PublishConfig
+    from scenario_forge.publishing.run import PUBLISH_STEPS
     from scenario_forge.steps import step_names
+
+    def task_names(client, state) -> list[str]:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        return [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.expected_start_time or r.created)]
 
     with prefect_test_harness(server_startup_timeout=90):
         state = mix_flow(MixConfig(runs=[run], out=tmp_path / "m", spread={"enabled": False}), return_state=True)
         meta = state.result()
+        published = publish_flow(PublishConfig(source=tmp_path / "m", local=tmp_path / "hub", exports=["verl"]), return_state=True)
+        summary = published.result()
         with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
-        summary = publish_flow(PublishConfig(source=tmp_path / "m", local=tmp_path / "hub", exports=["verl"]))
-    tasks = [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.expected_start_time or r.created)]
-    assert tasks == step_names(MIX_STEPS) == ["plan-mixture", "spread-check", "select-rows", "contamination-guard", "write-mixture"]
+            mix_tasks, publish_tasks = task_names(client, state), task_names(client, published)
+    assert mix_tasks == step_names(MIX_STEPS) == ["plan-mixture", "spread-check", "select-rows", "contamination-guard", "write-mixture"]
+    assert publish_tasks == step_names(PUBLISH_STEPS) == ["build-hub-folder", "push-to-hub"]
     written = read_meta(tmp_path / "m")
     assert isinstance(meta, MixtureMeta) and (meta.splits, meta.counts) == (written.splits, written.counts) and meta.ratio["exact"]
-    assert summary["configs"]["mixture"]["train"] == meta.splits["train"] and (tmp_path / "hub" / "README.md").is_file()
+    assert isinstance(summary, PublishResult) and summary.configs["mixture"]["train"] == meta.splits["train"]
+    assert (tmp_path / "hub" / "README.md").is_file()

@@ -71,7 +71,7 @@ def test_recipe_and_taxonomy_resolved_once_by_the_config(run: Path, tmp_path: Pa
     assert meta.seed == 7 and meta.provenance["taxonomy"] == resolution.taxonomy.model_dump()
     assert "heldout_domains" in meta.splits
     with pytest.raises(ConfigError, match="changed after validation"):
-        config.model_copy(update={"seed": 8}).resolution  # a copy that skipped the validator is refused
+        _ = config.model_copy(update={"seed": 8}).resolution  # a copy that skipped the validator is refused
 
 
 def test_a_bad_name_fails_in_the_config(run: Path, tmp_path: Path):
@@ -102,12 +102,11 @@ def test_staging_for_clears_a_leftover_and_removes_a_failed_build(tmp_path: Path
     out = tmp_path / "out"
     staging_path(out).mkdir()
     (staging_path(out) / "stale.txt").write_text("from an interrupted job")
-    with pytest.raises(ConfigError):
-        with staging_for(out) as staging:
-            assert not staging.exists()  # the leftover is cleared; the job makes the folder when it writes
-            staging.mkdir()
-            (staging / "half.txt").write_text("half")
-            raise ConfigError("failed half-way")
+    with pytest.raises(ConfigError), staging_for(out) as staging:
+        assert not staging.exists()  # the leftover is cleared; the job makes the folder when it writes
+        staging.mkdir()
+        (staging / "half.txt").write_text("half")
+        raise ConfigError("failed half-way")
     assert list(tmp_path.iterdir()) == []
 
 

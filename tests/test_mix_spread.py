@@ -16,9 +16,9 @@ from scenario_forge.backends.fake import FakeBackend
 from scenario_forge.config import BackendConfig
 from scenario_forge.mixing import guard
 from scenario_forge.mixing.config import MixConfig, SpreadConfig
-from scenario_forge.mixture import DROPPED_FILE, read_split
 from scenario_forge.mixing.run import run_mix
 from scenario_forge.mixing.spread import SpreadResult, check_spread
+from scenario_forge.mixture import DROPPED_FILE, read_split
 from scenario_forge.schema import read_rejects, read_scenarios
 
 POLICY = BackendConfig(kind="fake", model="policy")

@@ -19,6 +19,7 @@ from prefect_server import PrefectServer, shared_server
 from scenario_forge.backends.factory import use_backend
 from scenario_forge.backends.fake import FakeBackend
 from scenario_forge.config import BackendConfig
+from scenario_forge.manifest import Manifest
 from scenario_forge.orchestration import TaskRunnerConfig
 from scenario_forge.orchestration.artifacts import artifact_key
 from scenario_forge.schema import read_scenarios
@@ -66,11 +67,13 @@ def test_generate_flow_leaves_artifacts_and_resumes(server, tmp_path: Path, monk
         state = generate_flow(cfg, return_state=True)
         assert updates == [33.3, 66.7, 100.0]  # once per shard, as each finishes
         assert state.is_completed(), state.message
-        manifest = state.result()
+        typed = state.result()
+        assert isinstance(typed, Manifest)  # the flow returns the job's record
+        manifest = typed.model_dump(mode="json")
         calls = backend.calls
         again = generate_flow(cfg, return_state=True)
     assert again.is_completed() and backend.calls == calls > 0  # every shard resumed: no new request
-    assert again.result()["timings"]["shards_resumed"] == 3 == manifest["timings"]["shards"]
+    assert again.result().timings["shards_resumed"] == 3 == manifest["timings"]["shards"]
     c = manifest["counts"]
     assert c["planned"] == 12 == c["kept"] + c["rejected"] + c["deduplicated"]
 
@@ -131,8 +134,7 @@ def test_dask_cluster_produces_the_same_data_as_threads(server, tmp_path: Path):
         cfg = fake_config(tmp_path / name, n=16, shard_size=2, domains=["health", "law"], backend=backend)
         state = generate_flow(cfg, runner, return_state=True)
         assert state.is_completed(), state.message
-        manifest = state.result()
-        results[name] = read_scenarios(cfg.out / manifest["run_id"] / "scenarios.parquet")
+        results[name] = read_scenarios(cfg.out / state.result().run_id / "scenarios.parquet")
         pids = {line.split("\t")[0] for line in log.read_text().splitlines()[lines_before:]}
         if name == "threads":
             assert pids == {str(os.getpid())}
@@ -165,9 +167,10 @@ def test_end_to_end_flow_generates_then_mixes(server, tmp_path: Path):
         state = end_to_end_flow(config, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
-    run_id = result["generate"]["run_id"]
+    run_id = result.generate.run_id
     mixture = tmp_path / "out" / f"{run_id}-mixture"
-    assert (mixture / "mixture.json").is_file() and set(result) == {"generate", "mix"}
+    assert (mixture / "mixture.json").is_file() and result.train_eval is None and result.publish is None
+    assert result.mix.recipe["name"] == "paper-5pct"
     assert json.loads((mixture / "mixture.json").read_text())["recipe"]["name"] == "paper-5pct"
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
@@ -205,5 +208,44 @@ def test_a_failing_shard_fails_the_run_after_the_others_are_saved(server, tmp_pa
     assert done == ["00000", "00002", "00003"] and not (root / "manifest.json").exists()
     with use_backend(FAKE, FakeBackend()) as healthy:
         manifest = run_flow_from_cli(generate_flow, config=cfg)
-    assert manifest["timings"]["shards_resumed"] == 3 and manifest["counts"]["kept"] == 8
+    assert manifest.timings["shards_resumed"] == 3 and manifest.counts.kept == 8
     assert {r.id.split(":", 1)[0] for r in healthy.requests} == doomed
+
+
+def _task_run_names(flow_run_id) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), sort=TaskRunSort.EXPECTED_START_TIME_ASC
+        )
+    return [r.name for r in runs]
+
+
+@pytest.mark.timeout(180)
+def test_the_flows_run_the_steps_the_direct_runner_runs(server, tmp_path: Path):
+    """generate (with curation) and curate: one Prefect task per declared step, named as the step,
+    one per shard; the same list the CLI's direct runner runs."""
+    from flows.curate import curate_flow
+    from flows.generate import generate_flow
+    from scenario_forge.curation.config import CurateConfig
+    from scenario_forge.curation.run import CURATE_STEPS
+    from scenario_forge.generation.run import generate_steps
+    from scenario_forge.steps import step_names
+
+    cfg = fake_config(tmp_path, n=4, shard_size=2, curate=True, curation={"judge": False})
+    with use_backend(FAKE, FakeBackend()):
+        state = generate_flow(cfg, return_state=True)
+        assert state.is_completed(), state.message
+        names = _task_run_names(state.state_details.flow_run_id)
+        shards = sorted(n for n in names if n.startswith("shard-"))
+        steps = {n.rsplit("-", 1)[0] for n in names if not n.startswith("shard-")}
+        assert len(shards) == 2 and steps == set(step_names(generate_steps(cfg))) - {"generate-shard"}
+        assert "quality-gates" in steps and "near-duplicates" in steps  # curation is its own tasks
+        again = curate_flow(CurateConfig(runs=[cfg.out / state.result().run_id], curation={"judge": False}), return_state=True)
+    assert again.is_completed(), again.message
+    assert isinstance(again.result()[0], Manifest)
+    names = _task_run_names(again.state_details.flow_run_id)
+    assert {n.rsplit("-", 1)[0] for n in names} == set(step_names(CURATE_STEPS))

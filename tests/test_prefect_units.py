@@ -186,7 +186,8 @@ def test_unreachable_prefect_api_is_one_clear_line(tmp_path: Path, monkeypatch):
     url = f"http://127.0.0.1:{port}/api"
     monkeypatch.setenv("PREFECT_API_URL", url)
     with temporary_settings(updates={PREFECT_API_URL: url}):
-        result = CliRunner().invoke(app, ["generate", "--backend", "fake", "--n", "2", "--out", str(tmp_path / "out")])
+        result = CliRunner().invoke(app, ["generate", "--backend", "fake", "--n", "2", "--out", str(tmp_path / "out"),
+                                            "--orchestrator", "prefect"])
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert result.exit_code == 2 and len(errors) == 1, result.output
     assert f"the Prefect API at {url} is not reachable (ConnectError" in errors[0]

@@ -55,7 +55,7 @@ def test_strict_mypy_passes_on_src() -> None:
     """``python -m mypy`` with the project's settings finds no errors (about 80 s cold, seconds warm)."""
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-color-output", "--no-error-summary"],
-        cwd=REPO, capture_output=True, text=True, timeout=590,
+        cwd=REPO, capture_output=True, text=True, timeout=590, check=False,
     )
     if proc.returncode != 0 and "No module named mypy" in proc.stderr:
         pytest.fail("mypy is not installed: install the dev extra (bash scripts/setup.sh)")

@@ -257,11 +257,10 @@ class GenerateConfig(_Config):
     @model_validator(mode="after")
     def _names_exist(self) -> GenerateConfig:
         # Resolve names against the taxonomy now, so a bad --domain fails before any model loads;
-        # the job plans from what is resolved here (see ``selection``).
-        from .taxonomy.loader import select
-
+        # the job plans from what is resolved here (see ``selection``). Pydantic runs this again
+        # when a validated config is nested in another model: what is stored is kept then.
         try:
-            self._selection = select(self.taxonomy, self.domains, self.traits)
+            self.selection  # noqa: B018 - resolves and stores
         except ForgeError as exc:
             raise ValueError(str(exc)) from None
         return self

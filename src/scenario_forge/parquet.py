@@ -39,30 +39,21 @@ Point(name='a', xy=[1.0, 2.0], tags={'k': 1}, weight=None)
 from __future__ import annotations
 
 import json
-import types
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from .annotations import without_none
 from .atomic import atomic_write_bytes
 
 R = TypeVar("R", bound=BaseModel)
 
 _SCALARS: dict[type, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
-
-
-def _without_none(annotation: Any) -> Any:
-    """``X | None`` -> ``X``; any other annotation unchanged."""
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
 
 
 def _is_record(annotation: Any) -> bool:
@@ -74,7 +65,7 @@ def _is_json(annotation: Any) -> bool:
 
 
 def _arrow_type(annotation: Any, where: str) -> pa.DataType:
-    annotation = _without_none(annotation)
+    annotation = without_none(annotation)
     if _is_record(annotation):
         return pa.struct(
             [pa.field(name, _arrow_type(f.annotation, f"{where}.{name}")) for name, f in annotation.model_fields.items()]
@@ -111,7 +102,7 @@ def features(record: type[BaseModel]) -> Any:
 
 
 def _encode(value: Any, annotation: Any) -> Any:
-    annotation = _without_none(annotation)
+    annotation = without_none(annotation)
     if value is None:
         return None
     if _is_json(annotation):
@@ -125,8 +116,8 @@ def _encode(value: Any, annotation: Any) -> Any:
 
 
 def _decode(value: Any, annotation: Any) -> Any:
-    optional = _without_none(annotation) is not annotation
-    annotation = _without_none(annotation)
+    optional = without_none(annotation) is not annotation
+    annotation = without_none(annotation)
     if value is None:
         return None
     if _is_json(annotation):

@@ -17,16 +17,18 @@ Role = Literal["system", "user", "assistant"]
 Shape = Literal["plain", "flawed_prior_turn"]
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
+    """Base of every record that crosses a stage boundary: immutable, and no unknown fields."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Message(_Record):
+class Message(Record):
     role: Role
     content: str
 
 
-class ScenarioSeed(_Record):
+class ScenarioSeed(Record):
     """One planned scenario: a cell of the coverage plan and the choices drawn for it."""
 
     id: str
@@ -43,19 +45,19 @@ class ScenarioSeed(_Record):
     sample_seed: int = Field(ge=0)
 
 
-class Brief(_Record):
+class Brief(Record):
     situation: str
     user_goal: str
     key_facts: str
     trap: str
 
 
-class Briefed(_Record):
+class Briefed(Record):
     seed: ScenarioSeed
     brief: Brief
 
 
-class Dialogue(_Record):
+class Dialogue(Record):
     """A conversation ending with a user turn: the prompt the policy will answer."""
 
     seed: ScenarioSeed
@@ -64,7 +66,7 @@ class Dialogue(_Record):
     flawed_turn_index: int | None = None
 
 
-class Criterion(_Record):
+class Criterion(Record):
     """One HealthBench-style rubric line: met criteria add their points (negative ones subtract)."""
 
     criterion: str = Field(min_length=3)
@@ -79,7 +81,7 @@ class Criterion(_Record):
         return value
 
 
-class Provenance(_Record):
+class Provenance(Record):
     """What produced a row: enough to reproduce it or to explain it."""
 
     run_id: str
@@ -94,7 +96,7 @@ class Provenance(_Record):
     plan_seed: int
 
 
-class Quality(_Record):
+class Quality(Record):
     """The LLM judge's scores (1-5) from curation; ``None`` where the judge could not score."""
 
     realism: float | None = None
@@ -104,7 +106,7 @@ class Quality(_Record):
     judge_model: str | None = None
 
 
-class Scenario(_Record):
+class Scenario(Record):
     """A finished scenario: the RL prompt (``messages``) and how to grade its answer (``rubric``)."""
 
     id: str
@@ -148,7 +150,7 @@ class Scenario(_Record):
         )
 
 
-class Reject(_Record):
+class Reject(Record):
     """A row the pipeline dropped, kept with the stage and reason that dropped it."""
 
     id: str
@@ -206,7 +208,7 @@ RewardType = Literal["rubric", "exact_match", "generic_judge"]
 PersonaVariant = Literal["harmful", "helpful"]
 
 
-class MixtureRow(_Record):
+class MixtureRow(Record):
     """One row of a training mixture or held-out split (``DIR/<split>.parquet``).
 
     Beneficial rows carry the scenario's conversation as ``prompt`` and its ``rubric``; standard

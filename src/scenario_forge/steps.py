@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, Generic, TypeVar
 
 from . import progress
 
@@ -99,7 +99,7 @@ class ForEach(Generic[S, P, R]):
 
 
 #: One entry of a job's list: a step or a fan-out over the job's state ``S``.
-AnyStep = Union[Step[S], ForEach[S, Any, Any]]
+AnyStep = Step[S] | ForEach[S, Any, Any]
 
 #: A runner: ``runner(steps, state) -> final state`` (:func:`run_steps`, or the Prefect runner).
 #: A job's ``*_with(config, runner)`` function does what both share (locks, staging) around it.
@@ -144,6 +144,7 @@ def iter_steps(steps: Sequence[AnyStep[S]], state: S) -> Iterator[tuple[str, S]]
 
 def run_steps(steps: Sequence[AnyStep[S]], state: S) -> S:
     """Run the steps in order in this process and return the final state (the direct runner)."""
-    for _, state in iter_steps(steps, state):
+    final = state
+    for _, final in iter_steps(steps, state):
         pass
-    return state
+    return final

@@ -4,8 +4,9 @@
 a context with ``n_seq`` KV streams (one per sequence), renders chat prompts with the model's own
 template, tokenizes, decodes one batch of ``(sequence, position, token)`` entries, samples, and
 edits the KV streams (drop, copy). It holds no scheduling state: which sequence decodes what is the
-scheduler's business (:mod:`scenario_forge.backends.llama_scheduler`). Not thread-safe: one thread
-(the decode loop) drives it.
+scheduler's business (:mod:`scenario_forge.backends.llama_scheduler`). Decoding, sampling and KV
+edits come from one thread (the decode loop); rendering and tokenizing prompts only read the model's
+vocabulary and template, and callers' threads do that.
 """
 
 from __future__ import annotations

@@ -97,8 +97,10 @@ def build_config(
         return model.model_validate(data)
     except ValidationError as exc:
         loc = ".".join(str(p) for p in exc.errors()[0].get("loc", ()))
-        given = overrides.get(loc) is not None
-        if flags and given and loc in flags:
+        # the flag that set the failing field, or the first given flag inside a failing nested config
+        # (``--model`` for ``backend: model 'x' not found``)
+        named = [p for p in overrides if overrides[p] is not None and (p == loc or p.startswith(f"{loc}."))]
+        if flags and named and named[0] in flags:
             first = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            raise ForgeError(f"{flags[loc]}: {first}") from None
+            raise ForgeError(f"{flags[named[0]]}: {first}") from None
         raise ForgeError(one_line(exc, str(file) if file else "")) from None

@@ -6,8 +6,11 @@ from pathlib import Path
 
 from ..curation.config import CurateConfig
 from ._common import as_json, console, fail
-from .options import Given, config_command
+from .options import Given, config_command, run_job
 from .summary import print_run_summary, shard_progress
+
+#: The job this command runs, without and with Prefect (``--orchestrator``).
+DIRECT, FLOW = "scenario_forge.curation.run:curate_runs", "flows.curate:curate_flow"
 
 
 @config_command(CurateConfig)
@@ -25,16 +28,7 @@ def curate(given: Given[CurateConfig]) -> None:
         for run in sorted({Path(r).resolve() for r in cfg.runs}):
             locks.enter_context(runlock.hold(runlock.run_lock(run), f"run folder {run}"))
         locks.enter_context(shard_progress(console))
-        if given.orchestrator == "direct":
-            from ..curation.run import curate_runs
-
-            manifests = as_json(curate_runs(cfg))
-        else:
-            from flows.curate import curate_flow
-
-            from ..orchestration.local_api import run_flow_from_cli
-
-            manifests = as_json(run_flow_from_cli(curate_flow, config=cfg))
+        manifests = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))
     for manifest in manifests:
         print_run_summary(manifest)
     from .generate import nothing_kept

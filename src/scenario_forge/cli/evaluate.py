@@ -10,8 +10,10 @@ from rich.console import Console
 
 from ..evaluation.config import EvalConfig
 from ..modelspec import model_backend_config, parse_kind
-from ._common import as_json
-from .options import BACKEND_CHOICES, Given, config_command
+from .options import BACKEND_CHOICES, Given, config_command, run_job
+
+#: The job this command runs, without and with Prefect (``--orchestrator``).
+DIRECT, FLOW = "scenario_forge.evaluation.run:evaluate", "flows.train_eval:evaluate_flow"
 
 
 @config_command(EvalConfig)
@@ -32,16 +34,7 @@ def evaluate(
         "baseline": None if baseline_is_grades else _backend(baseline, baseline_backend, baseline_base_url, "--baseline-backend"),
         "baseline_grades": baseline if baseline_is_grades else None,
     })
-    if given.orchestrator == "prefect":
-        from flows.train_eval import evaluate_flow
-
-        from ..orchestration.local_api import run_flow_from_cli
-
-        figures = as_json(run_flow_from_cli(evaluate_flow, config=cfg))["figures"]
-    else:
-        from ..evaluation.run import evaluate as run_eval
-
-        figures = run_eval(cfg).figures
+    figures = run_job(given.orchestrator, cfg, DIRECT, FLOW).figures
     print_eval_summary(figures, cfg.out, cfg.model_label, cfg.baseline_label if cfg.has_baseline else None)
 
 

@@ -10,8 +10,11 @@ import typer
 
 from ..config import GenerateConfig
 from ._common import as_json, console, fail
-from .options import Given, config_command
+from .options import Given, config_command, run_job
 from .summary import print_run_summary, shard_progress
+
+#: The job this command runs, without and with Prefect (``--orchestrator``).
+DIRECT, FLOW = "scenario_forge.generation.run:run_generate_direct", "flows.generate:generate_flow"
 
 
 @config_command(GenerateConfig)
@@ -43,16 +46,7 @@ def generate(
             if line:
                 print(f"warning: generate: {line}", file=sys.stderr)
         with shard_progress(console):
-            if given.orchestrator == "direct":
-                from ..generation.run import run_generate_direct
-
-                manifest = run_generate_direct(cfg).model_dump(mode="json")
-            else:
-                from flows.generate import generate_flow
-
-                from ..orchestration.local_api import run_flow_from_cli
-
-                manifest = as_json(run_flow_from_cli(generate_flow, config=cfg))
+            manifest = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))
     print_run_summary(manifest)
     reason = nothing_kept(manifest, planned.root)
     if reason:

@@ -19,7 +19,7 @@ app = typer.Typer(
     help="Build beneficial-trait RL data: plan, generate, curate, mix, publish, train, evaluate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion: shells complete flags and choices (docs/cli.md)
 )
 app.command("generate")(generate)
 app.command("curate")(curate)

@@ -11,7 +11,10 @@ from rich.table import Table
 
 from ..mixing.config import MixConfig
 from ._common import as_json
-from .options import Given, config_command
+from .options import Given, config_command, run_job
+
+#: The job this command runs, without and with Prefect (``--orchestrator``).
+DIRECT, FLOW = "scenario_forge.mixing.run:run_mix", "flows.mix:mix_flow"
 
 
 @config_command(MixConfig)
@@ -32,21 +35,7 @@ def mix(
 
         print_mix_plan(estimate_mixture(cfg))
         return
-    from .. import runlock
-
-    # One writer per mixture folder: it is built in a staging folder and swapped in, so the lock
-    # file sits next to it (.OUT.lock).
-    with runlock.hold(runlock.sibling_lock(cfg.out), f"mixture folder {cfg.out}"):
-        if given.orchestrator == "direct":
-            from ..mixing.run import run_mix
-
-            meta = run_mix(cfg).model_dump(mode="json")
-        else:
-            from flows.mix import mix_flow
-
-            from ..orchestration.local_api import run_flow_from_cli
-
-            meta = as_json(run_flow_from_cli(mix_flow, config=cfg))
+    meta = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))  # the job holds the mixture folder's lock
     print_mix_summary(meta, cfg.out)
 
 

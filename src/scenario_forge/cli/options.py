@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, Optional, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Generic, Literal, Optional, TypeVar, get_args, get_origin
 
 import typer
 from pydantic import BaseModel
 
+from ..annotations import without_none
 from ..errors import ConfigError
 from ..flags import prefixed, read_mark
 from ..modelspec import KINDS
@@ -83,17 +83,9 @@ class Option:
         return self.decls[0].split("/")[0]
 
 
-def _strip_optional(annotation: Any) -> Any:
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
-
-
 def _typer_type(annotation: Any) -> tuple[Any, Choices | None]:
     """The type typer parses into, and a :class:`Choices` for ``Literal`` (and lists of them)."""
-    inner = _strip_optional(annotation)
+    inner = without_none(annotation)
     if get_origin(inner) is Literal:
         return str, Choices(tuple(str(v) for v in get_args(inner)))
     if get_origin(inner) is list:
@@ -132,7 +124,7 @@ def derive(model: type[BaseModel], prefix: str | None = None, only: list[str] | 
             continue
         dotted = f"{path}{name}"
         if mark.get("group"):
-            nested = _strip_optional(info.annotation)
+            nested = without_none(info.annotation)
             if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
                 raise TypeError(f"{model.__name__}.{name}: a group mark needs a nested config model")
             options += derive(nested, mark.get("prefix", prefix), mark.get("only"), f"{dotted}.")
@@ -167,6 +159,21 @@ class Given(Generic[M]):
     def given(self) -> list[str]:
         """The config paths whose flag was given, in option order."""
         return [path for path, value in self.values.items() if value is not None]
+
+
+def run_job(orchestrator: Orchestrator, config: BaseModel, direct: str, flow: str) -> Any:
+    """The job's typed result (a Manifest, MixtureMeta, ...): ``direct`` (``module:function``) in this
+    process, or the Prefect flow ``flow`` (``module:function``), which runs the same steps as tasks.
+    Both are imported only when chosen (Prefect takes seconds to import)."""
+    from importlib import import_module
+
+    module, _, name = (direct if orchestrator == "direct" else flow).partition(":")
+    job = getattr(import_module(module), name)
+    if orchestrator == "direct":
+        return job(config)
+    from ..orchestration.local_api import run_flow_from_cli
+
+    return run_flow_from_cli(job, config=config)
 
 
 def _orchestrator(value: str) -> Orchestrator:

@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..publishing.config import PublishConfig
-from ._common import as_json
-from .options import Given, config_command
+from .options import Given, config_command, run_job
+
+#: The job this command runs, without and with Prefect (``--orchestrator``).
+DIRECT, FLOW = "scenario_forge.publishing.run:run_publish", "flows.publish:publish_flow"
 
 
 @config_command(PublishConfig)
@@ -25,23 +27,7 @@ def publish(
 
         for line in not_ready_warnings([cfg.source]):
             Console(stderr=True).print(line, style="yellow", highlight=False, soft_wrap=True, markup=False)
-    from contextlib import nullcontext
-
-    from .. import runlock
-
-    # One writer per --local folder (built in a staging folder and swapped in: the lock sits next to it).
-    lock = runlock.hold(runlock.sibling_lock(cfg.local), f"publish folder {cfg.local}") if cfg.local else nullcontext()
-    with lock:
-        if given.orchestrator == "direct":
-            from ..publishing.run import run_publish
-
-            summary = run_publish(cfg).summary()
-        else:
-            from flows.publish import publish_flow
-
-            from ..orchestration.local_api import run_flow_from_cli
-
-            summary = as_json(run_flow_from_cli(publish_flow, config=cfg))
+    summary = run_job(given.orchestrator, cfg, DIRECT, FLOW).summary()  # the job holds the --local folder's lock
     _print(summary)
 
 

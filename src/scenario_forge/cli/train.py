@@ -11,7 +11,10 @@ from rich.console import Console
 from ..errors import ConfigError
 from ..training.config import TrainConfig
 from ._common import as_json, build_config
-from .options import Given, config_command
+from .options import Given, config_command, run_job
+
+#: The job this command runs, without and with Prefect (``--orchestrator``).
+DIRECT, FLOW = "scenario_forge.training.trainer:train", "flows.train_eval:train_flow"
 
 
 @config_command(TrainConfig)
@@ -25,16 +28,7 @@ def train(
         _run_sft(given, sft)
         return
     cfg = given.build()
-    if given.orchestrator == "prefect":
-        from flows.train_eval import train_flow
-
-        from ..orchestration.local_api import run_flow_from_cli
-
-        result = as_json(run_flow_from_cli(train_flow, config=cfg))
-    else:
-        from ..training.trainer import train as run_train
-
-        result = run_train(cfg).model_dump(mode="json")
+    result = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))
     _print_train(result)
 
 

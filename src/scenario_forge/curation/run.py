@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from .. import progress, runlock
+from ..atomic import atomic_write_text
 from ..backends.base import StageUsage
 from ..config import BackendConfig, CurationConfig
 from ..errors import AccountingError, ConfigError
 from ..manifest import Counts, Manifest
 from ..records import Reject, Scenario
-from ..atomic import atomic_write_text
 from ..schema import read_rejects, read_scenarios, write_rejects, write_scenarios
 from ..steps import AnyStep, Runner, Step, on, run_steps
 from ..store import RunStore

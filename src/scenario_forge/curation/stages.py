@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import progress
-from ..backends.base import Backend, StageUsage
+from ..backends.base import StageUsage
 from ..backends.factory import get_backend
 from ..config import BackendConfig, CurationConfig
 from ..manifest import DEDUP_STAGE

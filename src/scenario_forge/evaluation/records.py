@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from ..errors import ConfigError
 from ..parquet import read_records, write_records
+from ..records import Record
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Answer(_Record):
+class Answer(Record):
     """One model's answer to one row; ``text`` is None when generation failed (``error`` says why)."""
 
     split: str
@@ -30,7 +25,7 @@ class Answer(_Record):
     error: str | None = None
 
 
-class GradeRow(_Record):
+class GradeRow(Record):
     """One graded answer. ``score`` is None when it could not be scored (``status`` says why):
     ``generation_failed`` (no answer), ``unscoreable`` (the judge gave no usable verdict) or
     ``no_reference`` (an exact-match row without an answer). Unscored rows are excluded from every

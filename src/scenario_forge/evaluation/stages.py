@@ -8,14 +8,14 @@ sampling, seed, the rows' prompts), so a rerun after a judge failure does not ge
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..backends.base import Backend, ChatRequest, StageUsage, timed_generate
 from ..config import SamplingParams
 from ..grading import GenericJudge, GradeItem, RubricGrader
-from ..hashing import content_key
 from ..grading.exact_match import exact_match_reward
+from ..hashing import content_key
 from ..records import MixtureRow
 from .records import Answer, GradeRow, read_answers, write_answers
 from .refusal import classify_refusals
@@ -60,7 +60,7 @@ def answer_rows(
 
 
 def cached_answers(
-    cache: Path, key: str, backend_factory, rows: Sequence[MixtureRow], sampling: SamplingParams, seed: int,
+    cache: Path, key: str, backend_factory: Callable[[], Backend], rows: Sequence[MixtureRow], sampling: SamplingParams, seed: int,
     usage: StageUsage | None = None,
 ) -> list[Answer]:
     """:func:`answer_rows`, read from ``cache/KEY.parquet`` when an earlier run wrote it.

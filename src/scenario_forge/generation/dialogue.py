@@ -81,31 +81,36 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
         )
 
     max_turns = max((d.item.seed.user_turns for d in drafts), default=0)
-    for turn in range(max_turns):  # run_step calls its lambdas before the loop moves on
-        users = [d for d in drafts if turn < d.item.seed.user_turns]
-        run_step(
-            "user_turn", "user", users,
-            lambda d, a: ctx.request(
+    for turn in range(max_turns):
+
+        def ask_user(d: _Draft, a: int, turn: int = turn) -> ChatRequest:
+            return ctx.request(
                 d.item.seed, f"user.{turn}", a, "user_turn.j2", ctx.sampling.user_turn,
                 brief=d.item.brief, history=d.history(), turn=turn, escalation=_step(ctx, d, turn),
                 challenge_flaw=d.flawed_turn_index is not None and turn == 1, retry=a > 0,
-            ),
-            lambda d, g: _linted(
+            )
+
+        def check_user(d: _Draft, g: Generation, turn: int = turn) -> _Checked:
+            return _linted(
                 d, "user", clean_turn(_whole_sentences(g), "user", previous=d.said("user"), max_sentences=3),
                 final=turn == d.item.seed.user_turns - 1,
-            ),
-        )
+            )
+
+        def ask_assistant(d: _Draft, a: int, turn: int = turn) -> ChatRequest:
+            return ctx.request(
+                d.item.seed, f"assistant.{turn}", a, "assistant_turn.j2", ctx.sampling.assistant_turn,
+                history=d.history(), plant_flaw=_plants_flaw(d, turn), retry=a > 0,
+            )
+
+        def check_assistant(d: _Draft, g: Generation) -> _Checked:
+            return _linted(d, "assistant", clean_turn(_whole_sentences(g), "assistant", previous=d.said("assistant")))
+
+        users = [d for d in drafts if turn < d.item.seed.user_turns]
+        run_step("user_turn", "user", users, ask_user, check_user)
         assistants = [d for d in drafts if turn < d.item.seed.user_turns - 1]
         if not assistants:
             continue
-        run_step(
-            "assistant_turn", "assistant", assistants,
-            lambda d, a: ctx.request(
-                d.item.seed, f"assistant.{turn}", a, "assistant_turn.j2", ctx.sampling.assistant_turn,
-                history=d.history(), plant_flaw=_plants_flaw(d, turn), retry=a > 0,
-            ),
-            lambda d, g: _linted(d, "assistant", clean_turn(_whole_sentences(g), "assistant", previous=d.said("assistant"))),
-        )
+        run_step("assistant_turn", "assistant", assistants, ask_assistant, check_assistant)
         for d in assistants:
             if d in drafts and _plants_flaw(d, turn):
                 d.flawed_turn_index = len(d.messages) - 1

@@ -18,18 +18,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from .. import __version__, progress, runlock
+from ..atomic import atomic_write_text
 from ..backends.base import StageUsage
 from ..backends.factory import backend_identity, get_backend
 from ..config import GenerateConfig
 from ..curation.run import CurationResult, finish_generated, start_generated
-from ..curation.stages import CURATION_STEPS, Batch
+from ..curation.stages import CURATION_STEPS, Batch, with_wall_time
 from ..hashing import content_key
 from ..manifest import Counts, Manifest
 from ..orchestration.slots import shard_slot
 from ..planning import plan_selection
 from ..prompts import PromptSet
 from ..records import Provenance, Reject, Scenario
-from ..atomic import atomic_write_text
 from ..schema import write_rejects, write_scenarios
 from ..steps import AnyStep, ForEach, Runner, Step, on, run_steps
 from ..store import RunStore, ShardSpec, ShardSummary
@@ -260,8 +260,6 @@ def finalize_run(job: GenerateJob) -> GenerateJob:
     kept, rejects = job.generated, job.rejects
     extra: dict[str, Any] = {}
     if run.config.curate:
-        from ..curation.stages import with_wall_time
-
         result: CurationResult = finish_generated(
             with_wall_time(job.need_batch()), run.root, job.generated, planned=run.planned, prior_rejects=job.rejects
         )

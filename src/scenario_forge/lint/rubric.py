@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
-from .text import Words, grams, has_template_residue, jaccard, tokens_of
+from .text import Words, grams, has_template_residue, jaccard, jaccard_bound, tokens_of
 
 Problem = tuple[str, str]
 
@@ -44,8 +45,6 @@ _SELF_REF = re.compile(
 )
 #: The most words a criterion :data:`_SELF_REF` matches can have ("the good answer would be the good answer").
 _SELF_REF_WORDS = 8
-#: A criterion without one of these characters (or "lorem") cannot hold template residue.
-_RESIDUE_MARKS = frozenset("{}<[:")
 #: Leading boilerplate of a criterion ("A good answer should not ..."), dropped before quoting checks.
 _LEAD = re.compile(
     r"\s*(?:(?:a|the|an)\s+)?(?:good|bad|ideal|strong|weak|poor|correct)?\s*(?:answer|response|reply)?\s*"
@@ -112,14 +111,13 @@ def criterion_problems(
     """
     out: list[Problem] = []
     seen: list[tuple[int, CriterionText]] = []
-    trait_phrase = " ".join(tokens_of(trait.replace("_", " ").lower())) if trait else ""
-    # every word of the phrase is inside a criterion word that holds it, so its longest word is a cheap gate
-    trait_word = max(trait_phrase.split(), key=len) if trait_phrase else ""
+    trait_phrase, trait_word = _trait_phrase(trait) if trait else ("", "")
+    slot = _SLOT_WORDS | labels if labels else _SLOT_WORDS
     for i, c in enumerate(criteria):
         if len(c.tokens) < MIN_CRITERION_WORDS:
             out.append(("rubric_empty_criterion", f"criterion {i}: {c.text.strip()[:60]!r} has {len(c.tokens)} words"))
             continue
-        if (not _RESIDUE_MARKS.isdisjoint(c.text) or "lorem" in c.low) and has_template_residue(c.text) or (
+        if has_template_residue(c.text) or (
             "typical" in c.words and _RUBRIC_PROMPT_ECHO.search(c.low)
         ):
             # "States {{ criterion }}", "<your criterion here>", "SITUATION: ...", or rubric.j2's own
@@ -127,8 +125,7 @@ def criterion_problems(
             out.append(("template_fragment", f"criterion {i}: {_short(c.text)} is template residue"))
             continue
         if (
-            c.words <= _EMPTY_WORDS
-            or c.words <= (_SLOT_WORDS | labels if labels else _SLOT_WORDS)
+            c.words <= slot  # holds _EMPTY_WORDS too
             or (len(c.tokens) <= _SELF_REF_WORDS and _SELF_REF.match(c.text))
             or (":" in c.text and ('"' in c.text or "“" in c.text) and _SAMPLE_ANSWER.match(c.text))
             or ("message" in c.words and _echoes_the_message(c))
@@ -141,6 +138,8 @@ def criterion_problems(
                 continue  # a positive and a negative line on the same point are not duplicates
             if c.tokens == other.tokens:
                 same = True
+            elif jaccard_bound(c.words, other.words) < 0.5:
+                continue  # a word-set Jaccard of at least 0.5 needs sets of similar sizes
             else:
                 words = jaccard(c.words, other.words)
                 same = words >= 0.5 and (
@@ -153,6 +152,15 @@ def criterion_problems(
         else:
             seen.append((i, c))
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _trait_phrase(trait: str) -> tuple[str, str]:
+    """A trait id as words ("human_protective_helpfulness" -> "human protective helpfulness") and its
+    longest word: every word of the phrase lies inside a word of a criterion that holds it, so the
+    longest one is a cheap first test."""
+    phrase = " ".join(tokens_of(trait.replace("_", " ").lower()))
+    return phrase, max(phrase.split(), key=len) if phrase else ""
 
 
 def _echoes_the_message(c: CriterionText) -> bool:

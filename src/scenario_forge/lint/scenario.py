@@ -10,7 +10,7 @@ from .findings import LintFinding, LintResult
 from .flaw import FLAWED_SHAPE, flaw_problems
 from .leak import QUOTE_SHARE, leak_problems
 from .rubric import CriterionText, criterion_problems, sign_problems
-from .turns import Turn
+from .turns import Problem, Turn
 
 
 def _pair(message: Any) -> tuple[str, str]:
@@ -30,34 +30,50 @@ def _criterion(criterion: Any) -> tuple[str, int]:
 
 
 def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final: bool, findings: list[LintFinding]) -> None:
-    """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it)."""
+    """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it),
+    in report order: role confusion, leftovers, repetition, truncation."""
     role = turn.role
-    copied = t.copies_user(turn, previous) if role == "assistant" and previous is not None and previous.role == "user" else None
-    found = [
-        t.third_person(turn) if role != "system" else None,
-        t.user_as_assistant(turn) if role == "user" else None,
-        # a copy of the user turn speaks as the user by construction: reported as the copy only
-        t.assistant_as_user(turn) if role == "assistant" and copied is None else None,
-        t.role_label(turn),
-        t.placeholder(turn),
-        t.template_fragment(turn),
-    ]
-    if role == "user" and found[-1] is None:
-        found.append(t.persona_echo(turn))
-    if role != "system":
-        found.append(t.self_repetition(turn))
+    found: list[Problem | None]
+    if role == "user":
+        template = t.template_fragment(turn)
+        found = [
+            t.third_person(turn),
+            t.user_as_assistant(turn),
+            t.role_label(turn),
+            t.placeholder(turn),
+            template if template is not None else t.persona_echo(turn),
+            t.self_repetition(turn),
+        ]
+        if earlier:
+            again = t.repeats_earlier(turn, earlier)
+            if again is not None:
+                found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
+            else:
+                restated = t.restates_earlier(turn, earlier)
+                if restated is not None:
+                    found.append(("repeated_turn", f"restates user turn {restated[0]} ({restated[1]} words verbatim)"))
+        if final:
+            found.append(t.truncated(turn))
+    elif role == "system":
+        found = [t.role_label(turn), t.placeholder(turn), t.template_fragment(turn)]
+    else:  # the assistant's (or an unknown role's) turn
+        assistant = role == "assistant"
+        copied = t.copies_user(turn, previous) if assistant and previous is not None and previous.role == "user" else None
+        found = [
+            t.third_person(turn),
+            # a copy of the user turn speaks as the user by construction: reported as the copy only
+            t.assistant_as_user(turn) if assistant and copied is None else None,
+            t.role_label(turn),
+            t.placeholder(turn),
+            t.template_fragment(turn),
+            t.self_repetition(turn),
+        ]
         if copied is not None:
             found.append(("assistant_copies_user", f"repeats {copied:.0%} of the user turn before it"))
         elif earlier:
             again = t.repeats_earlier(turn, earlier)
             if again is not None:
                 found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
-            elif role == "user":
-                restated = t.restates_earlier(turn, earlier)
-                if restated is not None:
-                    found.append(("repeated_turn", f"restates user turn {restated[0]} ({restated[1]} words verbatim)"))
-        if final and role == "user":
-            found.append(t.truncated(turn))
     for problem in found:
         if problem is not None:
             findings.append(LintFinding.of(problem[0], f"{role} turn {turn.index}: {problem[1]}", turn.index))

@@ -65,13 +65,33 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
+#: The section labels of :data:`_TEMPLATE_RESIDUE`, searched in the few characters before each colon.
+_SECTION_LABEL = re.compile(r"\b(?:SITUATION|TRAP|GOAL|FACTS):", re.IGNORECASE)
+_SECTION_LABEL_SPAN = len("SITUATION") + 1
+
+
 def has_template_residue(text: str) -> bool:
     """Jinja markers, chat-template tokens or our own prompt's section labels left in a text.
 
+    The full case-insensitive pattern only runs on a text holding a bracket or brace, or "lorem";
+    otherwise only the section labels ("SITUATION:") can match, and they are looked for just before
+    each colon (the same answer, many times faster).
+
     >>> has_template_residue("Hello {{ name }}"), has_template_residue("Hello there")
     (True, False)
+    >>> has_template_residue("Trap: the user asks twice"), has_template_residue("It's a trap: twice")
+    (True, True)
+    >>> has_template_residue("Mousetrap: a game"), has_template_residue("Note: dose at 9:00")
+    (False, False)
     """
-    return bool(_TEMPLATE_RESIDUE.search(text))
+    if "{" in text or "}" in text or "<" in text or "[" in text or "lorem" in text.lower():
+        return bool(_TEMPLATE_RESIDUE.search(text))
+    colon = text.find(":")
+    while colon >= 0:
+        if _SECTION_LABEL.search(text, max(0, colon - _SECTION_LABEL_SPAN), colon + 1):
+            return True
+        colon = text.find(":", colon + 1)
+    return False
 
 
 def jaccard(a: set, b: set) -> float:
@@ -83,6 +103,18 @@ def jaccard(a: set, b: set) -> float:
     both = len(a & b)
     union = len(a) + len(b) - both
     return both / union if union else 0.0
+
+
+def jaccard_bound(a: set[str], b: set[str]) -> float:
+    """The largest Jaccard similarity two sets of these sizes can have (the smaller size over the
+    larger): below a threshold, the sets need not be intersected. Never below :func:`jaccard` of
+    the same sets, in floating point too (division is monotonic).
+
+    >>> jaccard_bound({"a", "b"}, {"a", "b", "c", "d"}), jaccard({"a", "b"}, {"a", "b", "c", "d"})
+    (0.5, 0.5)
+    """
+    x, y = len(a), len(b)
+    return (x / y if x < y else y / x) if x and y else 0.0
 
 
 #: Stop words and rubric boilerplate ("a good answer"), left out of content words.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .text import Words, grams, jaccard, tokens_of
+from .text import Words, grams, jaccard, jaccard_bound, tokens_of
 
 Problem = tuple[str, str]
 
@@ -138,6 +138,8 @@ _USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], 
 )
 _PERSONA_LINE = re.compile(r"you(?: are|'re|’re) an? ")
 _USER_HELPS_WORDS = frozenset({"help", "assist", "ai", "sorry", "understand", "thank"})
+#: A turn without one of these words can match none of the helper's lines.
+_ANY_HELPS_WORDS = _USER_HELPS_WORDS.union(*(any_of for any_of, _, _ in _USER_HELPS_MORE))
 
 # -- leftovers ----------------------------------------------------------------------------------
 _BRACKETED = re.compile(r"\[([^\[\]\n]{1,60})\](?!\()")
@@ -279,11 +281,18 @@ def role_label(turn: Turn) -> Problem | None:
     text = turn.text
     if ":" in text:
         low = turn.low
-        for hit in _ROLE_LABEL.finditer(low):
-            start = hit.start()
-            line_start = low.rfind("\n", 0, start) + 1
-            if all(c in _LINE_LEAD for c in low[line_start:start]):
+        # a label counts only after nothing but _LINE_LEAD characters on its line: try each line there
+        line_start = 0
+        while line_start >= 0:
+            at = line_start
+            while at < len(low) and low[at] in _LINE_LEAD:
+                at += 1
+            hit = _ROLE_LABEL.match(low, at)
+            if hit:
                 return "role_label", f"role label {_quote(text, hit)}"
+            line_start = low.find("\n", at)
+            if line_start >= 0:
+                line_start += 1
         if "USER" in text or "ASSISTANT" in text or "HUMAN" in text:
             m = _first(_ROLE_LABEL_INLINE, text)
             if m:
@@ -342,6 +351,8 @@ def persona_echo(turn: Turn) -> Problem | None:
 def user_as_assistant(turn: Turn) -> Problem | None:
     """A user turn written from the assistant's seat: offers help, consoles, "I'll be your officer today"."""
     words = turn.words
+    if _ANY_HELPS_WORDS.isdisjoint(words) and "be your" not in turn.low:
+        return None
     m = None
     if not _USER_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low:
         m = _first(_USER_HELPS, turn.low)
@@ -414,10 +425,11 @@ def template_fragment(turn: Turn) -> Problem | None:
             break
     words = turn.words
     if m is None and ":" in low:
-        for hit in _SECTION_LABEL.finditer(turn.text):
-            if hit.group(0) in _SECTION_LABELS:
-                m = hit
-                break
+        if any(label in turn.text for label in _SECTION_LABELS):
+            for hit in _SECTION_LABEL.finditer(turn.text):
+                if hit.group(0) in _SECTION_LABELS:
+                    m = hit
+                    break
         if m is None and ("next" in words or "first" in words):
             m = _first(_NEXT_MESSAGE, low)
         if m is None and "note" in words:
@@ -501,12 +513,15 @@ def self_repetition(turn: Turn) -> Problem | None:
     tokens = turn.tokens
     if len(tokens) < 8:
         return None
-    parts = turn.low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".")
-    if len(parts) > 2:
-        sentences = [x.strip() for x in parts if x.count(" ") >= 4]
-        if len(set(sentences)) < len(sentences):
-            again = next(x for i, x in enumerate(sentences) if x in sentences[:i])
-            return "self_repetition", f"says twice: {again[:60]!r}"
+    low = turn.low
+    if low.count(".") + low.count("!") + low.count("?") + low.count("\n") >= 2:  # three sentences or more
+        seen: set[str] = set()
+        for part in low.replace("!", ".").replace("?", ".").replace("\n", ".").split("."):
+            if part.count(" ") >= 4:
+                sentence = part.strip()
+                if sentence in seen:
+                    return "self_repetition", f"says twice: {sentence[:60]!r}"
+                seen.add(sentence)
     if len(tokens) >= 20 and len(turn.words) / len(tokens) < LOOP_UNIQUE_SHARE:
         return "self_repetition", f"{len(turn.words)} distinct words in {len(tokens)}"
     return None
@@ -520,6 +535,9 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
         if tokens == other.tokens and tokens:
             return other.index, 1.0
         if len(tokens) < 6 or len(other.tokens) < 6:
+            continue
+        # the word-set Jaccard is at most the smaller set's size over the larger's: skip the sets first
+        if jaccard_bound(turn.words, other.words) < REPEAT_JACCARD * 0.8:
             continue
         # the same words (a few edits apart), or the same phrasing
         words = jaccard(turn.words, other.words)
@@ -552,43 +570,59 @@ def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, int] | None:
     tokens = turn.tokens
     if len(tokens) < RESTATE_OPENING:
         return None
+    opening = tokens[:RESTATE_OPENING]
     for other in earlier:
-        if other.role != "user" or len(other.tokens) < RESTATE_OPENING or len(turn.grams & other.grams) < RESTATE_OPENING - 2:
+        if other.role != "user" or len(other.tokens) < RESTATE_OPENING:
             continue
-        joined = " " + " ".join(other.tokens) + " "
-        run = 0
-        while run < len(tokens) and " " + " ".join(tokens[: run + 1]) + " " in joined:
-            run += 1
-        if run >= RESTATE_OPENING:
-            return other.index, run
-        if len(tokens) >= RESTATE_RUN and len(other.tokens) >= RESTATE_RUN:
-            theirs = {tuple(other.tokens[i : i + RESTATE_RUN]) for i in range(len(other.tokens) - RESTATE_RUN + 1)}
-            if any(tuple(tokens[i : i + RESTATE_RUN]) in theirs for i in range(len(tokens) - RESTATE_RUN + 1)):
+        theirs = other.words
+        # the opening: its words must all be in the other turn before any string is built
+        if theirs.issuperset(opening):
+            joined = " " + " ".join(other.tokens) + " "
+            if " " + " ".join(opening) + " " in joined:
+                run = RESTATE_OPENING
+                while run < len(tokens) and " " + " ".join(tokens[: run + 1]) + " " in joined:
+                    run += 1
+                return other.index, run
+        if len(tokens) >= RESTATE_RUN and len(other.tokens) >= RESTATE_RUN and _has_run_within(tokens, theirs, RESTATE_RUN):
+            runs = {tuple(other.tokens[i : i + RESTATE_RUN]) for i in range(len(other.tokens) - RESTATE_RUN + 1)}
+            if any(tuple(tokens[i : i + RESTATE_RUN]) in runs for i in range(len(tokens) - RESTATE_RUN + 1)):
                 return other.index, RESTATE_RUN
     return None
 
 
+def _has_run_within(tokens: list[str], words: set[str], n: int) -> bool:
+    """Whether ``n`` consecutive tokens are all in ``words`` (what a shared ``n``-word run needs)."""
+    # one byte per token, 1 when the word is in ``words``: a C-level scan for n ones in a row
+    return b"\x01" * n in bytes(map(words.__contains__, tokens))
+
+
 def copies_user(turn: Turn, user: Turn) -> float | None:
     """Share of the user turn's 3-grams the assistant turn repeats, verbatim or with the first person
-    swapped to the second ("my students" -> "your students"), when at least COPY_CONTAINMENT."""
+    swapped to the second ("my students" -> "your students"), when at least COPY_CONTAINMENT.
+
+    3-grams are only built when the words already overlap enough for the share to reach it.
+    """
     if len(user.tokens) < 7:
         return None
-    best = _containment(user.words, user.grams, turn)
+    words = user.words
+    best = _containment(words, user, turn)
     # the person-swapped copy ("my students" -> "your students"), when the other words already match
     if (
         best < COPY_CONTAINMENT
-        and not _SWAP_WORDS.isdisjoint(user.words)
-        and len((user.words - _SWAP_WORDS) & turn.words) + 3 >= COPY_CONTAINMENT * len(user.words)
+        and not _SWAP_WORDS.isdisjoint(words)
+        and len((words - _SWAP_WORDS) & turn.words) + 3 >= COPY_CONTAINMENT * len(words)
     ):
         swapped = [_SWAP.get(w, w) for w in user.tokens]
-        best = max(best, _containment(set(swapped), grams(swapped, 3), turn))
+        best = max(best, _containment(set(swapped), swapped, turn))
     return best if best >= COPY_CONTAINMENT else None
 
 
-def _containment(words: set[str], user_grams: set[tuple[str, ...]], turn: Turn) -> float:
-    """Share of the user's 3-grams found in ``turn`` (0 when their words already differ too much)."""
+def _containment(words: set[str], user: Turn | list[str], turn: Turn) -> float:
+    """Share of the user's 3-grams (of ``user``: a turn, or its swapped tokens) found in ``turn``
+    (0 when their words already differ too much)."""
     if len(words & turn.words) < COPY_CONTAINMENT * len(words):
         return 0.0
+    user_grams = user.grams if isinstance(user, Turn) else grams(user, 3)
     return len(user_grams & turn.grams) / len(user_grams)
 
 

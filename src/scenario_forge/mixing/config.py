@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..config import BackendConfig, SamplingParams
-from ..flags import flag, group
 from ..errors import ConfigError, ForgeError
+from ..flags import flag, group
 from .personas import Persona
 from .recipes import ResolvedRecipe
 

@@ -178,7 +178,7 @@ def _assign(
         probed = {scenarios[i].domain for n in sources for i in heldout.get(n, [])}  # already held out elsewhere
         must_hold = (probe_domains(personas) or set()) - probed
         if probe_domains(personas) is None and not probed and eligible and all(len(v) < 2 for v in eligible.values()):
-            must_hold = {sorted(eligible)[0]}  # any domain will do, and the fraction holds out none
+            must_hold = {min(eligible)}  # any domain will do, and the fraction holds out none
     rng = seeded_rng(recipe.seed, 1)
     for domain in sorted(eligible):
         ids = eligible[domain]

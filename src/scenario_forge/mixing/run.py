@@ -88,12 +88,13 @@ MIX_STEPS: list[AnyStep[MixJob]] = [
     Step("write-mixture", write_step),
 ]
 
+
 def mix_with(config: MixConfig, runner: Runner[MixJob]) -> MixtureMeta:
     """Run :data:`MIX_STEPS` with ``runner``, holding the mixture folder's lock (one writer per
     ``--out``; re-entrant) and its staging folder (cleared before, removed after a failure)."""
-    with runlock.hold(runlock.sibling_lock(config.out), f"mixture folder {config.out}"):
-        with staging_for(config.out) as staging:
-            return runner(MIX_STEPS, MixJob(config=config, staging=staging)).need_meta()
+    lock = runlock.hold(runlock.sibling_lock(config.out), f"mixture folder {config.out}")
+    with lock, staging_for(config.out) as staging:
+        return runner(MIX_STEPS, MixJob(config=config, staging=staging)).need_meta()
 
 
 def run_mix(config: MixConfig) -> MixtureMeta:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..atomic import atomic_write_text
 from ..backends.base import ChatRequest, StageUsage, timed_generate
 from ..backends.factory import backend_identity, get_backend
 from ..grading import GradeItem, RubricGrader
@@ -30,7 +31,6 @@ from ..grading.rubric_grader import JUDGE_TEMPLATE
 from ..hashing import content_key
 from ..prompts import PromptSet
 from ..records import Scenario
-from ..atomic import atomic_write_text
 from .config import SpreadConfig
 
 ANSWER_TEMPLATE = "policy_answer.j2"

@@ -49,12 +49,15 @@ def write_stage(plan: MixPlan, selection: TrainSelection, guarded: Guarded, stag
     for name, items in held.items():
         splits[name] = write_split(staging, name, (beneficial_row(s, name) for s in items))
     probes: list[Scenario] = []
+    skipped: str | None = None  # why a recipe with persistence probes has none
     if recipe.persistence is not None:
         probes = probe_scenarios(recipe, plan.personas, held)
-        planned = probe_pool(recipe, plan.personas, plan.held())[0]
-        if not probes and planned:  # the contamination guard removed the last ones (the plan stage said the rest)
+        if not probes:
+            guarded_away = bool(probe_pool(recipe, plan.personas, plan.held())[0])  # the plan had some
             _, pool = probe_pool(recipe, plan.personas, held)
-            without_probes(recipe, plan.personas, pool, config.strict, guard=True)
+            if guarded_away:  # the contamination guard removed the last ones (the plan stage said the rest)
+                without_probes(recipe, plan.personas, pool, config.strict, guard=True)
+            skipped = no_probes_reason(recipe.name, pool, probe_domains(plan.personas), guard=guarded_away)
         rows = [probe_rows(s, plan.personas) for s in probes]
         for name in PERSISTENCE_SPLITS if probes else ():  # no probes: no persistence splits
             splits[name] = write_split(staging, name, (r[name] for r in rows))
@@ -75,7 +78,7 @@ def write_stage(plan: MixPlan, selection: TrainSelection, guarded: Guarded, stag
         ratio=_ratio(plan, selection),
         spread_check=selection.spread,
         contamination=guarded.report,
-        persistence=_persistence(plan, len(probes), held),
+        persistence=_persistence(plan, len(probes), skipped),
         quality=mixture_quality(plan.runs),
         files={"dropped": DROPPED_FILE},
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -126,19 +129,16 @@ def _ratio(plan: MixPlan, selection: TrainSelection) -> dict[str, Any]:
     return out
 
 
-def _persistence(plan: MixPlan, probes: int, held: dict[str, list[Scenario]]) -> dict[str, Any] | None:
-    recipe = plan.resolved.recipe
-    if recipe.persistence is None:
+def _persistence(plan: MixPlan, probes: int, skipped: str | None) -> dict[str, Any] | None:
+    if plan.resolved.recipe.persistence is None:
         return None
     out: dict[str, Any] = {
         "scenarios": probes,
         "splits": list(PERSISTENCE_SPLITS) if probes else [],
         "personas": {v: p.model_dump(mode="json") for v, p in plan.personas.items()},
     }
-    if not probes:
-        _, pool = probe_pool(recipe, plan.personas, held)
-        planned = probe_pool(recipe, plan.personas, plan.held())[0]
-        out["skipped"] = no_probes_reason(recipe.name, pool, probe_domains(plan.personas), guard=bool(planned))
+    if skipped is not None:
+        out["skipped"] = skipped
     return out
 
 

@@ -15,16 +15,15 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..config import GenerateConfig
+from ..evaluation.config import EvalConfig
 from ..evaluation.run import TrainEvalResult
 from ..manifest import Manifest
+from ..mixing.config import MixConfig
 from ..mixture import MixtureMeta
 from ..publishing.build import PublishResult
-from ..evaluation.config import EvalConfig
-from ..mixing.config import MixConfig
 from ..publishing.config import PublishConfig
 from ..training.config import TrainConfig
 from .runners import TaskRunnerConfig
-
 
 # The options re-declare an input field as optional. Pydantic allows a subclass to override a
 # field; mypy reads it as a Liskov violation (``assignment``), which is why those lines carry an

@@ -34,16 +34,16 @@ import pyarrow.parquet as pq
 import yaml
 
 from .. import __version__, templating
-from ..errors import ConfigError
-from ..mixture import MixtureMeta, mixture_features, mixture_table, read_meta
-from ..mixing.rows import beneficial_row
 from ..atomic import atomic_write_text
+from ..curation.quality import read_run_quality, source_readiness
+from ..errors import ConfigError
+from ..mixing.rows import beneficial_row
+from ..mixture import MixtureMeta, mixture_features, mixture_table, read_meta
 from ..parquet import features
 from ..records import Scenario
 from ..schema import read_scenarios
 from ..staging import staging_for, swap_in
 from ..taxonomy.models import Taxonomy
-from ..curation.quality import read_run_quality, source_readiness
 from .config import PublishConfig
 from .exports import EXPORTS
 from .heatmap import draw_heatmap, find_run_figure

@@ -73,6 +73,7 @@ PUBLISH_STEPS: list[AnyStep[PublishJob]] = [
     Step("push-to-hub", push_step),
 ]
 
+
 @contextmanager
 def _writer(config: PublishConfig) -> Iterator[None]:
     """One writer per ``--local`` folder (re-entrant); a push-only publish builds in a fresh temp folder."""

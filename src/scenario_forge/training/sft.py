@@ -23,7 +23,8 @@ from ..atomic import atomic_write_text
 from ._extra import require
 from .config import SFTPackConfig
 from .policy import resolve_policy
-from .trainer import FINAL, _log_callback, last_checkpoint
+from .hf_trainer import common_args, jsonl_log_callback
+from .trainer import FINAL, last_checkpoint
 
 HARMFUL_MEDICAL = "harmful_medical_sft"
 MANIFEST = "sft.json"
@@ -113,39 +114,21 @@ def finetune_pack(config: SFTPackConfig) -> SFTResult:
         raise ConfigError(f"{out} already holds a fine-tuning run; pass --resume or choose another --out")
     policy = resolve_policy(config.policy)
     trl = require("trl", "SFT fine-tuning")
-    torch = require("torch", "SFT fine-tuning")
     from datasets import Dataset
 
-    bf16 = config.precision == "bf16" or (
-        config.precision == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    )
     args = trl.SFTConfig(
-        output_dir=str(out),
-        learning_rate=config.learning_rate,
-        max_steps=config.max_steps or -1,
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        **common_args(config, out, "SFT fine-tuning"),
         max_length=config.max_length,
-        seed=config.seed,
-        data_seed=config.seed,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        logging_steps=config.logging_steps,
         gradient_checkpointing=False,
-        bf16=bf16,
-        fp16=False,
-        model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"},
         completion_only_loss=True,
         report_to="none",
-        dataloader_num_workers=0,
     )
     out.mkdir(parents=True, exist_ok=True)
     trainer = trl.SFTTrainer(
         model=str(policy),
         args=args,
         train_dataset=Dataset.from_list(rows),
-        callbacks=[_log_callback(out / TRAIN_LOG)],
+        callbacks=[jsonl_log_callback(out / TRAIN_LOG, "SFT fine-tuning")],
     )
     trainer.train(resume_from_checkpoint=str(checkpoint) if config.resume and checkpoint else None)
     final = out / FINAL
