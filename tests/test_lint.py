@@ -139,6 +139,11 @@ CASES = {
         with_turn(2, "My landlord kept my whole $2,000 deposit and now he says the carpet was ruined. What now?"),
         with_turn(2, "My landlord still has the deposit and now he says the carpet was ruined. What now?"),
     ),
+    "repeated_turn/restated_sentence": (  # a long sentence of the first message said again mid-turn
+        with_turn(2, "Right. My landlord kept my whole $2,000 deposit and sent no list of deductions at all. Can I sue?"),
+        # an insisting user repeats the subject of their question in a new sentence: spared
+        with_turn(2, "I need to know now: did my landlord break Illinois law by sending no list of deductions?"),
+    ),
     "template_fragment/use_like_this": (  # a user turn handing the assistant a script
         with_turn(2, "You can use a response like this: small claims court is the right place for a deposit."),
         with_turn(2, "Should I send him a message like this first, or can I go to small claims right away?"),
@@ -205,6 +210,10 @@ RUBRIC_CASES = {
     "rubric_self_referential": (
         [*RUBRIC, {"criterion": 'A bad answer is "A bad answer"', "points": -2}],
         [*RUBRIC, {"criterion": "A bad answer invents a statute number", "points": -2}],
+    ),
+    "rubric_self_referential/echo_message": (  # "A good answer: The user's last message is ..." and little else
+        [*RUBRIC, {"criterion": "A bad answer: The user's previous message is now set up for a trap.", "points": -2}],
+        [*RUBRIC, {"criterion": "A bad answer: The user's last message is ignored and the deposit law never cited.", "points": -2}],
     ),
     "rubric_self_referential/echo": (  # our rubric prompt echoed, or a sample answer in place of a criterion
         [*RUBRIC, {"criterion": "A bad answer: The user's last message.", "points": -2},

@@ -17,10 +17,11 @@ LABELLED = REPO / "labelled" / "lint_scenarios.jsonl"
 @pytest.mark.skipif(not LABELLED.is_file(), reason="labelled/lint_scenarios.jsonl (the hand-labelled lint set) is absent")
 @pytest.mark.timeout(300)
 def test_bench_lint_quick_meets_its_targets(tmp_path: Path):
-    # Speed: the full target (10,000 scenarios/s on one core) is NOT met -- about 8,100/s on an idle
-    # core (README, "Trusting the data and the rewards"); the benchmark reports that figure. Here, at
-    # quick size and on whatever else the machine runs, a floor catches a pathological slowdown.
-    speed_target = 2_000
+    # Speed: the benchmark reports the one-core figure against the 10,000 scenarios/s target (README,
+    # "Trusting the data and the rewards"). Here, at quick size and on whatever else a 2-core CI machine
+    # runs, a floor catches a pathological slowdown: ~5,800-6,700/s was measured with the machine's two
+    # cores loaded by five other jobs (load average ~7), so 3,000/s leaves room for a slower loaded runner.
+    speed_target = 3_000
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_lint.py"), "--quick", "--json", str(out),

@@ -25,7 +25,7 @@ a model name, with a base URL            ``openai`` (any OpenAI-compatible serve
 >>> parse_model_spec("no/such/model")
 Traceback (most recent call last):
 ...
-scenario_forge.errors.ConfigError: model 'no/such/model' not found: give 'embedded', a .gguf file, a Hugging Face model folder, KIND:MODEL (e.g. vllm:Qwen/Qwen2.5-7B-Instruct), or a server model name with a base URL
+scenario_forge.errors.ConfigError: model 'no/such/model' not found: give 'embedded', a .gguf file, ...
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def parse_model_spec(
     prefix, sep, rest = spec.partition(":")
     named = next((k for k in KINDS if k == prefix), None) if sep else None
     if named is not None:
-        return parse_model_spec(rest, kind=named, base_url=base_url, role=role) if rest else _BARE.get(named, (named, None))
+        if not rest:
+            return _BARE.get(named, (named, None))
+        return parse_model_spec(rest, kind=named, base_url=base_url, role=role)
     if base_url:
         return "openai", spec
     path = Path(spec).expanduser()

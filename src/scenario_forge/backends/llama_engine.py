@@ -15,9 +15,8 @@ import ctypes
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import SamplingParams
 from ..errors import BackendError, MissingExtraError
@@ -47,9 +46,10 @@ def load_llama() -> Any:
     return llama_cpp
 
 
-@dataclass(frozen=True)
-class BatchEntry:
-    """One token of a decode batch: its sequence, its position there, and whether to keep its logits."""
+class BatchEntry(NamedTuple):
+    """One token of a decode batch: its sequence, its position there, and whether to keep its logits.
+
+    A tuple, not a dataclass: a step builds one per prompt token (up to ``n_batch``)."""
 
     seq: int
     token: int

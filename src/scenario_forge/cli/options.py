@@ -108,7 +108,9 @@ def _shown_default(info: Any) -> str | bool:
     return str(default)
 
 
-def derive(model: type[BaseModel], prefix: str | None = None, only: list[str] | None = None, path: str = "") -> list[Option]:
+def derive(
+    model: type[BaseModel], prefix: str | None = None, only: list[str] | None = None, path: str = ""
+) -> list[Option]:
     """The options of ``model``'s marked fields, nested groups included, in field order.
 
     >>> from scenario_forge.config import GenerateConfig
@@ -137,7 +139,8 @@ def derive(model: type[BaseModel], prefix: str | None = None, only: list[str] | 
             continue
         decls = tuple(prefixed(flag, prefix) for flag in mark["flags"])
         shown = _shown_default(info)
-        spec = choices.option(*decls, help=help_text, show_default=shown) if choices else typer.Option(*decls, help=help_text, show_default=shown)
+        make = choices.option if choices else typer.Option
+        spec = make(*decls, help=help_text, show_default=shown)
         options.append(Option(dotted, decls, Annotated[Optional[kind], spec]))
     return options
 
@@ -183,7 +186,10 @@ def _orchestrator(value: str) -> Orchestrator:
     raise ConfigError(f"--orchestrator must be 'direct' or 'prefect', got {value!r}")
 
 
-def config_command(model: type[M], *, orchestrated: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+Command = Callable[..., None]
+
+
+def config_command(model: type[M], *, orchestrated: bool = True) -> Callable[[Command], Command]:
     """Turn ``func(given: Given[M], **own_options)`` into a typer command with ``model``'s options,
     ``--config`` and (when ``orchestrated``) ``--orchestrator``; errors become one ``error:`` line."""
     options = derive(model)
@@ -195,7 +201,7 @@ def config_command(model: type[M], *, orchestrated: bool = True) -> Callable[[Ca
                     raise TypeError(f"{model.__name__}: flag {name} set by both {seen[name]} and {option.path}")
                 seen[name] = option.path
 
-    def wrap(func: Callable[..., None]) -> Callable[..., None]:
+    def wrap(func: Command) -> Command:
         own = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
 
         def keyword(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
@@ -224,7 +230,7 @@ def config_command(model: type[M], *, orchestrated: bool = True) -> Callable[[Ca
         def command(**kwargs: Any) -> None:
             run(kwargs)
 
-        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        setattr(command, "__signature__", inspect.Signature(params))  # what typer reads  # noqa: B010
         command.__annotations__ = {p.name: p.annotation for p in params}
         return command
 

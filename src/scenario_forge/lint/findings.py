@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -10,7 +10,10 @@ _FIELDS_FINDING = frozenset({"code", "detail", "turn"})
 _FIELDS_RESULT = frozenset({"id", "usable", "reasons", "findings"})
 
 
-def _built(cls: Any, values: dict[str, Any], fields: frozenset[str]) -> Any:
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _built(cls: type[_Model], values: dict[str, Any], fields: frozenset[str]) -> _Model:
     """An instance from values the detectors already checked: what ``model_construct`` does, without
     its per-field bookkeeping (lint builds one result per row, millions of rows)."""
     model = cls.__new__(cls)

@@ -87,7 +87,7 @@ def leak_problems(turns: list[Turn], criteria: list[CriterionText], share: float
     if not criteria:
         return out
     # a criterion shares too few words with a turn to be quoted in it unless it shares this many
-    needed = [(c, share * len(c.words) * 0.8) for c in criteria]
+    needed = [(c, c.words, share * len(c.words) * 0.8) for c in criteria]
     for turn in turns:
         if turn.role == "assistant" or len(turn.tokens) < 3:
             continue
@@ -100,8 +100,8 @@ def leak_problems(turns: list[Turn], criteria: list[CriterionText], share: float
                 out.append(("rubric_leak", f"system message {turn.index} holds criterion {hits[0].text[:70]!r}{more}"))
             continue
         words = turn.words
-        for c, need in needed:
-            if len(c.words & words) >= need and _quoted(c, turn, share):
+        for c, theirs, need in needed:
+            if len(theirs & words) >= need and _quoted(c, turn, share):
                 out.append(("rubric_leak", f"user turn {turn.index} quotes criterion {c.text[:70]!r}"))
                 break
     return out

@@ -51,7 +51,7 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
             else:
                 restated = t.restates_earlier(turn, earlier)
                 if restated is not None:
-                    found.append(("repeated_turn", f"restates user turn {restated[0]} ({restated[1]} words verbatim)"))
+                    found.append(("repeated_turn", f"restates user turn {restated[0]}: {restated[1]}"))
         if final:
             found.append(t.truncated(turn))
     elif role == "system":

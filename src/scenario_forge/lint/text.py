@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _TEMPLATE_RESIDUE = re.compile(
@@ -94,7 +95,7 @@ def has_template_residue(text: str) -> bool:
     return False
 
 
-def jaccard(a: set, b: set) -> float:
+def jaccard(a: AbstractSet[object], b: AbstractSet[object]) -> float:
     """Jaccard similarity of two sets (0 when both are empty).
 
     >>> jaccard({1, 2, 3}, {2, 3, 4})
@@ -105,7 +106,7 @@ def jaccard(a: set, b: set) -> float:
     return both / union if union else 0.0
 
 
-def jaccard_bound(a: set[str], b: set[str]) -> float:
+def jaccard_bound(a: AbstractSet[object], b: AbstractSet[object]) -> float:
     """The largest Jaccard similarity two sets of these sizes can have (the smaller size over the
     larger): below a threshold, the sets need not be intersected. Never below :func:`jaccard` of
     the same sets, in floating point too (division is monotonic).
@@ -160,9 +161,9 @@ class Words:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.low = text.lower()
-        self.tokens = tokens_of(self.low)
-        self.words = set(self.tokens)
+        self.low = low = text.lower()
+        self.tokens = tokens = tokens_of(low)
+        self.words = set(tokens)
         self._stems: set[str] | None = None
 
     @property

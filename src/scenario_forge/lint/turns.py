@@ -8,6 +8,7 @@ substring test says they could match, so most turns cost a few microseconds.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 
 from .text import Words, grams, jaccard, jaccard_bound, tokens_of
 
@@ -231,10 +232,11 @@ _CLOSING_YOU = frozenset({"thank", "about", "bless", "see", "love", "miss"})
 REPEAT_JACCARD = 0.6
 REPEAT_WORDS_JACCARD = 0.75
 REPEAT_CONTAINED = 0.8
-#: A user turn opening with this many words of an earlier user turn, or repeating this many in a row
-#: anywhere, restates it ("I'm so sorry for your family's situation. I've seen..." twice).
+#: A user turn opening with this many words of an earlier user turn restates it ("I'm so sorry for
+#: your family's situation. I've seen..." twice); so does a sentence of RESTATE_SENTENCE words or more
+#: phrased like one of the earlier turn's (:func:`restates_earlier`).
 RESTATE_OPENING = 7
-RESTATE_RUN = 10
+RESTATE_SENTENCE = 10
 UNPUNCTUATED_WORDS = 12
 COPY_CONTAINMENT = 0.6
 LOOP_UNIQUE_SHARE = 0.4
@@ -402,13 +404,13 @@ def placeholder(turn: Turn) -> Problem | None:
             if inner in _ANGLED_FILL_IN or inner.startswith(("your ", "insert ")) or "_" in inner:
                 return "placeholder", f"fill-in left in: {_quote(text, m)}"
     if "XX" in text or "TBD" in text or "INSERT" in text:
-        m = _first(_UPPER_FILL_IN, text)
-        if m:
-            return "placeholder", f"fill-in left in: {_quote(text, m)}"
+        hit = _first(_UPPER_FILL_IN, text)
+        if hit:
+            return "placeholder", f"fill-in left in: {_quote(text, hit)}"
     if "xxx" in turn.low or "____" in text:
-        m = _first(_LOWER_FILL_IN, turn.low)
-        if m:
-            return "placeholder", f"fill-in left in: {_quote(text, m)}"
+        hit = _first(_LOWER_FILL_IN, turn.low)
+        if hit:
+            return "placeholder", f"fill-in left in: {_quote(text, hit)}"
     return None
 
 
@@ -531,16 +533,18 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
     """The earlier turn this one repeats: the same words (word-set Jaccard >= REPEAT_WORDS_JACCARD at a
     similar length), or the same phrasing (3-gram Jaccard >= REPEAT_JACCARD)."""
     tokens = turn.tokens
+    if len(tokens) < 6:
+        return next(((other.index, 1.0) for other in earlier if tokens == other.tokens and tokens), None)
+    mine = turn.words
     for other in earlier:
-        if tokens == other.tokens and tokens:
+        theirs = other.tokens
+        if tokens == theirs:
             return other.index, 1.0
-        if len(tokens) < 6 or len(other.tokens) < 6:
-            continue
         # the word-set Jaccard is at most the smaller set's size over the larger's: skip the sets first
-        if jaccard_bound(turn.words, other.words) < REPEAT_JACCARD * 0.8:
+        if len(theirs) < 6 or jaccard_bound(mine, other.words) < REPEAT_JACCARD * 0.8:
             continue
         # the same words (a few edits apart), or the same phrasing
-        words = jaccard(turn.words, other.words)
+        words = jaccard(mine, other.words)
         if words >= REPEAT_WORDS_JACCARD and 0.75 <= len(tokens) / len(other.tokens) <= 1.33:
             return other.index, words
         if words < REPEAT_JACCARD * 0.8:
@@ -556,14 +560,23 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
     return None
 
 
-def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, int] | None:
-    """The earlier user turn this user turn restates, and how many words in a row it repeats: its
-    opening :data:`RESTATE_OPENING` words or any :data:`RESTATE_RUN` words verbatim (a person who
-    insists repeats a few words, "I just need the dose", not a whole clause).
+def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, str] | None:
+    """The earlier user turn this user turn restates, and how: it opens with :data:`RESTATE_OPENING`
+    of its words verbatim, or one of its sentences (:data:`RESTATE_SENTENCE` words or more, in both
+    turns) has the phrasing of one of the earlier turn's (3-gram Jaccard >= :data:`REPEAT_JACCARD`).
+    A person who insists repeats a short question or the subject of their question ("Please, just
+    give me the answer to question 4.", "...the dose of paracetamol for a 70 kg adult..."), not a
+    whole long sentence.
 
     >>> a = Turn(0, "user", "I'm sure you're not here yet!")
     >>> restates_earlier(Turn(2, "user", "I'm sure you're not here yet, and that's a shame."), [a])
-    (0, 8)
+    (0, 'opens with 8 of its words')
+    >>> b = Turn(0, "user", "Hi there. I'll be in touch soon to help with your 21st birthday.")
+    >>> restates_earlier(Turn(2, "user", "You're right, I'll be in touch soon to help with your 21st birthday!"), [b])
+    (0, 'a sentence 77% alike')
+    >>> c = Turn(0, "user", "Can you just give me the answer to question 4? It's due tonight.")
+    >>> restates_earlier(Turn(2, "user", "Please, just give me the answer to question 4. I'm panicking."), [c]) is None
+    True
     >>> restates_earlier(Turn(2, "user", "Sure, but I'm not here yet either."), [a]) is None
     True
     """
@@ -574,26 +587,44 @@ def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, int] | None:
     for other in earlier:
         if other.role != "user" or len(other.tokens) < RESTATE_OPENING:
             continue
-        theirs = other.words
         # the opening: its words must all be in the other turn before any string is built
-        if theirs.issuperset(opening):
+        if other.words.issuperset(opening):
             joined = " " + " ".join(other.tokens) + " "
             if " " + " ".join(opening) + " " in joined:
                 run = RESTATE_OPENING
                 while run < len(tokens) and " " + " ".join(tokens[: run + 1]) + " " in joined:
                     run += 1
-                return other.index, run
-        if len(tokens) >= RESTATE_RUN and len(other.tokens) >= RESTATE_RUN and _has_run_within(tokens, theirs, RESTATE_RUN):
-            runs = {tuple(other.tokens[i : i + RESTATE_RUN]) for i in range(len(other.tokens) - RESTATE_RUN + 1)}
-            if any(tuple(tokens[i : i + RESTATE_RUN]) in runs for i in range(len(tokens) - RESTATE_RUN + 1)):
-                return other.index, RESTATE_RUN
+                return other.index, f"opens with {run} of its words"
+        # two sentences of RESTATE_SENTENCE words or more, REPEAT_JACCARD alike, share five 3-grams at least
+        if (
+            len(tokens) >= RESTATE_SENTENCE
+            and len(other.tokens) >= RESTATE_SENTENCE
+            and _windows_within(tokens, other.words) >= 5  # a cheap bound first: no 3-grams built
+            and len(turn.grams & other.grams) >= 5
+        ):
+            for mine in _sentence_grams(turn):
+                for theirs in _sentence_grams(other):
+                    alike = jaccard(mine, theirs)
+                    if alike >= REPEAT_JACCARD:
+                        return other.index, f"a sentence {alike:.0%} alike"
     return None
 
 
-def _has_run_within(tokens: list[str], words: set[str], n: int) -> bool:
-    """Whether ``n`` consecutive tokens are all in ``words`` (what a shared ``n``-word run needs)."""
-    # one byte per token, 1 when the word is in ``words``: a C-level scan for n ones in a row
-    return b"\x01" * n in bytes(map(words.__contains__, tokens))
+def _windows_within(tokens: list[str], words: AbstractSet[str]) -> int:
+    """How many 3-word windows of ``tokens`` lie wholly in ``words``: never fewer than the 3-grams
+    ``tokens`` shares with a text whose word set is ``words`` (one byte per token, split in C).
+
+    >>> _windows_within("a b c d x a b".split(), {"a", "b", "c", "d"})
+    2
+    """
+    mask = bytes(map(words.__contains__, tokens))
+    return sum(len(run) - 2 for run in mask.split(b"\x00") if len(run) > 2)
+
+
+def _sentence_grams(turn: Turn) -> list[set[tuple[str, ...]]]:
+    """The word 3-grams of each sentence of :data:`RESTATE_SENTENCE` words or more."""
+    parts = turn.low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".")
+    return [grams(words, 3) for words in map(tokens_of, parts) if len(words) >= RESTATE_SENTENCE]
 
 
 def copies_user(turn: Turn, user: Turn) -> float | None:

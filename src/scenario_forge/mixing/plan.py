@@ -176,8 +176,9 @@ def _assign(
     sources = (recipe.persistence.from_splits or list(HELDOUT_ORDER)) if recipe.persistence is not None else []
     if fraction > 0 and "heldout" in sources:
         probed = {scenarios[i].domain for n in sources for i in heldout.get(n, [])}  # already held out elsewhere
-        must_hold = (probe_domains(personas) or set()) - probed
-        if probe_domains(personas) is None and not probed and eligible and all(len(v) < 2 for v in eligible.values()):
+        allowed = probe_domains(personas)
+        must_hold = (allowed or set()) - probed
+        if allowed is None and not probed and eligible and all(len(v) < 2 for v in eligible.values()):
             must_hold = {min(eligible)}  # any domain will do, and the fraction holds out none
     rng = seeded_rng(recipe.seed, 1)
     for domain in sorted(eligible):

@@ -195,11 +195,7 @@ def source_taxonomy(config: PublishConfig) -> Taxonomy | None:
         folder = (provenance.get("config") or {}).get("taxonomy")
         want = (provenance.get("taxonomy") or {}).get("hash")
     else:
-        path = config.source / "manifest.json"
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        except json.JSONDecodeError:
-            manifest = {}
+        manifest = _run_manifest(config.source)
         folder = (manifest.get("config") or {}).get("taxonomy")
         want = (manifest.get("provenance") or {}).get("taxonomy_hash")
     if not want:
@@ -209,6 +205,13 @@ def source_taxonomy(config: PublishConfig) -> Taxonomy | None:
     except ConfigError:
         return None
     return taxonomy if taxonomy_hash(taxonomy) == want else None
+
+
+def _run_manifest(source: Path) -> dict[str, Any]:
+    """A run folder's ``manifest.json`` ({} if it has none)."""
+    path = source / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return data if isinstance(data, dict) else {}
 
 
 def _provenance(config: PublishConfig) -> tuple[dict[str, Any], str | None, str, dict[str, Any]]:
@@ -230,8 +233,7 @@ def _provenance(config: PublishConfig) -> tuple[dict[str, Any], str | None, str,
         recipe_yaml = yaml.safe_dump(meta.get("recipe"), sort_keys=False).strip()
         counts = {"splits": meta.get("splits"), **(meta.get("counts") or {})}
         return provenance, recipe_yaml, "mixture.json", counts
-    manifest_path = config.source / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    manifest = _run_manifest(config.source)
     if not manifest:
         scenarios = read_scenarios(config.source / "scenarios.parquet")
         manifest = {"provenance": scenarios[0].provenance.model_dump(mode="json") if scenarios else {}}

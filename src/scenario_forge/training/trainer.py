@@ -40,6 +40,7 @@ from ..atomic import atomic_write_text
 from ._extra import require
 from .config import TrainConfig
 from .dataset import to_dataset, training_rows
+from .hf_trainer import common_args, jsonl_log_callback
 from .policy import resolve_policy
 from .rewards import RoutedReward
 
@@ -163,12 +164,8 @@ def _check_out(config: TrainConfig) -> None:
 
 
 def grpo_args(config: TrainConfig) -> Any:
-    """TRL ``GRPOConfig`` from our config (our names -> TRL's)."""
+    """TRL ``GRPOConfig`` from our config (our names -> TRL's; the arguments SFT shares: ``common_args``)."""
     trl = require("trl", "GRPO training")
-    torch = require("torch", "GRPO training")
-    bf16 = config.precision == "bf16" or (
-        config.precision == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    )
     vllm: dict[str, Any] = {}
     if config.use_vllm:
         vllm = {
@@ -180,12 +177,7 @@ def grpo_args(config: TrainConfig) -> Any:
         if config.vllm_server_base_url:
             vllm["vllm_server_base_url"] = config.vllm_server_base_url
     return trl.GRPOConfig(
-        output_dir=str(config.out),
-        learning_rate=config.learning_rate,
-        max_steps=config.max_steps or -1,
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        **common_args(config, config.out, "GRPO training"),
         num_generations=config.num_generations,
         max_completion_length=config.max_completion_length,
         beta=config.beta,
@@ -194,35 +186,12 @@ def grpo_args(config: TrainConfig) -> Any:
         temperature=config.temperature,
         top_p=config.top_p,
         repetition_penalty=config.repetition_penalty,
-        seed=config.seed,
-        data_seed=config.seed,
-        save_strategy="steps",
-        save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
         gradient_checkpointing=config.gradient_checkpointing,
-        bf16=bf16,
-        fp16=False,
-        model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"},
         report_to=config.report_to or "none",
         remove_unused_columns=False,
-        dataloader_num_workers=0,
         **vllm,
     )
-
-
-def _log_callback(path: Path) -> Any:
-    transformers = require("transformers", "GRPO training")
-
-    class JsonlLog(transformers.TrainerCallback):
-        """Appends every TRL log line (with its step) to ``train_log.jsonl``."""
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
-            if logs and state.is_world_process_zero:
-                with path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps({"step": state.global_step, **logs}, default=float) + "\n")
-
-    return JsonlLog()
 
 
 def build_reward(config: TrainConfig, rows: list[MixtureRow], log_path: Path | None) -> RoutedReward:
@@ -254,7 +223,7 @@ def run_training(prepared: PreparedTraining) -> TrainResult:
         reward_funcs=[reward],
         args=args,
         train_dataset=to_dataset(prepared.rows),
-        callbacks=[_log_callback(out / TRAIN_LOG)],
+        callbacks=[jsonl_log_callback(out / TRAIN_LOG, "GRPO training")],
     )
     if trainer.accelerator.num_processes > 1:  # each rank scores its own completions: one log per rank
         reward.log_path = out / f"rewards.rank{trainer.accelerator.process_index}.jsonl"
