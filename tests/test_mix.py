@@ -247,7 +247,7 @@ def test_dataset_folder_base(tmp_path: Path):
         ({"base": "BASE"}, "has no prompt column 'prompt' (columns: question, answer)"),
         ({"base": "BASE", "base_prompt_column": "question", "base_answer_column": "solution"}, "has no answer column 'solution'"),
         ({"base": "BASE", "base_prompt_column": "question", "total_rows": 400}, "has 10 rows but recipe paper-5pct needs 380 standard rows"),
-        ({"base": "nobody/no-such-dataset"}, "cannot load base set nobody/no-such-dataset offline"),
+        ({"base": "nobody/no-such-dataset"}, "cannot load base set nobody/no-such-dataset ("),
         ({"base": "missing.parquet"}, "base set not found: missing.parquet"),
         ({"base": "NULLS"}, "1 of 3 rows have no prompt; remove them first"),
         ({"base": "ROLES"}, "1 rows have chat roles other than system, user, assistant"),

@@ -13,6 +13,7 @@ import pytest
 from mix_data import make_scenario
 from pydantic import BaseModel
 
+from scenario_forge.errors import ConfigError
 from scenario_forge.evaluation.records import GradeRow, read_grades, write_grades
 from scenario_forge.parquet import arrow_schema, features, read_records, record_from_row, record_row, write_records
 from scenario_forge.records import MixtureRow, Quality, Reject, Scenario
@@ -100,3 +101,12 @@ def test_a_field_with_no_column_type_is_named() -> None:
 
     with pytest.raises(TypeError, match=r"Odd\.when"):
         arrow_schema(Odd)
+
+
+def test_a_file_of_another_record_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "rejects.parquet"
+    write_rejects(path, [Reject(id="a", run_id="r", stage="gate", reason="x", domain="d", trait="t", pressure="p")])
+    with pytest.raises(ValueError):
+        read_records(path, Scenario)
+    with pytest.raises(ConfigError, match="not a grades file"):
+        read_grades(path)

@@ -5,8 +5,10 @@ push that is built exactly but uploaded through a mocked ``HfApi`` (no network h
 from __future__ import annotations
 
 import doctest
+from fnmatch import fnmatch
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -162,6 +164,10 @@ class FakeApi:
 
         return Url(repo_id)
 
+    def repo_info(self, repo_id, **kwargs):
+        self.calls.append(("repo_info", {"repo_id": repo_id, **kwargs}))
+        return SimpleNamespace(private=True)  # created private just before
+
     def upload_folder(self, **kwargs):
         self.calls.append(("upload_folder", kwargs))
         folder = Path(kwargs["folder_path"])
@@ -173,8 +179,13 @@ def test_push_uses_the_built_folder(mixture: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(push, "_api", lambda: api)
     result = runner.invoke(app, ["publish", str(mixture), "--repo-id", "my-org/beneficial-mix", "--private", "--export", "trl"])
     assert result.exit_code == 0, result.output
-    (create, create_kw), (upload, upload_kw) = api.calls
+    (create, create_kw), (info, _), (upload, upload_kw) = api.calls
     assert create == "create_repo" and create_kw == {"repo_id": "my-org/beneficial-mix", "repo_type": "dataset", "private": True, "exist_ok": True}
+    assert info == "repo_info"  # --private: an existing public repo would be made private first
+    globs = upload_kw["delete_patterns"]  # the card's data_files globs, and only those
+    assert globs and all(g.startswith("data/") and g.endswith("-*.parquet") for g in globs)
+    data = [p for p in api.uploaded if p.startswith("data/")]
+    assert all(any(fnmatch(p, g) for g in globs) for p in data) and not any(fnmatch("README.md", g) for g in globs)
     assert upload == "upload_folder" and upload_kw["repo_type"] == "dataset" and upload_kw["repo_id"] == "my-org/beneficial-mix"
     assert "token" not in create_kw and "token" not in upload_kw  # huggingface_hub finds the token itself
     assert "README.md" in api.uploaded and "coverage.png" in api.uploaded
@@ -191,6 +202,7 @@ def test_failed_push_is_one_line_and_keeps_the_folder(mixture: Path, tmp_path: P
     assert result.exit_code == 3
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "could not push to org/name: PermissionError: 401" in errors[0]
+    assert "log in with `hf auth login` or set HF_TOKEN" in errors[0]  # huggingface_hub 1.x removed huggingface-cli
     assert "hf_SECRET_TOKEN_VALUE" not in result.output
     assert (tmp_path / "hub" / "README.md").is_file()
 
@@ -233,3 +245,118 @@ def test_existing_folder_needs_overwrite(mixture: Path, tmp_path: Path):
     (out / "stale.txt").write_text("from an earlier publish")
     result = runner.invoke(app, ["publish", str(mixture), "--local", str(out), "--no-exports", "--overwrite"])
     assert result.exit_code == 0 and (out / "README.md").is_file() and not (out / "stale.txt").exists()
+
+
+class LocalHub:
+    """A Hub that keeps each dataset repo as a folder, with huggingface_hub's own pattern matching
+    (``filter_repo_objects``) for ``ignore_patterns`` / ``delete_patterns`` and its create_repo rule:
+    ``exist_ok=True`` leaves an existing repo's visibility alone."""
+
+    def __init__(self, root: Path, refuse_settings: bool = False) -> None:
+        self.root = root
+        self.private: dict[str, bool] = {}
+        self.refuse_settings = refuse_settings
+        self.calls: list[str] = []
+
+    def folder(self, repo_id: str) -> Path:
+        return self.root / repo_id.replace("/", "__")
+
+    def files(self, repo_id: str) -> list[str]:
+        folder = self.folder(repo_id)
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+    def create_repo(self, repo_id, *, repo_type, private=False, exist_ok=False):
+        self.calls.append("create_repo")
+        assert repo_type == "dataset"
+        if repo_id in self.private and not exist_ok:
+            raise FileExistsError(repo_id)
+        self.private.setdefault(repo_id, bool(private))
+        self.folder(repo_id).mkdir(parents=True, exist_ok=True)
+        return SimpleNamespace(url=f"https://huggingface.co/datasets/{repo_id}")
+
+    def repo_info(self, repo_id, *, repo_type):
+        self.calls.append("repo_info")
+        return SimpleNamespace(private=self.private[repo_id])
+
+    def update_repo_settings(self, repo_id, *, private=None, repo_type=None):
+        self.calls.append("update_repo_settings")
+        if self.refuse_settings:
+            raise PermissionError("403 Forbidden: you are not an admin of this organization")
+        self.private[repo_id] = bool(private)
+
+    def upload_folder(self, *, repo_id, folder_path, repo_type, ignore_patterns=None, delete_patterns=None, commit_message=None):
+        from huggingface_hub.utils import filter_repo_objects
+
+        self.calls.append("upload_folder")
+        local = Path(folder_path)
+        adds = list(filter_repo_objects(
+            [str(p.relative_to(local)) for p in local.rglob("*") if p.is_file()], ignore_patterns=ignore_patterns
+        ))
+        remote = self.folder(repo_id)
+        for path in filter_repo_objects(self.files(repo_id), allow_patterns=delete_patterns) if delete_patterns else []:
+            if path not in adds:
+                (remote / path).unlink()
+        for path in adds:
+            (remote / path).parent.mkdir(parents=True, exist_ok=True)
+            (remote / path).write_bytes((local / path).read_bytes())
+
+
+def test_republish_with_fewer_shards_leaves_no_stale_file(mixture: Path, tmp_path: Path, monkeypatch):
+    from datasets import load_dataset
+
+    hub = LocalHub(tmp_path / "hub")
+    monkeypatch.setattr(push, "_api", lambda: hub)
+    rows = read_meta(mixture).splits["train"]
+    repo = "org/mix"
+    first = PublishConfig(source=mixture, repo_id=repo, shard_rows=max(1, -(-rows // 3)), exports=["trl"])
+    run_publish(first)
+    before = [p for p in hub.files(repo) if p.startswith("data/mixture/")]
+    assert len(before) == 3 and before[0].endswith("-of-00003.parquet")
+    (hub.folder(repo) / "notes.md").write_text("the owner's own file")  # outside the card's globs: kept
+
+    run_publish(first.model_copy(update={"shard_rows": rows}))
+    after = hub.files(repo)
+    assert [p for p in after if p.startswith("data/mixture/")] == ["data/mixture/train-00000-of-00001.parquet"]
+    assert not any("-of-00003" in p for p in after) and "notes.md" in after
+    assert len(load_dataset(str(hub.folder(repo)), "mixture")["train"]) == rows  # no duplicated rows
+    assert len(load_dataset(str(hub.folder(repo)), "trl")["train"]) == rows
+
+
+def test_private_is_applied_to_an_existing_repo(mixture: Path, tmp_path: Path, monkeypatch):
+    hub = LocalHub(tmp_path / "hub")
+    monkeypatch.setattr(push, "_api", lambda: hub)
+    args = ["publish", str(mixture), "--repo-id", "org/mix", "--no-exports"]
+    assert runner.invoke(app, args).exit_code == 0 and hub.private["org/mix"] is False
+    result = runner.invoke(app, [*args, "--private"])
+    assert result.exit_code == 0, result.output
+    assert hub.private["org/mix"] is True
+    assert hub.calls[-3:] == ["repo_info", "update_repo_settings", "upload_folder"]  # private before any upload
+    hub.calls.clear()
+    assert runner.invoke(app, args).exit_code == 0  # no --private: an existing repo keeps its visibility
+    assert hub.private["org/mix"] is True and "update_repo_settings" not in hub.calls
+
+
+def test_private_refused_for_an_existing_repo_is_one_line_and_uploads_nothing(mixture: Path, tmp_path: Path, monkeypatch):
+    hub = LocalHub(tmp_path / "hub", refuse_settings=True)
+    hub.create_repo("org/mix", repo_type="dataset", private=False)
+    monkeypatch.setattr(push, "_api", lambda: hub)
+    result = runner.invoke(app, ["publish", str(mixture), "--repo-id", "org/mix", "--private", "--no-exports"])
+    assert result.exit_code == 3
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "--private: org/mix exists and is public, and could not be made private" in errors[0]
+    assert "nothing was uploaded" in errors[0] and "upload_folder" not in hub.calls and hub.files("org/mix") == []
+
+
+def test_no_library_code_sets_hf_variables_or_names_huggingface_cli():
+    import re
+
+    from helpers import REPO
+
+    sources = [p for folder in ("src", "flows") for p in (REPO / folder).rglob("*.py")]
+    offenders = [
+        f"{p.relative_to(REPO)}:{i}"
+        for p in sources
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if "huggingface-cli" in line or re.search(r"environ(\[[\"']HF_|\.setdefault\([\"']HF_|\.update\(.*HF_)", line)
+    ]
+    assert offenders == []

@@ -139,10 +139,10 @@ def record_row(record: BaseModel) -> dict[str, Any]:
 
 
 def record_from_row(record: type[R], row: Mapping[str, Any]) -> R:
-    """The record a parquet row holds (the inverse of :func:`record_row`); validates it."""
-    return record.model_validate(
-        {name: _decode(row[name], f.annotation) for name, f in record.model_fields.items() if name in row}
-    )
+    """The record a parquet row holds (the inverse of :func:`record_row`); validates it (a column the
+    record does not know fails like any unknown field)."""
+    fields = record.model_fields
+    return record.model_validate({k: _decode(v, fields[k].annotation) if k in fields else v for k, v in row.items()})
 
 
 def records_table(record: type[BaseModel], records: Iterable[BaseModel]) -> pa.Table:

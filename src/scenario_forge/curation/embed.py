@@ -11,7 +11,6 @@ nothing twice.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -71,7 +70,6 @@ def _load_sentence_transformer(path: Path) -> Any:
     key = str(path.resolve())
     with _MODELS_LOCK:
         if key not in _MODELS:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 

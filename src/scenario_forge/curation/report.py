@@ -1,4 +1,4 @@
-"""The run report: ``OUT/RUN_ID/report.md`` and its PNG figures (matplotlib, Agg backend).
+"""The run report: ``OUT/RUN_ID/report.md`` and its PNG figures (matplotlib's ``Figure`` API, no pyplot).
 
 Figures: coverage (domain x trait kept counts), rejects by reason, the nearest-neighbour
 similarity histogram with the threshold, and diversity per domain x trait cell (distinct-2 of the
@@ -8,7 +8,6 @@ through a temp file and renamed.
 
 from __future__ import annotations
 
-import io
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -19,7 +18,8 @@ import numpy as np
 
 from ..manifest import Counts
 from ..records import Scenario
-from ..atomic import atomic_write_bytes, atomic_write_text
+from ..atomic import atomic_write_text
+from ..figures import new_figure, save_png
 
 FIGURES = {
     "coverage": "coverage.png",
@@ -68,11 +68,8 @@ def cell_distinct2(scenarios: Sequence[Scenario]) -> dict[tuple[str, str], float
 
 
 def _save(fig: Any, path: Path) -> None:
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    data = buf.getvalue()
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(data))
+    save_png(fig, path, dpi=100)
 
 
 def _heatmap(ax: Any, table: dict[tuple[str, str], float], rows: list[str], cols: list[str], title: str, fmt: str) -> None:
@@ -100,15 +97,11 @@ def write_figures(
     threshold: float,
 ) -> dict[str, str]:
     """Write the PNGs into ``root``; returns ``{figure: file name}``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
     domains = sorted({s.domain for s in kept})
     traits = sorted({s.trait for s in kept})
 
-    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(traits) + 3), max(3, 0.35 * len(domains) + 2)))
+    fig = new_figure((max(5, 0.45 * len(traits) + 3), max(3, 0.35 * len(domains) + 2)))
+    ax = fig.subplots()
     coverage = Counter((s.domain, s.trait) for s in kept)
     if coverage:
         _heatmap(ax, {k: float(v) for k, v in coverage.items()}, domains, traits, "kept scenarios (domain x trait)", ".0f")
@@ -116,12 +109,12 @@ def write_figures(
         ax.text(0.5, 0.5, "no kept scenarios", ha="center", va="center")
         ax.set_axis_off()
     _save(fig, root / FIGURES["coverage"])
-    plt.close(fig)
 
     reasons = dict(counts.rejected_by_reason)
     if counts.deduplicated:
         reasons["dedup (near-duplicates)"] = counts.deduplicated
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * len(reasons) + 1.5)))
+    fig = new_figure((7, max(2.5, 0.3 * len(reasons) + 1.5)))
+    ax = fig.subplots()
     if reasons:
         items = sorted(reasons.items(), key=lambda kv: kv[1])
         ax.barh([k for k, _ in items], [v for _, v in items], color="tab:red")
@@ -132,9 +125,9 @@ def write_figures(
         ax.set_axis_off()
     ax.set_title(f"planned {counts.planned} = kept {counts.kept} + rejected {counts.rejected} + deduplicated {counts.deduplicated}", fontsize=9)
     _save(fig, root / FIGURES["rejects"])
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = new_figure((6, 3.5))
+    ax = fig.subplots()
     sims = nn_similarity[~np.isnan(nn_similarity)] if nn_similarity is not None else np.zeros(0)
     if len(sims):
         ax.hist(sims, bins=40, range=(min(0.0, float(sims.min())), 1.0), color="tab:blue")
@@ -147,9 +140,9 @@ def write_figures(
         ax.set_axis_off()
     ax.set_title("nearest-neighbour similarity before deduplication", fontsize=9)
     _save(fig, root / FIGURES["similarity"])
-    plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(max(9, 0.9 * len(traits) + 5), max(3, 0.35 * len(domains) + 2)))
+    fig = new_figure((max(9, 0.9 * len(traits) + 5), max(3, 0.35 * len(domains) + 2)))
+    axes = fig.subplots(1, 2)
     d2 = cell_distinct2(kept)
     nn = cell_nn_similarity(kept, kept_vectors) if kept_vectors is not None and len(kept_vectors) else {}
     for ax, table, title in ((axes[0], d2, "distinct-2 of user turns"), (axes[1], nn, "mean nearest-neighbour similarity")):
@@ -160,7 +153,6 @@ def write_figures(
             ax.set_axis_off()
             ax.set_title(title, fontsize=9)
     _save(fig, root / FIGURES["diversity"])
-    plt.close(fig)
     return dict(FIGURES)
 
 

@@ -1,26 +1,17 @@
-"""PNG plots for the report: domain x trait heatmaps, paired bars, persistence bars (matplotlib, Agg)."""
+"""PNG plots for the report: domain x trait heatmaps, paired bars, persistence bars.
+
+Drawn with matplotlib's object-oriented API (:mod:`scenario_forge.figures`): a ``Figure`` on its
+own Agg canvas, so plotting never changes the session's backend or pyplot state.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_bytes
+from ..figures import new_figure, save_png
 
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    atomic_write_bytes(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    _plt().close(fig)
-    return path
+DPI = 110
 
 
 def heatmap(table: list[dict[str, Any]], title: str, path: Path, diverging: bool = False) -> Path | None:
@@ -35,8 +26,8 @@ def heatmap(table: list[dict[str, Any]], title: str, path: Path, diverging: bool
     grid = np.full((len(domains), len(traits)), np.nan)
     for t in cells:
         grid[domains.index(t["domain"]), traits.index(t["trait"])] = t["mean"]
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.4 + 1.1 * len(traits), 1.2 + 0.5 * len(domains)))
+    fig = new_figure((1.4 + 1.1 * len(traits), 1.2 + 0.5 * len(domains)))
+    ax = fig.subplots()
     bound = 1.0
     if diverging:
         bound = max(0.05, float(np.nanmax(np.abs(grid))))
@@ -52,7 +43,7 @@ def heatmap(table: list[dict[str, Any]], title: str, path: Path, diverging: bool
                         color=_text_color(grid[i, j], diverging, bound if diverging else 1.0), fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(title)
-    return _save(fig, path)
+    return save_png(fig, path, dpi=DPI, tight=True)
 
 
 def _text_color(value: float, diverging: bool, bound: float) -> str:
@@ -66,9 +57,9 @@ def paired_bars(names: list[str], series: dict[str, list[float | None]], title: 
     value (nothing scored) is drawn as an empty slot."""
     if not names or not series:
         return None
-    plt = _plt()
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) * len(series) + 1.5), 3.6))
+    fig = new_figure((max(4.0, 0.9 * len(names) * len(series) + 1.5), 3.6))
+    ax = fig.subplots()
     for k, (label, values) in enumerate(series.items()):
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(names))]
         ax.bar(xs, [v if v is not None else float("nan") for v in values], width, label=label)
@@ -77,4 +68,4 @@ def paired_bars(names: list[str], series: dict[str, list[float | None]], title: 
     ax.set_ylabel("mean score")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path, dpi=DPI, tight=True)

@@ -162,6 +162,7 @@ _SECTION_LABEL = re.compile(r"[A-Z][A-Z ]{2,12}:")
 _SECTION_LABELS = frozenset(
     f"{label}:" for label in ("SITUATION", "TRAP", "GOAL", "FACTS", "KEY FACTS", "USER GOAL", "PERSONA", "ESCALATION", "BRIEF")
 )
+_ANY_SECTION_LABEL = re.compile("|".join(map(re.escape, sorted(_SECTION_LABELS))))
 _HERE_IS = re.compile(
     r"here(?:'s| is) (?:your|the|my|a|an) (?:next |first |follow-up |revised |possible |final )?"
     r"(?:message|reply|response|turn|user(?:'s)? (?:message|reply|turn)|assistant(?:'s)? (?:message|reply))\b"
@@ -427,7 +428,7 @@ def template_fragment(turn: Turn) -> Problem | None:
             break
     words = turn.words
     if m is None and ":" in low:
-        if any(label in turn.text for label in _SECTION_LABELS):
+        if _ANY_SECTION_LABEL.search(turn.text):
             for hit in _SECTION_LABEL.finditer(turn.text):
                 if hit.group(0) in _SECTION_LABELS:
                     m = hit
@@ -636,25 +637,24 @@ def copies_user(turn: Turn, user: Turn) -> float | None:
     if len(user.tokens) < 7:
         return None
     words = user.words
-    best = _containment(words, user, turn)
-    # the person-swapped copy ("my students" -> "your students"), when the other words already match
-    if (
-        best < COPY_CONTAINMENT
-        and not _SWAP_WORDS.isdisjoint(words)
-        and len((words - _SWAP_WORDS) & turn.words) + 3 >= COPY_CONTAINMENT * len(words)
-    ):
+    common = len(words & turn.words)
+    best = len(user.grams & turn.grams) / len(user.grams) if common >= COPY_CONTAINMENT * len(words) else 0.0
+    # the person-swapped copy ("my students" -> "your students"), when the other words already match:
+    # the user's words other than I/me/my... found in the turn are the common ones less those
+    swap = _SWAP_WORDS.intersection(words)
+    if best < COPY_CONTAINMENT and swap and common - len(swap & turn.words) + 3 >= COPY_CONTAINMENT * len(words):
         swapped = [_SWAP.get(w, w) for w in user.tokens]
         best = max(best, _containment(set(swapped), swapped, turn))
     return best if best >= COPY_CONTAINMENT else None
 
 
-def _containment(words: set[str], user: Turn | list[str], turn: Turn) -> float:
-    """Share of the user's 3-grams (of ``user``: a turn, or its swapped tokens) found in ``turn``
-    (0 when their words already differ too much)."""
+def _containment(words: set[str], tokens: list[str], turn: Turn) -> float:
+    """Share of the 3-grams of ``tokens`` (``words``: their set) found in ``turn`` (0 when their
+    words already differ too much)."""
     if len(words & turn.words) < COPY_CONTAINMENT * len(words):
         return 0.0
-    user_grams = user.grams if isinstance(user, Turn) else grams(user, 3)
-    return len(user_grams & turn.grams) / len(user_grams)
+    theirs = grams(tokens, 3)
+    return len(theirs & turn.grams) / len(theirs)
 
 
 _SWAP = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "am": "are", "we": "you",

@@ -162,9 +162,7 @@ def _scan_file(path: Path, staging: Path | None) -> pl.LazyFrame:
 
 
 def _load_dataset(ref: str, split: str) -> pl.LazyFrame:
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # The user's HF_HUB_OFFLINE / HF_DATASETS_OFFLINE decide whether the Hub is asked; we set nothing.
     try:
         from datasets import load_dataset
 
@@ -176,8 +174,8 @@ def _load_dataset(ref: str, split: str) -> pl.LazyFrame:
     except Exception as exc:  # noqa: BLE001 - network, cache and format errors all end here
         message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ConfigError(
-            f"cannot load base set {ref} offline ({type(exc).__name__}: {message}); download it first "
-            "(e.g. `huggingface-cli download --repo-type dataset ...`) or pass a local file"
+            f"cannot load base set {ref} ({type(exc).__name__}: {message}); download it first "
+            "(e.g. `hf download --repo-type dataset ...`, then HF_HUB_OFFLINE=1 uses the cache) or pass a local file"
         ) from None
     return pl.from_arrow(ds.data.table, rechunk=False).lazy()  # type: ignore[union-attr]
 

@@ -45,7 +45,7 @@ from ..schema import read_scenarios
 from ..staging import staging_for, swap_in
 from ..taxonomy.models import Taxonomy
 from .config import PublishConfig
-from .exports import EXPORTS
+from .exports import EXPORTS, REWARD_FUNCTIONS
 from .heatmap import draw_heatmap, find_run_figure
 
 #: The dataset card's Jinja template (rendered in the sandbox, see :mod:`scenario_forge.templating`).
@@ -300,6 +300,7 @@ def _card(config: PublishConfig, parts: list[Part], heatmap_note: str) -> str:
         configs=configs,
         config_rows=[{"config": p.config, "split": p.split, "rows": p.rows, "about": p.about} for p in parts],
         exports=bool(config.exports),
+        rewards={name: REWARD_FUNCTIONS[name] for name in config.exports},
         heatmap="coverage.png",
         coverage_note=heatmap_note,
         counts_json=json.dumps(counts, indent=2, default=str),

@@ -30,7 +30,7 @@ class PublishConfig(BaseModel):
     source: Path = Field(description="a run folder (OUT/RUN_ID) or a mixture folder", json_schema_extra=flag(argument=True))
     local: Path | None = Field(default=None, description="write the Hub-layout folder here", json_schema_extra=flag("--local"))
     repo_id: str | None = Field(
-        default=None, description="push to this Hugging Face dataset repo (ORG/NAME); token from HF_TOKEN or `huggingface-cli login`",
+        default=None, description="push to this Hugging Face dataset repo (ORG/NAME); token from HF_TOKEN or `hf auth login`",
         json_schema_extra=flag("--repo-id"),
     )
     private: bool = Field(default=False, description="create the Hub repo as private", json_schema_extra=flag("--private"))

@@ -7,7 +7,11 @@
   ground_truth}`` and ``extra_info`` -- the columns verl's RL dataset and reward manager read.
   ``data_source`` is ``scenario-forge/<reward_type>`` so a custom ``compute_score`` can route on it;
   ``style`` is ``rule`` for exact-match rows (ground truth: the answer) and ``model`` for rubric
-  and generic-judge rows (ground truth: the rubric as HealthBench-shape JSON).
+  and generic-judge rows (ground truth: the rubric as HealthBench-shape JSON); ``extra_info.prompt``
+  is the conversation as JSON (verl does not pass the prompt to a reward function, a judge needs it).
+- **Rewards**: each config names the function that scores it (:data:`REWARD_FUNCTIONS`, written on
+  the dataset card): TRL's ``scenario_forge.rewards.trl_reward`` and verl's
+  ``custom_reward_function`` ``pkg://scenario_forge.rewards`` / ``compute_score``.
 - **Rubrics**: HealthBench ``{criterion, points, tags}`` (our own shape, column ``rubric``) and
   Rubrics-as-Rewards ``{title, description, weight}`` (column ``rubric_rar``): weight = points,
   description = RaR's category prefix (Essential >= 5 points, Important 3-4, Optional 1-2, Pitfall
@@ -27,6 +31,12 @@ import polars as pl
 from ..records import Criterion
 
 RAR_TITLE_WORDS = 6
+#: The reward function that scores each trainer export (:mod:`scenario_forge.rewards`), as each
+#: trainer names it: TRL a Python object to import, verl its ``custom_reward_function`` (path, name).
+REWARD_FUNCTIONS: dict[str, dict[str, str]] = {
+    "trl": {"module": "scenario_forge.rewards", "name": "trl_reward"},
+    "verl": {"path": "pkg://scenario_forge.rewards", "name": "compute_score"},
+}
 
 
 def rar_category(points: int) -> str:
@@ -92,6 +102,10 @@ def _rubric_json_expr() -> pl.Expr:
     return pl.format("[{}]", pl.col("rubric").list.eval(_E.struct.json_encode()).list.join(","))
 
 
+def _prompt_json_expr() -> pl.Expr:
+    return pl.format("[{}]", pl.col("prompt").list.eval(_E.struct.json_encode()).list.join(","))
+
+
 def to_trl(frame: pl.DataFrame, offset: int = 0) -> pl.DataFrame:
     """Mixture rows -> the TRL export (conversational prompt + reward columns)."""
     return frame.select(
@@ -122,6 +136,7 @@ def to_verl(frame: pl.DataFrame, offset: int = 0) -> pl.DataFrame:
             id="id", split="split", source="source", reward_type="reward_type",
             domain="domain", trait="trait", pressure="pressure", shape="shape",
             persona_variant="persona_variant", scenario_id="scenario_id",
+            prompt=_prompt_json_expr(),
             rubric=rubric_json,
             rubric_rar=pl.format("[{}]", _rar_expr().list.eval(_E.struct.json_encode()).list.join(",")),
             rubric_spread="rubric_spread",
@@ -160,7 +175,7 @@ def verl_features() -> Any:
             "extra_info": {
                 "index": Value("int64"), "id": s, "split": s, "source": s, "reward_type": s,
                 "domain": s, "trait": s, "pressure": s, "shape": s, "persona_variant": s,
-                "scenario_id": s, "rubric": s, "rubric_rar": s, "rubric_spread": Value("float64"),
+                "scenario_id": s, "prompt": s, "rubric": s, "rubric_rar": s, "rubric_spread": Value("float64"),
             },
         }
     )

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..atomic import atomic_write_bytes
+from ..figures import new_figure, save_png
 
 
 def find_run_figure(folders: Iterable[Path]) -> Path | None:
@@ -26,23 +26,19 @@ def find_run_figure(folders: Iterable[Path]) -> Path | None:
 
 def draw_heatmap(cells: Counter[tuple[str, str]], path: Path, title: str, domains: list[str] | None = None, traits: list[str] | None = None) -> Path:
     """Counts per ``(domain, trait)`` as an annotated heatmap PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     domains = domains or sorted({d for d, _ in cells})
     traits = traits or sorted({t for _, t in cells})
     if not domains or not traits:
-        fig, ax = plt.subplots(figsize=(5, 1.5))
+        fig = new_figure((5, 1.5))
+        ax = fig.subplots()
         ax.axis("off")
         ax.text(0.5, 0.5, "no beneficial-trait scenarios", ha="center", va="center")
-        atomic_write_bytes(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-        plt.close(fig)
-        return path
+        return save_png(fig, path, dpi=110)
     grid = np.array([[cells.get((d, t), 0) for t in traits] for d in domains], dtype=float)
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(traits) + 3), max(3, 0.45 * len(domains) + 2)))
+    fig = new_figure((max(6, 0.55 * len(traits) + 3), max(3, 0.45 * len(domains) + 2)))
+    ax = fig.subplots()
     image = ax.imshow(grid, cmap="Blues", aspect="auto")
     ax.set_xticks(range(len(traits)), labels=traits, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(domains)), labels=domains, fontsize=8)
@@ -54,6 +50,4 @@ def draw_heatmap(cells: Counter[tuple[str, str]], path: Path, title: str, domain
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
-    atomic_write_bytes(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=110)
