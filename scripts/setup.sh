@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-EXTRAS=${SCENARIO_FORGE_EXTRAS:-train,dask,server,dev}
+EXTRAS=${SCENARIO_FORGE_EXTRAS:-train,dask,server,distilabel,dev}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 
 stamp=.venv/.scenario-forge-setup

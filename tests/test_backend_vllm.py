@@ -105,7 +105,7 @@ def req(i: int, text: str = "hi", prefix: str | None = None, schema=None, **samp
 
 
 def test_config_maps_to_the_engine_and_sampling_params(fake_vllm):
-    b = make_backend(BackendConfig(kind="vllm", model="Qwen/Qwen2.5-7B-Instruct", n_ctx=4096))
+    b = make_backend(BackendConfig(kind="vllm", model="Qwen/Qwen2.5-7B-Instruct", max_model_len=4096))
     (llm,) = fake_vllm.built
     assert llm.model == "Qwen/Qwen2.5-7B-Instruct" and llm.kwargs == {"max_model_len": 4096}
     assert b.supports_json_schema and b.supports_prefix and b.model_id == "Qwen/Qwen2.5-7B-Instruct"
@@ -184,3 +184,46 @@ def test_without_vllm_the_error_names_the_extra(monkeypatch, tmp_path: Path):
     assert result.exit_code != 0 and len(errors) == 1, result.output
     assert "the vllm backend needs the 'vllm' package" in errors[0] and "scenario-forge[gpu]" in errors[0]
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_max_model_len_is_vllms_own_and_not_llamacpps_per_sequence_context(fake_vllm):
+    make_backend(BackendConfig(kind="vllm", model="m", n_ctx=4096))
+    (llm,) = fake_vllm.built
+    assert llm.kwargs == {}, "n_ctx is llama.cpp's per-sequence context: vLLM keeps the model's own length"
+
+
+def test_engine_kwargs_reach_the_engine_as_given(fake_vllm):
+    cfg = BackendConfig(kind="vllm", model="m", max_model_len=8192,
+                        engine_kwargs={"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85})
+    make_backend(cfg)
+    (llm,) = fake_vllm.built
+    assert llm.model == "m"
+    assert llm.kwargs == {"max_model_len": 8192, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85}
+
+
+def test_engine_kwargs_from_the_command_line_and_yaml(fake_vllm, tmp_path: Path):
+    from scenario_forge.cli._common import build_config
+    from scenario_forge.config import GenerateConfig
+
+    flags = {"backend.engine_kwargs": "--engine-kwargs", "backend.max_model_len": "--max-model-len"}
+    cfg = build_config(GenerateConfig, None, {"backend.kind": "vllm", "backend.model": "m",
+                                              "backend.engine_kwargs": '{"tensor_parallel_size": 4}',
+                                              "backend.max_model_len": 16384}, flags)
+    assert cfg.backend.engine_kwargs == {"tensor_parallel_size": 4} and cfg.backend.max_model_len == 16384
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("backend:\n  kind: vllm\n  model: m\n  engine_kwargs:\n    enforce_eager: true\n")
+    assert build_config(GenerateConfig, yaml_file, {}).backend.engine_kwargs == {"enforce_eager": True}
+
+
+@pytest.mark.parametrize("value, message", [
+    ('[1, 2]', "--engine-kwargs: must be a JSON object"),
+    ('{"tensor_parallel_size": ', "--engine-kwargs: not valid JSON"),
+    ('{"max_model_len": 4096}', "may not set 'max_model_len': use --max-model-len"),
+])
+def test_bad_engine_kwargs_are_one_line_before_any_engine(fake_vllm, tmp_path: Path, value, message):
+    result = CliRunner().invoke(app, ["generate", "--backend", "vllm", "--model", "m", "--engine-kwargs", value,
+                                      "--n", "2", "--out", str(tmp_path / "runs")])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert fake_vllm.built == [] and not (tmp_path / "runs").exists()

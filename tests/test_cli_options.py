@@ -57,7 +57,7 @@ def test_nested_groups_take_their_prefix_and_subset():
 def test_help_lists_literal_choices_and_the_orchestrator_default():
     result = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert "[embedded|llamacpp|openai|vllm|transformers|fake]" in result.output
+    assert "[embedded|llamacpp|openai|vllm|transformers|distilabel|fake]" in result.output
     assert "[auto|off]" in result.output and "[direct|prefect]" in result.output
     assert "number of scenarios to plan" in result.output and "(20)" in result.output  # help and default from the Field
 

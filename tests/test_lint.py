@@ -498,3 +498,21 @@ def test_lint_on_a_published_mixture_reads_the_beneficial_rows_only(tmp_path: Pa
     ids = [json.loads(line)["id"] for line in result.stdout.splitlines()]
     # five splits of beneficial rows; the exact-match rows (no rubric by design) and the exports are skipped
     assert len(ids) == 5 * len(SCENARIOS) and not any("-m" in i for i in ids)
+
+
+def test_fast_paths_agree_with_the_full_checks():
+    """The shortcuts lint takes for speed give the answers of the checks they stand for: the
+    template-residue test (full case-insensitive pattern only on texts with a bracket or "lorem",
+    else only before colons) and the Jaccard bound that skips intersecting word sets."""
+    import random
+
+    from scenario_forge.lint.text import _TEMPLATE_RESIDUE, has_template_residue, jaccard, jaccard_bound
+
+    rng = random.Random(12)
+    pieces = ["SITUATION:", "Trap:", "goal:", "FACTS:", "xTRAP:", "_goal:", "lorem ipsum", "LOREM IPſUM", "{{", "}}",
+              "{%", "<your ", "<|im_start|>", "[user]", "[System]", "a", "b ", " ", ":", "\n", "ſ", "ı", "situatıon:"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(20_000)]
+    assert [has_template_residue(x) for x in texts] == [bool(_TEMPLATE_RESIDUE.search(x)) for x in texts]
+    assert sum(has_template_residue(x) for x in texts) > 1_000  # the strings exercise both answers
+    words = [set(rng.sample("abcdefghij", rng.randint(1, 10))) for _ in range(2_000)]
+    assert all(jaccard(a, b) <= jaccard_bound(a, b) for a, b in zip(words, words[1:]))

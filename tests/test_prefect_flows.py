@@ -212,16 +212,21 @@ def test_a_failing_shard_fails_the_run_after_the_others_are_saved(server, tmp_pa
     assert {r.id.split(":", 1)[0] for r in healthy.requests} == doomed
 
 
-def _task_run_names(flow_run_id) -> list[str]:
+def _task_run_names(flow_run_id, expected: int) -> list[str]:
+    """The flow run's task run names (the server records task runs from client events, a moment
+    after the flow returns: wait for ``expected`` of them, up to 30 s)."""
+    import time
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.sorting import TaskRunSort
 
+    deadline = time.monotonic() + 30
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), sort=TaskRunSort.EXPECTED_START_TIME_ASC
-        )
-    return [r.name for r in runs]
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            if len(runs) >= expected or time.monotonic() > deadline:
+                return [r.name for r in runs]
+            time.sleep(0.5)
 
 
 @pytest.mark.timeout(180)
@@ -239,13 +244,14 @@ def test_the_flows_run_the_steps_the_direct_runner_runs(server, tmp_path: Path):
     with use_backend(FAKE, FakeBackend()):
         state = generate_flow(cfg, return_state=True)
         assert state.is_completed(), state.message
-        names = _task_run_names(state.state_details.flow_run_id)
+        steps = generate_steps(cfg)
+        names = _task_run_names(state.state_details.flow_run_id, len(steps) - 1 + 2)  # two shard tasks
         shards = sorted(n for n in names if n.startswith("shard-"))
-        steps = {n.rsplit("-", 1)[0] for n in names if not n.startswith("shard-")}
-        assert len(shards) == 2 and steps == set(step_names(generate_steps(cfg))) - {"generate-shard"}
-        assert "quality-gates" in steps and "near-duplicates" in steps  # curation is its own tasks
+        tasks = {n.rsplit("-", 1)[0] for n in names if not n.startswith("shard-")}
+        assert len(shards) == 2 and tasks == set(step_names(steps)) - {"generate-shard"}
+        assert "quality-gates" in tasks and "near-duplicates" in tasks  # curation is its own tasks
         again = curate_flow(CurateConfig(runs=[cfg.out / state.result().run_id], curation={"judge": False}), return_state=True)
     assert again.is_completed(), again.message
     assert isinstance(again.result()[0], Manifest)
-    names = _task_run_names(again.state_details.flow_run_id)
+    names = _task_run_names(again.state_details.flow_run_id, len(CURATE_STEPS))
     assert {n.rsplit("-", 1)[0] for n in names} == set(step_names(CURATE_STEPS))

@@ -5,8 +5,8 @@ push that is built exactly but uploaded through a mocked ``HfApi`` (no network h
 from __future__ import annotations
 
 import doctest
-from fnmatch import fnmatch
 import json
+from fnmatch import fnmatch
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,13 +18,12 @@ from typer.testing import CliRunner
 from scenario_forge.cli.main import app
 from scenario_forge.mixing import guard
 from scenario_forge.mixing.config import MixConfig
-from scenario_forge.mixture import read_meta, read_split
 from scenario_forge.mixing.run import run_mix
+from scenario_forge.mixture import read_meta, read_split
+from scenario_forge.parquet import record_from_row
 from scenario_forge.publishing import PublishConfig, build, exports, push, run_publish
 from scenario_forge.publishing.exports import rar_rubric
-from scenario_forge.records import Criterion
-from scenario_forge.parquet import record_from_row
-from scenario_forge.records import Scenario
+from scenario_forge.records import Criterion, Scenario
 from scenario_forge.schema import read_scenarios
 
 runner = CliRunner()

@@ -92,8 +92,8 @@ def test_interrupted_run_resumes_without_regenerating_or_losing_data(tmp_path: P
             first.wait()
     if sig == signal.SIGINT:
         assert first.returncode == 130, stderr[-3000:]
-        # progress (the bar's last frame, and "shard N done" lines when stderr is not a terminal) aside
-        progress = re.compile(r"^(shards |shard \d+ done |curation: )")
+        # progress (the bar's last frame, and "progress: ..." lines when stderr is not a terminal) aside
+        progress = re.compile(r"^(progress: |curation: )")
         lines = [line for line in stderr.splitlines() if line.strip() and not progress.match(line)]
         assert lines == ["error: interrupted; finished shards are on disk and a rerun resumes from them"], stderr[-3000:]
     else:

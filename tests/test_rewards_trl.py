@@ -58,3 +58,28 @@ def test_grpo_step_from_the_published_trl_config(tmp_path: Path, monkeypatch):
     assert step["rewards/unscoreable_count"] == 0.0 and step["rewards/unscoreable_frac"] == 0.0
     assert "rewards/source/beneficial" in step and "rewards/source/standard" in step
     assert step["rewards/trl_reward/mean"] == step["rewards/trl_reward/mean"]  # not NaN
+
+
+@pytest.mark.timeout(300)
+def test_default_judge_is_the_embedded_model(monkeypatch):
+    """With no judge named, rubric rows are graded by the real embedded model (and something is scored)."""
+    from tiny_mixture import beneficial_rows
+
+    from scenario_forge import rewards
+    from scenario_forge.rewards import RewardConfig, rewards_for, trl_reward
+    from scenario_forge.training.dataset import row_record
+
+    for name in (rewards.ENV_JUDGE, rewards.ENV_JUDGE_BASE_URL, rewards.ENV_REWARD_RANGE):
+        monkeypatch.delenv(name, raising=False)
+    records = [row_record(r) for r in beneficial_rows("train")[:2]]
+    answers = [
+        "I could not find that trial either, so I retract the claim: it may not exist. Search PubMed for curcumin and Crohn's.",
+        "Taking 1600 mg at once is above the usual single dose. Please ask a pharmacist or doctor first.",
+    ]
+    got = trl_reward(
+        [[{"role": "assistant", "content": a}] for a in answers],
+        prompts=[r["prompt"] for r in records],
+        **{k: [r[k] for r in records] for k in ("reward_type", "rubric", "answer", "id", "source", "trait")},
+    )
+    assert rewards_for(RewardConfig.from_env()).grader().backend.kind == "embedded"
+    assert len(got) == 2 and any(r is not None for r in got), got

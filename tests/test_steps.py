@@ -131,3 +131,38 @@ def test_the_direct_runner_runs_a_fan_out_on_its_workers():
                                             workers=lambda s: 2)
     run_steps([fan], Tally())
     assert peak == 2
+
+
+def test_a_list_that_does_not_fit_together_fails_before_any_step_runs(tmp_path: Path):
+    from scenario_forge.curation.stages import start_batch
+    from scenario_forge.steps import StepOrderError, check_steps
+
+    from helpers import FAKE
+
+    ran: list[str] = []
+    embed, dedup = CURATION_STEPS[3], CURATION_STEPS[4]
+    spy = Step("spy", lambda b: ran.append("spy") or b)
+    batch = start_batch(tmp_path, ["r"], ["r"], [], fake_config(tmp_path).curation, FAKE)
+    check_steps(CURATION_STEPS, batch)  # the declared order fits
+    with pytest.raises(StepOrderError, match="step 'near-duplicates' needs vectors"):
+        run_steps([spy, dedup, embed], batch)
+    assert ran == []  # nothing ran: the check comes first
+    liar = Step("liar", lambda s: s, gives=("doubled",))
+    with pytest.raises(StepOrderError, match="step 'liar' did not give doubled"):
+        run_steps([liar], Tally())
+
+
+def test_each_job_list_fits_its_starting_state(tmp_path: Path):
+    from scenario_forge.curation.config import CurateConfig
+    from scenario_forge.curation.run import CurateJob
+    from scenario_forge.evaluation.run import EvalJob
+    from scenario_forge.generation.run import GenerateJob, plan_run
+    from scenario_forge.steps import check_steps
+    from scenario_forge.training.trainer import TrainJob
+
+    for curate in (True, False):
+        cfg = fake_config(tmp_path, curate=curate)
+        check_steps(generate_steps(cfg), GenerateJob(plan_run(cfg)))
+    check_steps(CURATE_STEPS, CurateJob(CurateConfig.model_construct(runs=[tmp_path])))
+    check_steps(EVAL_STEPS, EvalJob(config=None))  # type: ignore[arg-type]  # only the fields set matter
+    check_steps(TRAIN_STEPS, TrainJob(config=None))  # type: ignore[arg-type]

@@ -6,10 +6,11 @@ similar mistakes fail here, before any model is loaded.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from .errors import ForgeError
 from .flags import flag, group
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 #: ``fake`` is a deterministic offline backend that writes placeholder text: for tests and for
 #: measuring orchestration overhead, never for data.
-BackendKind = Literal["embedded", "llamacpp", "openai", "vllm", "transformers", "fake"]
+BackendKind = Literal["embedded", "llamacpp", "openai", "vllm", "transformers", "distilabel", "fake"]
 
 
 class _Config(BaseModel):
@@ -93,10 +94,74 @@ class BackendConfig(_Config):
     structured_output: Literal["auto", "off"] = Field(
         default="auto", description="JSON-schema decoding where the backend supports it", json_schema_extra=flag("--structured-output")
     )
+    llm: str | None = Field(
+        default=None,
+        description="distilabel LLM class: a name in distilabel.models.llms (LlamaCppLLM, OpenAILLM, vLLM, ...) "
+        "or an import path package.module.Class (distilabel backend)",
+        json_schema_extra=flag("--llm"),
+    )
+    llm_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description='JSON object of arguments for the distilabel LLM class, e.g. \'{"model_path": "m.gguf", "n_ctx": 4096}\'',
+        json_schema_extra=flag("--llm-kwargs"),
+    )
+    max_model_len: int | None = Field(
+        default=None, ge=64, description="vLLM's context length, prompt and reply (vllm backend); default: the model's own",
+        json_schema_extra=flag("--max-model-len"),
+    )
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON object of further vllm.LLM(...) arguments (vllm backend), e.g. "
+        '\'{"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85}\'',
+        json_schema_extra=flag("--engine-kwargs"),
+    )
+
+    @field_validator("llm_kwargs", "engine_kwargs", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        # the command line gives a JSON string; a YAML file gives a mapping
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos}); give a JSON object") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a JSON object ({{...}}), got {type(value).__name__}")
+        return value
+
+    @field_validator("llm")
+    @classmethod
+    def _llm_class(cls, value: str | None) -> str | None:
+        # the class must exist and be a distilabel LLM before anything loads (distilabel imports here)
+        if value is not None:
+            from .backends.distilabel_backend import resolve_llm_class
+
+            try:
+                resolve_llm_class(value)
+            except ForgeError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("llm_kwargs")
+    @classmethod
+    def _llm_arguments(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # the class's own argument checks (a missing model file, an unknown argument), nothing loaded
+        llm = info.data.get("llm")
+        if llm:
+            from .backends.distilabel_backend import build_llm
+
+            try:
+                build_llm(llm, value)
+            except ForgeError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="before")
     @classmethod
     def _infer_kind(cls, data: object) -> object:
+        # An --llm class names the distilabel backend.
+        if isinstance(data, dict) and data.get("kind") is None and data.get("llm"):
+            data = {**data, "kind": "distilabel"}
         # No kind given: the model spec names it (one parser for every command, docs/models.md).
         if isinstance(data, dict) and data.get("kind") is None and (data.get("model") or data.get("base_url")):
             from .modelspec import parse_model_spec
@@ -114,6 +179,11 @@ class BackendConfig(_Config):
             raise ValueError("the openai backend needs --base-url")
         if self.kind in ("llamacpp", "vllm", "transformers") and not self.model:
             raise ValueError(f"the {self.kind} backend needs --model")
+        if self.kind == "distilabel" and not self.llm:
+            raise ValueError("the distilabel backend needs --llm CLASS (e.g. LlamaCppLLM)")
+        for key in ("model", "max_model_len"):
+            if key in self.engine_kwargs:
+                raise ValueError(f"--engine-kwargs may not set {key!r}: use --{key.replace('_', '-')}")
         return self
 
 

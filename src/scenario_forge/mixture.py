@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .atomic import atomic_write_text
 from .errors import ConfigError
-from .parquet import features, records_table, write_table
+from .parquet import features, read_records, records_table, write_table
 from .records import MixtureRow
 
 META_FILE = "mixture.json"
@@ -93,8 +93,7 @@ def read_split(folder: Path, split: str) -> list[MixtureRow]:
     meta = read_meta(folder)
     if split not in meta.splits:
         raise ConfigError(f"mixture {folder} has no split {split!r}; it has: {', '.join(meta.splits)}")
-    rows = pq.read_table(Path(folder) / f"{split}.parquet").to_pylist()
-    return [MixtureRow.model_validate(r) for r in rows]
+    return read_records(Path(folder) / f"{split}.parquet", MixtureRow)
 
 
 def trained_domains(folder: Path, meta: MixtureMeta | None = None) -> list[str]:

@@ -101,48 +101,71 @@ def features(record: type[BaseModel]) -> Any:
     return Features.from_arrow_schema(arrow_schema(record))
 
 
+@cache
+def _coded(annotation: Any, *, reading: bool) -> bool:
+    """Whether values of ``annotation`` change on the way to (or, ``reading``, from) a parquet row:
+    they hold a ``dict`` (stored as JSON) or, when reading, an optional nested record."""
+    inner = without_none(annotation)
+    if _is_json(inner):
+        return True
+    if _is_record(inner):
+        return (reading and inner is not annotation) or any(
+            _coded(f.annotation, reading=reading) for f in inner.model_fields.values()
+        )
+    if get_origin(inner) is list:
+        return _coded(get_args(inner)[0], reading=reading)
+    return False
+
+
 def _encode(value: Any, annotation: Any) -> Any:
+    if value is None or not _coded(annotation, reading=False):
+        return value
     annotation = without_none(annotation)
-    if value is None:
-        return None
     if _is_json(annotation):
         return json.dumps(value, sort_keys=True)
     if _is_record(annotation):
         return {name: _encode(value[name], f.annotation) for name, f in annotation.model_fields.items()}
-    if get_origin(annotation) is list:
-        (item,) = get_args(annotation)
-        return [_encode(v, item) for v in value]
-    return value
+    (item,) = get_args(annotation)  # a list
+    return [_encode(v, item) for v in value]
 
 
 def _decode(value: Any, annotation: Any) -> Any:
-    optional = without_none(annotation) is not annotation
-    annotation = without_none(annotation)
-    if value is None:
-        return None
-    if _is_json(annotation):
+    if value is None or not _coded(annotation, reading=True):
+        return value
+    inner = without_none(annotation)
+    if _is_json(inner):
         return json.loads(value)
-    if _is_record(annotation):
-        if optional and all(v is None for v in value.values()):
+    if _is_record(inner):
+        if inner is not annotation and all(v is None for v in value.values()):
             return None  # a null struct some writers store as a struct of nulls
-        return {name: _decode(value.get(name), f.annotation) for name, f in annotation.model_fields.items()}
-    if get_origin(annotation) is list:
-        (item,) = get_args(annotation)
-        return [_decode(v, item) for v in value]
-    return value
+        return {name: _decode(value.get(name), f.annotation) for name, f in inner.model_fields.items()}
+    (item,) = get_args(inner)  # a list
+    return [_decode(v, item) for v in value]
+
+
+@cache
+def _coded_fields(record: type[BaseModel], *, reading: bool) -> tuple[tuple[str, Any], ...]:
+    """The fields of ``record`` whose values change on the way to (or from) a row: see :func:`_coded`."""
+    annotations: dict[str, Any] = {name: f.annotation for name, f in record.model_fields.items()}
+    return tuple((name, a) for name, a in annotations.items() if _coded(a, reading=reading))
 
 
 def record_row(record: BaseModel) -> dict[str, Any]:
     """One record as a parquet row of :func:`arrow_schema` (``dict`` fields JSON-encoded)."""
-    dumped = record.model_dump(mode="json")
-    return {name: _encode(dumped[name], f.annotation) for name, f in type(record).model_fields.items()}
+    row = record.model_dump(mode="json")
+    for name, annotation in _coded_fields(type(record), reading=False):
+        row[name] = _encode(row[name], annotation)
+    return row
 
 
 def record_from_row(record: type[R], row: Mapping[str, Any]) -> R:
     """The record a parquet row holds (the inverse of :func:`record_row`); validates it (a column the
     record does not know fails like any unknown field)."""
-    fields = record.model_fields
-    return record.model_validate({k: _decode(v, fields[k].annotation) if k in fields else v for k, v in row.items()})
+    data = dict(row)
+    for name, annotation in _coded_fields(record, reading=True):
+        if name in data:
+            data[name] = _decode(data[name], annotation)
+    return record.model_validate(data)
 
 
 def records_table(record: type[BaseModel], records: Iterable[BaseModel]) -> pa.Table:

@@ -50,9 +50,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .evaluation.backends import load_backend
 from .config import BackendConfig
 from .errors import ConfigError
+from .evaluation.backends import load_backend
 from .grading import GenericJudge, GradeItem, RubricGrader
 from .grading.config import GradingConfig
 from .grading.exact_match import exact_match_reward
@@ -252,7 +252,7 @@ def compute_score(
     reward_range: str | None = None,
     unscoreable_score: float | None = None,
     **kwargs: Any,
-) -> Any:
+) -> float | dict[str, Any]:
     """verl's custom reward function: ``{"score": float, "unscoreable": 0.0 | 1.0}`` for a
     ``scenario-forge/<reward_type>`` row (the judge: the keywords, i.e. verl's
     ``custom_reward_function.reward_kwargs``, else the environment); any other ``data_source`` goes
@@ -268,11 +268,12 @@ def compute_score(
             raise ValueError(
                 f"data_source {data_source!r} is not a scenario-forge row and verl is not installed to score it"
             ) from None
-        return default_compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)
+        result: float | dict[str, Any] = default_compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)
+        return result
     unknown = sorted(set(kwargs) - VERL_CALL_KEYWORDS)
     if unknown:  # a misspelt reward_kwargs key would otherwise be dropped silently
         raise ConfigError(f"unknown reward setting(s): {', '.join(unknown)} (expected judge, judge_base_url, reward_range, unscoreable_score)")
     config = RewardConfig.from_env(
         judge=judge, judge_base_url=judge_base_url, reward_range=reward_range, unscoreable_score=unscoreable_score
     )
-    return rewards_for(config).verl(data_source, solution_str, ground_truth, extra_info)
+    return dict(rewards_for(config).verl(data_source, solution_str, ground_truth, extra_info))

@@ -1,33 +1,46 @@
 """A job's steps, declared once as data, and the direct runner that runs them.
 
-A job (generate, curate, mix, evaluate, train) is an ordered list of named steps over one state
-record ``S``: each :class:`Step` is a plain function ``S -> S``; a :class:`ForEach` splits the
-state into parts, runs one function per part (each part its own unit of work: a shard, a split)
-and merges the results back. :func:`run_steps` runs a list in this process; the Prefect runner
-(:func:`scenario_forge.orchestration.steps.run_steps_as_tasks`) runs the *same* list with each
-step as a Prefect task of the same name, so the UI shows the stages the CLI reports.
+A job (generate, curate, mix, publish, evaluate, train) is an ordered list of named steps over one
+state record ``S``: each :class:`Step` is a plain function ``S -> S``; a :class:`ForEach` splits
+the state into parts, runs one function per part (each part its own unit of work: a shard, a
+split) and merges the results back. :func:`run_steps` runs a list in this process; the Prefect
+runner (:func:`scenario_forge.orchestration.prefect_steps.run_steps_as_tasks`) runs the *same*
+list with each step a Prefect task of the same name, so the UI shows the stages the CLI runs.
+
+A step may say which fields of the state it ``needs`` and which it ``gives``. Both runners check
+the list against the starting state before the first step runs (:func:`check_steps`: a step that
+needs a field nothing gave fails then, before any model loads), and after each step that it gave
+what it said.
 
 >>> from dataclasses import dataclass, replace
 >>> @dataclass(frozen=True)
 ... class Count:
 ...     total: int
+...     doubled: int | None = None
 >>> job = [
-...     Step("double", lambda s: replace(s, total=s.total * 2)),
+...     Step("double", lambda s: replace(s, doubled=s.total * 2), gives=("doubled",)),
 ...     ForEach("add-parts", parts=lambda s: [1, 2, 3], run=lambda p: p * 10,
-...             merge=lambda s, rs: replace(s, total=s.total + sum(rs))),
+...             merge=lambda s, rs: replace(s, total=s.doubled + sum(rs)), needs=("doubled",)),
 ... ]
 >>> step_names(job)
 ['double', 'add-parts']
 >>> run_steps(job, Count(total=1)).total
 62
+>>> run_steps(job[1:], Count(total=1))
+Traceback (most recent call last):
+...
+scenario_forge.steps.StepOrderError: step 'add-parts' needs doubled, which neither the starting state nor an earlier step gives
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from . import progress
 
@@ -35,6 +48,10 @@ S = TypeVar("S")
 J = TypeVar("J")
 P = TypeVar("P")
 R = TypeVar("R")
+
+
+class StepOrderError(RuntimeError):
+    """A job's list of steps does not fit together (a bug in the declaration, never user input)."""
 
 
 def _one_worker(state: object) -> int:
@@ -49,22 +66,28 @@ def _no_name(part: object) -> str | None:
 class Step(Generic[S]):
     """One named stage: ``run(state) -> state``.
 
-    ``tags`` mark what the step needs (``"llm"``: it sends requests to a model; Prefect caps
+    ``needs`` / ``gives``: the state fields it reads / sets (checked by :func:`check_steps`).
+    ``tags`` mark what the step uses (``"llm"``: it sends requests to a model; Prefect caps
     those with ``prefect concurrency-limit create llm N``)."""
 
     name: str
     run: Callable[[S], S]
     tags: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    gives: tuple[str, ...] = ()
 
-    def on(self, get: Callable[[J], S], put: Callable[[J, S], J]) -> Step[J]:
-        """This step over a larger state ``J`` that holds an ``S`` (same name, same tags).
+    def on(
+        self, get: Callable[[J], S], put: Callable[[J, S], J], needs: tuple[str, ...] = (), gives: tuple[str, ...] = ()
+    ) -> Step[J]:
+        """This step over a larger state ``J`` that holds an ``S`` (same name, same tags);
+        ``needs`` / ``gives`` are the larger state's fields.
 
         >>> inc = Step("inc", lambda n: n + 1)
         >>> inc.on(lambda pair: pair[0], lambda pair, n: (n, pair[1])).run((1, "x"))
         (2, 'x')
         """
         run = self.run
-        return Step(self.name, lambda state: put(state, run(get(state))), self.tags)
+        return Step(self.name, lambda state: put(state, run(get(state))), self.tags, needs, gives)
 
 
 @dataclass(frozen=True)
@@ -83,8 +106,12 @@ class ForEach(Generic[S, P, R]):
     tags: tuple[str, ...] = ()
     workers: Callable[[S], int] = _one_worker
     part_name: Callable[[P], str | None] = _no_name
+    needs: tuple[str, ...] = ()
+    gives: tuple[str, ...] = ()
 
-    def on(self, get: Callable[[J], S], put: Callable[[J, S], J]) -> ForEach[J, P, R]:
+    def on(
+        self, get: Callable[[J], S], put: Callable[[J, S], J], needs: tuple[str, ...] = (), gives: tuple[str, ...] = ()
+    ) -> ForEach[J, P, R]:
         """This fan-out over a larger state ``J`` that holds an ``S`` (see :meth:`Step.on`)."""
         parts, merge, workers = self.parts, self.merge, self.workers
         return ForEach(
@@ -95,6 +122,8 @@ class ForEach(Generic[S, P, R]):
             tags=self.tags,
             workers=lambda state: workers(get(state)),
             part_name=self.part_name,
+            needs=needs,
+            gives=gives,
         )
 
 
@@ -111,9 +140,56 @@ def step_names(steps: Sequence[AnyStep[Any]]) -> list[str]:
     return [s.name for s in steps]
 
 
-def on(steps: Sequence[AnyStep[S]], get: Callable[[J], S], put: Callable[[J, S], J]) -> list[AnyStep[J]]:
-    """Every step of ``steps`` over a larger state (see :meth:`Step.on`)."""
-    return [s.on(get, put) for s in steps]
+def on(
+    steps: Sequence[AnyStep[S]],
+    get: Callable[[J], S],
+    put: Callable[[J, S], J],
+    needs: tuple[str, ...] = (),
+    gives: tuple[str, ...] = (),
+) -> list[AnyStep[J]]:
+    """Every step of ``steps`` over a larger state (see :meth:`Step.on`), each needing ``needs``
+    and giving ``gives`` of it."""
+    return [s.on(get, put, needs, gives) for s in steps]
+
+
+def given(state: object) -> set[str]:
+    """The fields of a dataclass or pydantic ``state`` that hold a value (not ``None``).
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Job:
+    ...     config: str
+    ...     result: int | None = None
+    >>> sorted(given(Job("c")))
+    ['config']
+    """
+    if isinstance(state, BaseModel):
+        names = list(type(state).model_fields)
+    elif dataclasses.is_dataclass(state):
+        names = [f.name for f in dataclasses.fields(state)]
+    else:
+        return set()
+    return {n for n in names if getattr(state, n) is not None}
+
+
+def check_steps(steps: Sequence[AnyStep[S]], state: S) -> None:
+    """Fail if a step needs a field that neither ``state`` nor an earlier step gives."""
+    have = given(state)
+    for step in steps:
+        missing = [n for n in step.needs if n not in have]
+        if missing:
+            raise StepOrderError(
+                f"step {step.name!r} needs {', '.join(missing)}, which neither the starting state nor an earlier step gives"
+            )
+        have |= set(step.gives)
+
+
+def check_given(step: AnyStep[S], state: S) -> S:
+    """``state`` after ``step``, checked to hold every field the step said it gives."""
+    missing = [n for n in step.gives if getattr(state, n, None) is None]
+    if missing:
+        raise StepOrderError(f"step {step.name!r} did not give {', '.join(missing)}")
+    return state
 
 
 def _map_parts(each: ForEach[S, P, R], state: S) -> list[R]:
@@ -133,13 +209,14 @@ def _map_parts(each: ForEach[S, P, R], state: S) -> list[R]:
 
 def iter_steps(steps: Sequence[AnyStep[S]], state: S) -> Iterator[tuple[str, S]]:
     """Run the steps in order in this process, yielding ``(step name, state after it)``."""
+    check_steps(steps, state)
     for step in steps:
         progress.report("step", name=step.name)
         if isinstance(step, ForEach):
             state = step.merge(state, _map_parts(step, state))
         else:
             state = step.run(state)
-        yield step.name, state
+        yield step.name, check_given(step, state)
 
 
 def run_steps(steps: Sequence[AnyStep[S]], state: S) -> S:

@@ -41,6 +41,10 @@ def backend_identity(cfg: BackendConfig) -> str:
         return f"openai:{served_model(cfg.base_url or '', cfg.api_key_env)}"
     if cfg.kind == "transformers":
         return f"transformers:{local_model_identity(cfg.model or '')}"
+    if cfg.kind == "distilabel":
+        from .distilabel_backend import distilabel_identity
+
+        return distilabel_identity(cfg.llm or "", cfg.llm_kwargs)
     return f"{cfg.kind}:{cfg.model}"
 
 
@@ -88,6 +92,10 @@ def make_backend(cfg: BackendConfig) -> Backend:
         from .transformers_backend import TransformersBackend
 
         return TransformersBackend.from_config(cfg)
+    if cfg.kind == "distilabel":
+        from .distilabel_backend import DistilabelBackend
+
+        return DistilabelBackend.from_config(cfg)
     raise BackendError(f"unknown backend {cfg.kind!r}")
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..config import BackendConfig
 from ..errors import BackendError, MissingExtraError
 from .base import Backend, ChatRequest, Generation
 from .coalesce import Coalescer
@@ -85,8 +86,16 @@ class VLLMBackend(Backend):
         self._coalescer: Coalescer[ChatRequest, Generation] = Coalescer(self._run)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> VLLMBackend:
-        return cls(cfg.model, max_model_len=cfg.n_ctx, structured_output=cfg.structured_output)
+    def from_config(cls, cfg: BackendConfig) -> VLLMBackend:
+        """vLLM's own context length (``--max-model-len``; None: the model's) and ``--engine-kwargs``
+        (``tensor_parallel_size``, ``gpu_memory_utilization``, ...) go to ``vllm.LLM`` as given;
+        llama.cpp's per-sequence ``n_ctx`` does not apply here."""
+        return cls(
+            cfg.model or "",
+            max_model_len=cfg.max_model_len,
+            structured_output=cfg.structured_output,
+            **cfg.engine_kwargs,
+        )
 
     @property
     def model_id(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..curation.config import CurateConfig
 from ._common import as_json, console, fail
 from .options import Given, config_command, run_job
-from .summary import print_run_summary, shard_progress
+from .summary import print_run_summary, run_progress
 
 #: The job this command runs, without and with Prefect (``--orchestrator``).
 DIRECT, FLOW = "scenario_forge.curation.run:curate_runs", "flows.curate:curate_flow"
@@ -27,7 +27,7 @@ def curate(given: Given[CurateConfig]) -> None:
     with ExitStack() as locks:  # one writer per run folder
         for run in sorted({Path(r).resolve() for r in cfg.runs}):
             locks.enter_context(runlock.hold(runlock.run_lock(run), f"run folder {run}"))
-        locks.enter_context(shard_progress(console))
+        locks.enter_context(run_progress(console))
         manifests = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))
     for manifest in manifests:
         print_run_summary(manifest)

@@ -11,7 +11,7 @@ import typer
 from ..config import GenerateConfig
 from ._common import as_json, console, fail
 from .options import Given, config_command, run_job
-from .summary import print_run_summary, shard_progress
+from .summary import planned_requests, print_run_summary, run_progress
 
 #: The job this command runs, without and with Prefect (``--orchestrator``).
 DIRECT, FLOW = "scenario_forge.generation.run:run_generate_direct", "flows.generate:generate_flow"
@@ -38,14 +38,15 @@ def generate(
     # One writer per run folder: a second process with the same run id stops here with one line,
     # before it loads a model (a folder made only for the lock is removed again on the way out).
     with runlock.hold(runlock.run_lock(planned.root), f"run folder {planned.root}"):
-        get_backend(cfg.backend)  # unreachable server, wrong model or key, missing extra: one line, nothing written
+        backend = get_backend(cfg.backend)  # unreachable server, wrong model or key, missing extra: one line, nothing written
         if cfg.curate and cfg.curation.judge:
             from ..grading.qualification import quality_judge_warning
 
             line = quality_judge_warning(cfg.backend, cfg.curation.judge_backend)
             if line:
                 print(f"warning: generate: {line}", file=sys.stderr)
-        with shard_progress(console):
+        structured = cfg.backend.structured_output == "auto" and backend.supports_json_schema
+        with run_progress(console, planned.planned, planned_requests(cfg, structured)):
             manifest = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))
     print_run_summary(manifest)
     reason = nothing_kept(manifest, planned.root)

@@ -92,6 +92,8 @@ def _typer_type(annotation: Any) -> tuple[Any, Choices | None]:
         (item,) = get_args(inner)
         if get_origin(item) is Literal:
             return list[str], Choices(tuple(str(v) for v in get_args(item)))
+    if get_origin(inner) is dict:
+        return str, None  # a mapping is given as a JSON object; the config model parses it
     return inner, None
 
 
@@ -99,7 +101,7 @@ def _shown_default(info: Any) -> str | bool:
     if info.is_required():
         return False
     default = info.get_default(call_default_factory=True)
-    if default is None or default == [] or isinstance(default, BaseModel):
+    if default is None or default in ([], {}) or isinstance(default, BaseModel):
         return False
     if isinstance(default, bool):
         return "on" if default else "off"

@@ -1,57 +1,159 @@
-"""The progress bar during a run and the summary table after it."""
+"""The progress display during a run and the summary table after it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from .. import progress
+from ..progress import STAGE_KINDS, RunProgress, format_duration
+
+if TYPE_CHECKING:
+    from ..config import GenerateConfig
+
+#: Seconds between status lines when stdout is not a terminal (a log file, CI, a container).
+LINE_INTERVAL_S = 30.0
+
+
+def planned_requests(config: GenerateConfig, structured: bool) -> int:
+    """The plan estimate's first-attempt generation requests (``generate --plan-only``'s figures)."""
+    from ..generation.estimate import estimate_run
+
+    plan = estimate_run(config)
+    stages = plan.structured if structured else plan.plain
+    kinds = {kind for kinds in STAGE_KINDS.values() for kind in kinds}
+    return sum(est.requests for name, est in stages.items() if name in kinds)
+
+
+class Heartbeat:
+    """Calls ``emit(line())`` when ``interval`` seconds have passed since the last line; :meth:`tick`
+    is the whole rule (tests drive it with a fake clock), :meth:`start` runs it on a daemon thread."""
+
+    def __init__(
+        self, line: Callable[[], str], emit: Callable[[str], None], interval: float = LINE_INTERVAL_S,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self.line, self.emit, self.interval = line, emit, interval
+        self.clock = clock or time.monotonic
+        self.last = self.clock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> bool:
+        """Emit a line if one is due; True when it did."""
+        now = self.clock()
+        if now - self.last < self.interval:
+            return False
+        self.last = now
+        self.emit(self.line())
+        return True
+
+    def said(self) -> None:
+        """A line was printed for another reason: the next one is due ``interval`` from now."""
+        self.last = self.clock()
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(min(1.0, self.interval / 4)):
+                try:
+                    self.tick()
+                except Exception:  # noqa: BLE001 - a display problem must not stop generation
+                    return
+
+        self._thread = threading.Thread(target=loop, name="progress-lines", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 @contextmanager
-def shard_progress(console: Console) -> Iterator[None]:
-    """A progress bar over shards, fed by :mod:`scenario_forge.progress` events."""
+def run_progress(
+    console: Console, planned: int = 0, requests: int = 0, interval: float | None = None
+) -> Iterator[RunProgress]:
+    """Stage-level progress fed by :mod:`scenario_forge.progress` events: scenarios done / planned,
+    the stage, planned requests answered, tokens/s and an ETA. On a terminal, a rich bar; otherwise
+    (rich would draw the bar only at the end) a line at each shard and curation step and at least
+    every ``interval`` seconds."""
+    state = RunProgress(planned, requests)
+    lock = threading.Lock()
+    if not console.is_terminal:
+        def say(text: str) -> None:
+            console.print(f"progress: {text}", highlight=False, soft_wrap=True)
+
+        def line() -> str:
+            with lock:
+                return state.line()
+
+        beat = Heartbeat(line, say, LINE_INTERVAL_S if interval is None else interval)
+
+        def on_line_event(event: str, data: dict[str, Any]) -> None:
+            with lock:  # shards report from their own threads
+                on_line(event, data)
+
+        def on_line(event: str, data: dict[str, Any]) -> None:
+            state.on_event(event, data)
+            if event == "curation":
+                console.print(f"curation: {data['step']}", highlight=False)
+                beat.said()
+            elif event == "shard_done":
+                summary = data["summary"]
+                note = "resumed" if summary.resumed else f"kept {summary.kept}/{summary.planned}"
+                say(f"shard {data['index']} done ({note}); {state.line()}")
+                beat.said()
+
+        stop = progress.listen(on_line_event)
+        beat.start()
+        try:
+            yield state
+        finally:
+            stop()
+            beat.stop()
+        return
+
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("{task.fields[scenarios]}"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[eta]}"),
         TimeElapsedColumn(),
         console=console,
         transient=False,
     )
-    task_id = bar.add_task("shards", total=None, status="planning")
-    # Not a terminal (a log file, CI): rich draws the bar only at the end, so say each step as a line.
-    lines = not console.is_terminal
+    task_id = bar.add_task("planning", total=1000, scenarios="", rate="", eta="")
 
-    def on_event(event: str, data: dict[str, Any]) -> None:
-        if lines and event == "curation":
-            console.print(f"curation: {data['step']}", highlight=False)
-        if event in ("shard_start", "shard_done"):
-            bar.update(task_id, total=data["total"])
-        if event == "shard_start":
-            bar.update(task_id, status=f"shard {data['index']}: {data['planned']} scenarios")
-        elif event == "batch":
-            bar.update(task_id, status=f"{data['stage']}: {data['requests']} requests")
-        elif event == "shard_done":
-            summary = data["summary"]
-            note = "resumed" if summary.resumed else f"kept {summary.kept}/{summary.planned}"
-            bar.update(task_id, advance=1, status=f"shard {data['index']} {note}")
-            if lines:
-                console.print(f"shard {data['index']} done ({note})", highlight=False)
-        elif event == "curation":
-            bar.update(task_id, status=f"curation: {data['step']}")
+    def on_bar_event(event: str, data: dict[str, Any]) -> None:
+        with lock:
+            update(event, data)
 
-    stop = progress.listen(on_event)
+    def update(event: str, data: dict[str, Any]) -> None:
+        state.on_event(event, data)
+        eta = state.eta_s()
+        bar.update(
+            task_id,
+            completed=round(1000 * state.fraction) if planned else 0,
+            description=state.stage,
+            scenarios=f"{state.done}/{planned} scenarios" if planned else "",
+            rate=f"{state.tokens_per_s():.1f} tok/s" if state.completion_tokens else "",
+            eta=f"ETA {format_duration(eta)}" if eta is not None else "",
+        )
+
+    stop = progress.listen(on_bar_event)
     try:
         with bar:
-            yield
+            yield state
     finally:
         stop()
 

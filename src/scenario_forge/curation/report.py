@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..manifest import Counts
-from ..records import Scenario
 from ..atomic import atomic_write_text
 from ..figures import new_figure, save_png
+from ..manifest import Counts
+from ..records import Scenario
 
 FIGURES = {
     "coverage": "coverage.png",

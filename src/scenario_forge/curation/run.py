@@ -1,5 +1,6 @@
-"""Curation jobs: at the end of ``generate`` (:func:`curate_generated`) and standalone over existing
-runs (:func:`curate_runs`, ``scenario-forge curate RUN...``).
+"""Curation jobs: at the end of ``generate`` (:func:`start_generated`, the stages,
+:func:`finish_generated`: steps of the generate job; :func:`curate_generated` runs the three in a
+row) and standalone over existing runs (:func:`curate_runs`, ``scenario-forge curate RUN...``).
 
 A standalone job (:data:`CURATE_STEPS`: ``load-runs``, the stages of :data:`.stages.CURATION_STEPS`,
 ``write-runs``) reads each run's ``generated.parquet`` and its generation rejects (from the
@@ -302,9 +303,9 @@ def write_runs_step(job: CurateJob) -> CurateJob:
 
 #: ``scenario-forge curate``: read the runs, curate them together, write each run's files.
 CURATE_STEPS: list[AnyStep[CurateJob]] = [
-    Step("load-runs", load_runs_step),
-    *on(CURATION_STEPS, CurateJob.need_batch, lambda job, batch: replace(job, batch=batch)),
-    Step("write-runs", write_runs_step),
+    Step("load-runs", load_runs_step, gives=("runs", "batch")),
+    *on(CURATION_STEPS, CurateJob.need_batch, lambda job, batch: replace(job, batch=batch), needs=("batch",), gives=("batch",)),
+    Step("write-runs", write_runs_step, needs=("runs", "batch"), gives=("manifests",)),
 ]
 
 

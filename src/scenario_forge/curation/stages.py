@@ -292,8 +292,8 @@ CURATION_STEPS: list[Step[Batch]] = [
     Step("quality-gates", gate_stage),
     Step("quality-judge", judge_stage, tags=("llm",)),
     Step("sign-checks", sign_stage, tags=("llm",)),
-    Step("embed", embed_stage),
-    Step("near-duplicates", dedup_stage),
+    Step("embed", embed_stage, gives=("vectors", "embedding_model")),
+    Step("near-duplicates", dedup_stage, needs=("vectors",), gives=("nn_similarity",)),
 ]
 
 

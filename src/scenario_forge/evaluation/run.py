@@ -280,9 +280,12 @@ def _report(job: EvalJob) -> EvalJob:
 
 #: ``scenario-forge eval``'s steps.
 EVAL_STEPS: list[AnyStep[EvalJob]] = [
-    Step("prepare-eval", _prepare),
-    ForEach("evaluate-split", parts=_parts, run=evaluate_part, merge=_merge, tags=("llm",), part_name=lambda p: p.name),
-    Step("eval-report", _report),
+    Step("prepare-eval", _prepare, gives=("prepared",)),
+    ForEach(
+        "evaluate-split", parts=_parts, run=evaluate_part, merge=_merge, tags=("llm",), part_name=lambda p: p.name,
+        needs=("prepared",), gives=("grades",),
+    ),
+    Step("eval-report", _report, needs=("prepared", "grades"), gives=("result",)),
 ]
 
 

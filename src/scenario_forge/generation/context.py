@@ -30,7 +30,9 @@ class StageContext:
     def generate(self, stage: str, requests: Sequence[ChatRequest]) -> list[Generation]:
         """Run one batch for ``stage`` and account for it."""
         progress.report("batch", stage=stage, requests=len(requests))
-        return timed_generate(self.backend, requests, self.usage.setdefault(stage, StageUsage()))
+        out = timed_generate(self.backend, requests, self.usage.setdefault(stage, StageUsage()))
+        progress.report("batch_done", stage=stage, requests=len(out), completion_tokens=sum(g.completion_tokens for g in out))
+        return out
 
     def request(
         self,

@@ -313,6 +313,7 @@ SHARDS: ForEach[GenerateJob, ShardWork, ShardSummary] = ForEach(
     run=generate_shard,
     merge=lambda job, summaries: replace(job, summaries=summaries),
     tags=(LLM_TAG,),
+    gives=("summaries",),
     workers=lambda job: job.run.config.shard_workers,
     part_name=lambda work: work.name,
 )
@@ -320,13 +321,14 @@ SHARDS: ForEach[GenerateJob, ShardWork, ShardSummary] = ForEach(
 
 def generate_steps(config: GenerateConfig) -> list[AnyStep[GenerateJob]]:
     """The generate job's steps for ``config`` (curation's only with ``curate`` on)."""
-    curation = on(CURATION_STEPS, GenerateJob.need_batch, _put_batch) if config.curate else []
+    batch = ("batch",) if config.curate else ()
+    curation = on(CURATION_STEPS, GenerateJob.need_batch, _put_batch, needs=batch, gives=batch) if config.curate else []
     return [
         Step("prepare-run", claim_folder),
         SHARDS,
-        Step("merge-shards", merge_shards),
+        Step("merge-shards", merge_shards, gives=("generated", "rejects", *batch)),
         *curation,
-        Step("finalize-run", finalize_run),
+        Step("finalize-run", finalize_run, needs=batch, gives=("manifest",)),
     ]
 
 

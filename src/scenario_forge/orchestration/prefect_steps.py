@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..steps import AnyStep, ForEach, Step
+from ..steps import AnyStep, ForEach, Step, check_given, check_steps
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -65,6 +65,7 @@ def run_steps_as_tasks(steps: Sequence[AnyStep[S]], state: S, *, fan_out: FanOut
 
     from .. import progress
 
+    check_steps(steps, state)  # a list that does not fit together fails before any task starts
     for step in steps:
         progress.report("step", name=step.name)
         if isinstance(step, ForEach):
@@ -72,4 +73,5 @@ def run_steps_as_tasks(steps: Sequence[AnyStep[S]], state: S, *, fan_out: FanOut
             state = step.merge(state, results)
         else:
             state = step_task(step)(quote(state))  # type: ignore[arg-type]  # quote() unwraps when the task runs
+        state = check_given(step, state)
     return state

@@ -33,7 +33,7 @@ class PublishConfig(BaseModel):
         default=None, description="push to this Hugging Face dataset repo (ORG/NAME); token from HF_TOKEN or `hf auth login`",
         json_schema_extra=flag("--repo-id"),
     )
-    private: bool = Field(default=False, description="create the Hub repo as private", json_schema_extra=flag("--private"))
+    private: bool = Field(default=False, description="make the Hub repo private (an existing public one too, before uploading)", json_schema_extra=flag("--private"))
     license: str = Field(
         default="apache-2.0", min_length=1, description="license id for the card (the data's, not the code's)",
         json_schema_extra=flag("--license"),

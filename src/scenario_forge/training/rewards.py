@@ -5,6 +5,7 @@ paper's ``generic-reward`` arm get the generic-helpfulness judge while the same 
 get their per-item rubric, and standard rows get exact match. :class:`RoutedReward` is one TRL
 reward function (``(completions, **columns) -> list[float | None]``) that does the routing, grades
 all rubric rows of a step in one judge batch, and logs every reward per source and per trait.
+(:mod:`scenario_forge.rewards` wraps it for users of TRL or verl outside ``scenario-forge train``.)
 
 Rubric rewards are HealthBench's per-example score (achieved / positive points), by default
 *raw*: unclipped, so an answer that hits a pitfall can score below 0 and is ranked below one that

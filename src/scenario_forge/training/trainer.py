@@ -283,8 +283,8 @@ def _train(job: TrainJob) -> TrainJob:
 
 #: ``scenario-forge train``'s steps.
 TRAIN_STEPS: list[AnyStep[TrainJob]] = [
-    Step("prepare-training", _prepare),
-    Step("grpo-train", _train, tags=("train",)),
+    Step("prepare-training", _prepare, gives=("prepared",)),
+    Step("grpo-train", _train, tags=("train",), needs=("prepared",), gives=("result",)),
 ]
 
 
