@@ -146,6 +146,8 @@ def test_identity_hashes_a_model_file_and_leaves_secrets_out(tmp_path: Path):
     ident = backend_identity(cfg)
     assert ident.startswith('distilabel:LlamaCppLLM{"model_path":"m.gguf@sha256:') and '"n_ctx":1024' in ident
     assert "sk-" not in dl.distilabel_identity("OpenAILLM", {"model": "gpt", "api_key": "sk-secret"})
+    with pytest.raises(ValueError, match="pass credentials through the environment"):
+        BackendConfig(kind="distilabel", llm="OpenAILLM", llm_kwargs={"model": "gpt", "hf_token": "hf_x"})
 
 
 def test_llm_alone_names_the_distilabel_backend():
@@ -196,6 +198,7 @@ def one_error_line(result: Any) -> str:
     (["--llm", "scripted_llms.ScriptedLLM", "--llm-kwargs", "{label: x}"], "--llm-kwargs: not valid JSON"),
     (["--llm", "scripted_llms.ScriptedLLM", "--llm-kwargs", '{"nope": 1}'], "--llm-kwargs: ScriptedLLM: nope: Extra inputs"),
     (["--llm", "LlamaCppLLM", "--llm-kwargs", '{"model_path": "/no/such.gguf"}'], "--llm-kwargs: LlamaCppLLM: model_path: Path does not point to a file"),
+    (["--llm", "OpenAILLM", "--llm-kwargs", '{"model": "m", "api_key": "sk-1"}'], "--llm-kwargs: api_key: pass credentials through the environment"),
     ([], "the distilabel backend needs --llm CLASS"),
 ])
 def test_bad_input_is_one_line_before_any_model_loads(tmp_path: Path, args: list[str], needle: str):

@@ -133,9 +133,17 @@ def test_prefect_flows(run: Path, tmp_path: Path):
     from scenario_forge.publishing.run import PUBLISH_STEPS
     from scenario_forge.steps import step_names
 
-    def task_names(client, state) -> list[str]:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
-        return [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.expected_start_time or r.created)]
+    def task_names(client, state, expected: int) -> list[str]:
+        """The flow run's task names in start order. Prefect 3 records task runs from client events,
+        a moment after the flow returns: wait for ``expected`` of them, up to 30 s."""
+        import time
+
+        deadline = time.monotonic() + 30
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+            if len(runs) >= expected or time.monotonic() > deadline:
+                return [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.expected_start_time or r.created)]
+            time.sleep(0.5)
 
     with prefect_test_harness(server_startup_timeout=90):
         state = mix_flow(MixConfig(runs=[run], out=tmp_path / "m", spread={"enabled": False}), return_state=True)
@@ -143,7 +151,8 @@ def test_prefect_flows(run: Path, tmp_path: Path):
         published = publish_flow(PublishConfig(source=tmp_path / "m", local=tmp_path / "hub", exports=["verl"]), return_state=True)
         summary = published.result()
         with get_client(sync_client=True) as client:
-            mix_tasks, publish_tasks = task_names(client, state), task_names(client, published)
+            mix_tasks = task_names(client, state, len(MIX_STEPS))
+            publish_tasks = task_names(client, published, len(PUBLISH_STEPS))
     assert mix_tasks == step_names(MIX_STEPS) == ["plan-mixture", "spread-check", "select-rows", "contamination-guard", "write-mixture"]
     assert publish_tasks == step_names(PUBLISH_STEPS) == ["build-hub-folder", "push-to-hub"]
     written = read_meta(tmp_path / "m")

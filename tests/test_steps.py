@@ -134,10 +134,10 @@ def test_the_direct_runner_runs_a_fan_out_on_its_workers():
 
 
 def test_a_list_that_does_not_fit_together_fails_before_any_step_runs(tmp_path: Path):
+    from helpers import FAKE
+
     from scenario_forge.curation.stages import start_batch
     from scenario_forge.steps import StepOrderError, check_steps
-
-    from helpers import FAKE
 
     ran: list[str] = []
     embed, dedup = CURATION_STEPS[3], CURATION_STEPS[4]

@@ -148,10 +148,10 @@ class BackendConfig(_Config):
         # the class's own argument checks (a missing model file, an unknown argument), nothing loaded
         llm = info.data.get("llm")
         if llm:
-            from .backends.distilabel_backend import build_llm
+            from .backends.distilabel_backend import check_llm
 
             try:
-                build_llm(llm, value)
+                check_llm(llm, value)
             except ForgeError as exc:
                 raise ValueError(str(exc)) from None
         return value

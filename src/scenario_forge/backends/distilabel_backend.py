@@ -43,8 +43,19 @@ from .coalesce import Coalescer
 
 #: Where short class names are looked up, in order (distilabel 1.5 first, then its pre-1.5 alias).
 SHORT_NAME_MODULES = ("distilabel.models.llms", "distilabel.llms")
-#: ``--llm-kwargs`` keys left out of the run identity (secrets never reach a manifest or a run id).
-_SECRET_MARKS = ("key", "token", "secret", "password")
+#: ``--llm-kwargs`` names that hold credentials: refused (the config is written to manifest.json);
+#: distilabel's classes read them from the environment (``OPENAI_API_KEY``, ``HF_TOKEN``, ...).
+SECRET_NAMES = frozenset({"api_key", "token", "hf_token", "access_token", "secret", "password"})
+
+
+def is_secret(name: str) -> bool:
+    """Whether an argument name holds a credential.
+
+    >>> is_secret("api_key"), is_secret("azure_api_key"), is_secret("tokenizer_id"), is_secret("max_new_tokens")
+    (True, True, False, False)
+    """
+    lowered = name.lower()
+    return lowered in SECRET_NAMES or lowered.endswith(("_api_key", "_secret", "_password", "_token"))
 
 
 def split_class_path(name: str) -> tuple[str | None, str]:
@@ -121,21 +132,27 @@ def build_llm(name: str, kwargs: dict[str, Any]) -> Any:
         raise ConfigError(f"{cls.__name__}: {type(exc).__name__}: {exc}") from None
 
 
-def check_llm(name: str, kwargs: dict[str, Any]) -> str:
-    """Check the class and its arguments (nothing is loaded); returns the class's import path."""
+def check_llm(name: str, kwargs: dict[str, Any]) -> None:
+    """Check the class and its arguments without loading anything; credentials are refused (the
+    config, ``llm_kwargs`` included, is written to the run's manifest)."""
+    secrets = sorted(key for key, value in kwargs.items() if is_secret(key) and value is not None)
+    if secrets:
+        raise ConfigError(
+            f"{', '.join(secrets)}: pass credentials through the environment variable the class reads "
+            "(e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY, HF_TOKEN), not --llm-kwargs: the config is written to manifest.json"
+        )
     build_llm(name, kwargs)
-    return class_path(resolve_llm_class(name))
 
 
 def distilabel_identity(name: str, kwargs: dict[str, Any]) -> str:
     """The run identity: class path and arguments (a model file by name and hash; secrets left out).
 
-    >>> distilabel_identity("LlamaCppLLM", {"model_path": "/no/such.gguf", "n_ctx": 2048, "api_key": "x"})
+    >>> distilabel_identity("LlamaCppLLM", {"model_path": "/no/such.gguf", "n_ctx": 2048, "api_key": None})
     'distilabel:LlamaCppLLM{"model_path":"/no/such.gguf","n_ctx":2048}'
     """
     shown: dict[str, Any] = {}
     for key, value in sorted(kwargs.items()):
-        if any(mark in key.lower() for mark in _SECRET_MARKS):
+        if is_secret(key):
             continue
         if isinstance(value, str) and Path(value).expanduser().is_file():
             path = Path(value).expanduser()

@@ -141,8 +141,11 @@ def derive(
             continue
         decls = tuple(prefixed(flag, prefix) for flag in mark["flags"])
         shown = _shown_default(info)
-        make = choices.option if choices else typer.Option
-        spec = make(*decls, help=help_text, show_default=shown)
+        if get_origin(without_none(info.annotation)) is dict:  # a mapping: given as a JSON object
+            spec = typer.Option(*decls, help=help_text, show_default=shown, metavar="JSON")
+        else:
+            make = choices.option if choices else typer.Option
+            spec = make(*decls, help=help_text, show_default=shown)
         options.append(Option(dotted, decls, Annotated[Optional[kind], spec]))
     return options
 

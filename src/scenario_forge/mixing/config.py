@@ -48,6 +48,11 @@ class SpreadConfig(_Config):
             )
         return value
 
+    @property
+    def grader(self) -> BackendConfig:
+        """The backend that grades the sampled answers: ``judge``, else the policy backend."""
+        return self.judge or self.policy
+
 
 class TaxonomyRef(_Config):
     """Which taxonomy a mix resolved its names against (recorded in ``mixture.json``'s provenance)."""

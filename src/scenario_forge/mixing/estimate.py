@@ -84,7 +84,7 @@ def _report(config: MixConfig, plan: MixPlan) -> MixPlanReport:
     if config.spread.enabled:
         prompts = PromptSet(config.prompts)
         k = config.spread.k
-        judge_cfg = config.spread.judge or config.spread.policy
+        judge_cfg = config.spread.grader
         grading: Any = getattr(config.spread, "grading", None) or GradingConfig()
         form = grading.form_for(judge_cfg.kind, judge_cfg.kind in ("openai", "vllm"))
         answer_max = config.spread.sampling.max_tokens

@@ -117,7 +117,7 @@ def _check_inputs(config: MixConfig) -> None:
     if config.spread.enabled:  # the spread check's judge: one warning line if unqualified, or a refusal
         from ..grading.qualification import gate_judge
 
-        gate_judge(config.spread.judge or config.spread.policy, "mix", require=config.spread.require_qualified_judge)
+        gate_judge(config.spread.grader, "mix", require=config.spread.require_qualified_judge)
     _check_out(config.out, config.overwrite)
     PromptSet(config.prompts).render_text("policy_answer.j2", conversation=[])  # template present and valid
 

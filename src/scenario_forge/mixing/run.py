@@ -81,11 +81,11 @@ def write_step(job: MixJob) -> MixJob:
 
 #: The mix job: the one list both runners run (the names are the Prefect task names).
 MIX_STEPS: list[AnyStep[MixJob]] = [
-    Step("plan-mixture", plan_step),
-    Step("spread-check", spread_step, tags=("llm",)),
-    Step("select-rows", select_step),
-    Step("contamination-guard", guard_step),
-    Step("write-mixture", write_step),
+    Step("plan-mixture", plan_step, needs=("config", "staging"), gives=("plan",)),
+    Step("spread-check", spread_step, tags=("llm",), needs=("plan",), gives=("spread",)),
+    Step("select-rows", select_step, needs=("plan", "spread"), gives=("selection",)),
+    Step("contamination-guard", guard_step, needs=("plan", "selection"), gives=("guarded",)),
+    Step("write-mixture", write_step, needs=("plan", "selection", "guarded", "staging"), gives=("meta",)),
 ]
 
 

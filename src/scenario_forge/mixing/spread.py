@@ -123,7 +123,7 @@ def check_spread(
     if not config.enabled:
         return SpreadReport(enabled=False)
     prompts = prompts or PromptSet()
-    judge_cfg = config.judge or config.policy
+    judge_cfg = config.grader
     policy_id, judge_id = backend_identity(config.policy), backend_identity(judge_cfg)
     templates = prompts.hash_of([ANSWER_TEMPLATE, JUDGE_TEMPLATE])
     keys = {s.id: _item_key(s, config, policy_id, judge_id, seed, templates) for s in scenarios}

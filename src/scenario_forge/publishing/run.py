@@ -69,8 +69,8 @@ def push_step(job: PublishJob) -> PublishJob:
 
 #: The publish job: the one list both runners run (the names are the Prefect task names).
 PUBLISH_STEPS: list[AnyStep[PublishJob]] = [
-    Step("build-hub-folder", build_step),
-    Step("push-to-hub", push_step),
+    Step("build-hub-folder", build_step, needs=("config",), gives=("result",)),
+    Step("push-to-hub", push_step, needs=("config", "result"), gives=("result",)),
 ]
 
 
