@@ -504,6 +504,7 @@ def test_fast_paths_agree_with_the_full_checks():
     """The shortcuts lint takes for speed give the answers of the checks they stand for: the
     template-residue test (full case-insensitive pattern only on texts with a bracket or "lorem",
     else only before colons) and the Jaccard bound that skips intersecting word sets."""
+    import itertools
     import random
 
     from scenario_forge.lint.text import _TEMPLATE_RESIDUE, has_template_residue, jaccard, jaccard_bound
@@ -515,4 +516,4 @@ def test_fast_paths_agree_with_the_full_checks():
     assert [has_template_residue(x) for x in texts] == [bool(_TEMPLATE_RESIDUE.search(x)) for x in texts]
     assert sum(has_template_residue(x) for x in texts) > 1_000  # the strings exercise both answers
     words = [set(rng.sample("abcdefghij", rng.randint(1, 10))) for _ in range(2_000)]
-    assert all(jaccard(a, b) <= jaccard_bound(a, b) for a, b in zip(words, words[1:]))
+    assert all(jaccard(a, b) <= jaccard_bound(a, b) for a, b in itertools.pairwise(words))

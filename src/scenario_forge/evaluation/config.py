@@ -68,6 +68,10 @@ class EvalConfig(BaseModel):
     bootstrap: int = Field(default=2000, ge=100, le=1_000_000, description="bootstrap resamples for the CIs", json_schema_extra=flag("--bootstrap"))
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     min_pairs: int = Field(default=5, ge=2, description="fewest paired rows for a better/worse verdict")
+    fdr_q: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="false discovery rate of the Benjamini-Hochberg correction over a report's evals",
+        json_schema_extra=flag("--fdr-q"),
+    )
     seed: int = Field(default=0, ge=0, description="answer sampling and bootstrap seed", json_schema_extra=flag("--seed"))
     out: Path = Field(default=Path("outputs/eval"), description="report folder", json_schema_extra=flag("--out"))
 

@@ -16,9 +16,16 @@ percentile bootstraps of the mean paired difference, resampling pairs with a see
 the same grades and seed give the same interval.
 
 Vocabulary: an *eval* is one split x trait (beneficial rows) or split x task (standard rows), the
-unit the paper counts wins over ("44/53 evals improved"). An eval is *better* when the bootstrap CI
-of the mean difference lies above 0, *worse* when below, otherwise *no significant difference*;
-``row_wins``/``row_losses`` count the pairs where the model's answer scored higher / lower.
+unit the paper counts wins over ("44/53 evals improved"). An eval is *better* (improved) when the
+bootstrap CI of the mean difference lies above 0, *worse* (declined) when below, otherwise *no
+significant difference*; ``row_wins``/``row_losses`` count the pairs where the model's answer scored
+higher / lower.
+
+Multiple comparisons, the paper's way: each eval's paired bootstrap also gives a two-sided p-value
+(from the same resamples as its CI); the Benjamini-Hochberg procedure at ``Stats.fdr_q`` runs over
+*every* eval of the report that has pairs (an eval with too few pairs enters with p = 1, so it still
+counts in the number of tests). The headline is "k of n improved (k' after FDR at q)": k evals
+better by their CI, k' of those also significant after the correction.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ class Stats:
     confidence: float = 0.95
     seed: int = 0
     min_pairs: int = 5
+    #: the false discovery rate at which the Benjamini-Hochberg correction runs over a report's evals
+    fdr_q: float = 0.05
 
 
 def is_heldout(split: str) -> bool:
@@ -103,11 +112,70 @@ def bootstrap_ci(
         return None
     if x.size == 1:
         return (float(x[0]), float(x[0]))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    means = _boot_means(x, n_boot, seed)
     alpha = (1.0 - confidence) / 2
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     return (float(low), float(high))
+
+
+def _boot_means(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)  # type: ignore[no-any-return]
+
+
+def bootstrap_p_value(values: Sequence[float], n_boot: int = 2000, seed: int = 0) -> float | None:
+    """Two-sided paired-bootstrap p-value for "the mean of ``values`` is 0", from the same seeded
+    resamples as :func:`bootstrap_ci`: twice the smaller share of resampled means at or beyond 0 on
+    either side, with the usual +1 correction, at most 1. None without values.
+
+    >>> bootstrap_p_value([0.0, 0.0, 0.0]), bootstrap_p_value([]) is None
+    (1.0, True)
+    >>> p = bootstrap_p_value([0.5, 0.4, 0.6, 0.5, 0.45], n_boot=999)   # every resample above 0
+    >>> p == 2 / 1000
+    True
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return None
+    means = _boot_means(x, n_boot, seed)
+    below = int(np.sum(means <= 0.0))
+    above = int(np.sum(means >= 0.0))
+    return float(min(1.0, 2 * (min(below, above) + 1) / (n_boot + 1)))
+
+
+def benjamini_hochberg(p_values: Sequence[float], q: float = 0.05) -> tuple[list[bool], list[float]]:
+    """Benjamini-Hochberg step-up procedure: which hypotheses are rejected at false discovery rate
+    ``q``, and the BH-adjusted p-values, both in the input order.
+
+    With the p-values sorted, p(1) <= ... <= p(m), the largest k with p(k) <= k/m * q is found and
+    the k smallest are rejected (even one above its own threshold, if a later one is below its own).
+    The adjusted p-value of p(i) is min over j >= i of p(j) * m / j, at most 1.
+
+    >>> benjamini_hochberg([0.01, 0.03, 0.02, 0.5], q=0.05)[0]   # thresholds 0.0125, 0.025, 0.0375, 0.05
+    [True, True, True, False]
+    >>> benjamini_hochberg([], 0.05)
+    ([], [])
+    """
+    m = len(p_values)
+    if not 0.0 < q < 1.0:
+        raise ValueError("q must lie in (0, 1)")
+    if m == 0:
+        return [], []
+    order = sorted(range(m), key=lambda i: p_values[i])
+    k = 0
+    for rank, i in enumerate(order, start=1):
+        if p_values[i] <= rank / m * q:
+            k = rank
+    rejected = [False] * m
+    for i in order[:k]:
+        rejected[i] = True
+    adjusted = [1.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, p_values[i] * m / rank)
+        adjusted[i] = min(1.0, running)
+    return rejected, adjusted
 
 
 def summary(rows: Sequence[GradeRow], stats: Stats | None = None) -> dict[str, Any]:
@@ -193,12 +261,14 @@ def compare_pairs(pairs: Sequence[tuple[float, float]], stats: Stats = Stats()) 
     """
     diffs = [round(x - y, 12) for x, y in pairs]  # 0.55 - 0.45 and 0.5 - 0.4 are the same gain, not a win
     ci = bootstrap_ci(diffs, stats.n_boot, stats.confidence, stats.seed)
+    p_value: float | None = None
     if ci is None:
         verdict = "no pairs"
     elif len(diffs) < stats.min_pairs:
         verdict = "too few pairs"
     else:
         verdict = "better" if ci[0] > 0 else "worse" if ci[1] < 0 else "no significant difference"
+        p_value = bootstrap_p_value(diffs, stats.n_boot, stats.seed)
     return {
         "n_pairs": len(pairs),
         "a_mean": mean([x for x, _ in pairs]),
@@ -210,6 +280,8 @@ def compare_pairs(pairs: Sequence[tuple[float, float]], stats: Stats = Stats()) 
         "row_losses": sum(d < 0 for d in diffs),
         "row_ties": sum(d == 0 for d in diffs),
         "verdict": verdict,
+        # two-sided paired-bootstrap p-value; None below min_pairs (no test)
+        "p_value": p_value,
     }
 
 
@@ -234,6 +306,7 @@ def comparisons(
     return {
         "evals": evals,
         "splits": splits,
+        "fdr": fdr_correct(evals, stats.fdr_q),
         "tally": {
             "evals": len(with_pairs),
             "better": sum(e["verdict"] == "better" for e in with_pairs),
@@ -244,6 +317,45 @@ def comparisons(
             "mean_diff_negative": sum((e["diff"] or 0) < 0 for e in with_pairs),
         },
     }
+
+
+def fdr_correct(evals: dict[str, dict[str, Any]], q: float) -> dict[str, Any]:
+    """Benjamini-Hochberg over every eval with pairs (an eval without a test enters with p = 1).
+
+    Adds ``p_adjusted`` and ``fdr_significant`` to each eval in place and returns the counts of the
+    headline: ``n`` evals, ``improved``/``declined`` by their CI, and ``improved_after_fdr`` /
+    ``declined_after_fdr`` (also significant after the correction), with ``q`` and ``headline``.
+
+    >>> ev = {"a": {"n_pairs": 6, "verdict": "better", "p_value": 0.002},
+    ...       "b": {"n_pairs": 6, "verdict": "better", "p_value": 0.04},
+    ...       "c": {"n_pairs": 2, "verdict": "too few pairs", "p_value": None}}
+    >>> fdr_correct(ev, 0.05)["headline"]    # thresholds 0.0167, 0.0333, 0.05: only a's 0.002 passes
+    '2 of 3 improved (1 after FDR at q=0.05)'
+    """
+    tested = [name for name, e in evals.items() if e["n_pairs"]]
+    rejected, adjusted = benjamini_hochberg([evals[n]["p_value"] if evals[n]["p_value"] is not None else 1.0 for n in tested], q)
+    for name, e in evals.items():
+        e["p_adjusted"], e["fdr_significant"] = None, False
+    for name, rej, adj in zip(tested, rejected, adjusted):
+        evals[name]["p_adjusted"], evals[name]["fdr_significant"] = adj, rej
+    out: dict[str, Any] = {
+        "q": q,
+        "n": len(tested),
+        "improved": sum(evals[n]["verdict"] == "better" for n in tested),
+        "declined": sum(evals[n]["verdict"] == "worse" for n in tested),
+        "improved_after_fdr": sum(evals[n]["verdict"] == "better" and evals[n]["fdr_significant"] for n in tested),
+        "declined_after_fdr": sum(evals[n]["verdict"] == "worse" and evals[n]["fdr_significant"] for n in tested),
+    }
+    out["no_change"] = out["n"] - out["improved"] - out["declined"]
+    out["headline"] = f"{out['improved']} of {out['n']} improved ({out['improved_after_fdr']} after FDR at q={q:g})"
+    return out
+
+
+def capability_table(rows: Sequence[GradeRow], stats: Stats | None = None) -> dict[str, dict[str, Any]]:
+    """Capability checks, per eval: every row that is not a beneficial (trait) row: held-out
+    standard rows (exact match) and the capability suites (``eval --suite``), shown beside the trait
+    scores so a capability cost is seen next to a trait gain."""
+    return {name: summary(group, stats) for name, group in by([r for r in rows if r.source != "beneficial"], eval_name).items()}
 
 
 def _rename(result: dict[str, Any]) -> dict[str, Any]:
@@ -351,6 +463,7 @@ def report_figures(
             "splits": {split: summary(r, stats) for split, r in by(rows, lambda r: r.split).items()},
             "sources": {src: summary(r, stats) for src, r in by(rows, lambda r: r.source).items()},
             "domain_trait": trait_table(rows),
+            "capability": capability_table(rows, stats),
             "persistence": persistence(rows, stats),
         }
     if baseline_label is not None:

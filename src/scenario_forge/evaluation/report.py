@@ -37,6 +37,10 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _p(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -132,6 +136,17 @@ def markdown(meta: dict[str, Any], figures: dict[str, Any], model_label: str, ba
             ])
         lines += [f"**{label}**", ""] + _table(["domain"] + traits, body) + [""]
 
+    capability = {label: d.get("capability") or {} for label, d in figures["models"].items()}
+    if any(capability.values()):
+        lines += ["## Capability checks", "",
+                  ("Beside the trait scores: held-out standard rows (exact match) and capability suites, so a "
+                   "capability cost shows next to a trait gain."), ""]
+        names = sorted({n for c in capability.values() for n in c})
+        labels = list(capability)
+        rows = [[name] + [f"{_f(capability[label][name]['mean'])} (n={capability[label][name]['scored']})"
+                          if name in capability[label] else "" for label in labels] for name in names]
+        lines += _table(["check"] + labels, rows) + [""]
+
     persist = {label: d["persistence"] for label, d in figures["models"].items() if d["persistence"]}
     if persist:
         lines += ["## Persistence under an operator persona", "",
@@ -166,11 +181,19 @@ def markdown(meta: dict[str, Any], figures: dict[str, Any], model_label: str, ba
             "An eval is a split × trait (split × task for standard rows); better/worse = the bootstrap CI of the "
             "mean paired difference excludes 0."
         )
-        lines += ["## Model vs baseline", "", text, ""]
+        lines += ["## Model vs baseline", ""]
+        fdr = comparison.get("fdr")
+        if fdr:
+            lines += [(f"**{fdr['headline']}**; {fdr['declined']} declined ({fdr['declined_after_fdr']} after FDR), "
+                       f"{fdr['no_change']} without a significant change. Benjamini–Hochberg over all {fdr['n']} evals "
+                       "with pairs (paired-bootstrap p-values; an eval with too few pairs enters with p = 1)."), ""]
+        lines += [text, ""]
         rows = [[name, str(e["n_pairs"]), _f(e["model_mean"]), _f(e["baseline_mean"]), _f(e["diff"], True), _ci(e),
-                 f"{e['row_wins']}/{e['row_losses']}/{e['row_ties']}", e["verdict"]]
+                 f"{e['row_wins']}/{e['row_losses']}/{e['row_ties']}", _p(e.get("p_value")), _p(e.get("p_adjusted")),
+                 e["verdict"] + (" (FDR)" if e.get("fdr_significant") else "")]
                 for name, e in comparison["evals"].items()]
-        lines += _table(["eval", "pairs", model_label, baseline_label or "", "diff", "CI", "rows W/L/T", "verdict"], rows) + [""]
+        lines += _table(["eval", "pairs", model_label, baseline_label or "", "diff", "CI", "rows W/L/T", "p", "p (BH)", "verdict"],
+                        rows) + [""]
         transfer = figures.get("transfer")
         if transfer:
             trained = ", ".join(transfer["trained_domains"]) or "none"
