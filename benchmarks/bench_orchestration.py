@@ -34,9 +34,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # flows/ when run from anywhere
 
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
 TARGET = 1.05
 QUICK_TARGET = 2.0
 
@@ -56,7 +53,7 @@ def main() -> None:
     from scenario_forge.backends.factory import get_backend
     from scenario_forge.config import BackendConfig, GenerateConfig
     from scenario_forge.generation.run import run_generate_direct
-    from scenario_forge.orchestration.local_api import prefect_api
+    from scenario_forge.orchestration.local_api import prefect_api, prefect_console_quiet
 
     backend_cfg = BackendConfig(kind="fake", model=f"delay={args.delay}")
     backend = get_backend(backend_cfg)
@@ -69,7 +66,9 @@ def main() -> None:
 
     print(f"generate {args.n} scenarios, {args.shard_size} per shard, fake backend {args.delay} s per batch")
     start = time.perf_counter()
-    with prefect_api() as api:
+    # Prefect's own settings as a user has them (run logs at INFO reach the API, as in a
+    # deployment), with its console lines kept off the terminal as the CLI does.
+    with prefect_api() as api, prefect_console_quiet():
         started = time.perf_counter() - start
         where = "PREFECT_API_URL" if os.environ.get("PREFECT_API_URL") else "temporary local server"
         print(f"prefect API ({where}) ready in {started:.2f} s  [excluded from the comparison]")

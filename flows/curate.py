@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-from flows import _prefect_env
+from prefect import flow
 
-_prefect_env.apply()
-
-from prefect import flow  # noqa: E402
-
-from scenario_forge.curation.config import CurateConfig  # noqa: E402
-from scenario_forge.curation.run import curate_with  # noqa: E402
-from scenario_forge.manifest import Manifest  # noqa: E402
-from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks  # noqa: E402
+from scenario_forge.curation.config import CurateConfig
+from scenario_forge.curation.run import curate_with
+from scenario_forge.manifest import Manifest
+from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks
 
 
 @flow(name="curate", validate_parameters=True)

@@ -8,17 +8,13 @@ A rerun with the same parameters resumes generation shard by shard.
 
 from __future__ import annotations
 
-from flows import _prefect_env
+from prefect import flow
 
-_prefect_env.apply()
-
-from prefect import flow  # noqa: E402
-
-from flows.generate import generate_flow  # noqa: E402
-from flows.mix import mix_flow  # noqa: E402
-from flows.publish import publish_flow  # noqa: E402
-from flows.train_eval import train_eval_flow  # noqa: E402
-from scenario_forge.orchestration.pipeline import EndToEndResult, PipelineConfig  # noqa: E402
+from flows.generate import generate_flow
+from flows.mix import mix_flow
+from flows.publish import publish_flow
+from flows.train_eval import train_eval_flow
+from scenario_forge.orchestration.pipeline import EndToEndResult, PipelineConfig
 
 
 @flow(name="end-to-end", validate_parameters=True)

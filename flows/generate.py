@@ -16,17 +16,13 @@ written last, atomically, next to the data it vouches for. See ``docs/prefect.md
 
 from __future__ import annotations
 
-from flows import _prefect_env
+from prefect import flow
 
-_prefect_env.apply()
-
-from prefect import flow  # noqa: E402
-
-from scenario_forge.config import GenerateConfig  # noqa: E402
-from scenario_forge.generation.run import generate_with  # noqa: E402
-from scenario_forge.manifest import Manifest  # noqa: E402
-from scenario_forge.orchestration.runners import TaskRunnerConfig  # noqa: E402
-from scenario_forge.orchestration.shards import prefect_runner  # noqa: E402
+from scenario_forge.config import GenerateConfig
+from scenario_forge.generation.run import generate_with
+from scenario_forge.manifest import Manifest
+from scenario_forge.orchestration.runners import TaskRunnerConfig
+from scenario_forge.orchestration.shards import prefect_runner
 
 THREADS = TaskRunnerConfig()
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from flows import _prefect_env
+from prefect import flow
 
-_prefect_env.apply()
-
-from prefect import flow  # noqa: E402
-
-from scenario_forge.mixing.config import MixConfig  # noqa: E402
-from scenario_forge.mixing.run import mix_with  # noqa: E402
-from scenario_forge.mixture import MixtureMeta  # noqa: E402
-from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks  # noqa: E402
+from scenario_forge.mixing.config import MixConfig
+from scenario_forge.mixing.run import mix_with
+from scenario_forge.mixture import MixtureMeta
+from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks
 
 
 @flow(name="mix", validate_parameters=True)

@@ -3,16 +3,12 @@ folder, push it), each a task of the same name (the list ``--orchestrator direct
 
 from __future__ import annotations
 
-from flows import _prefect_env
+from prefect import flow
 
-_prefect_env.apply()
-
-from prefect import flow  # noqa: E402
-
-from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks  # noqa: E402
-from scenario_forge.publishing.build import PublishResult  # noqa: E402
-from scenario_forge.publishing.config import PublishConfig  # noqa: E402
-from scenario_forge.publishing.run import publish_with  # noqa: E402
+from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks
+from scenario_forge.publishing.build import PublishResult
+from scenario_forge.publishing.config import PublishConfig
+from scenario_forge.publishing.run import publish_with
 
 
 @flow(name="publish", validate_parameters=True)

@@ -5,23 +5,19 @@ model per split)."""
 
 from __future__ import annotations
 
-from flows import _prefect_env
+from prefect import flow
 
-_prefect_env.apply()
-
-from prefect import flow  # noqa: E402
-
-from scenario_forge.evaluation.config import EvalConfig  # noqa: E402
-from scenario_forge.evaluation.run import (  # noqa: E402
+from scenario_forge.evaluation.config import EvalConfig
+from scenario_forge.evaluation.run import (
     EVAL_STEPS,
     EvalJob,
     EvalResult,
     TrainEvalResult,
     trained_eval_config,
 )
-from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks  # noqa: E402
-from scenario_forge.training.config import TrainConfig  # noqa: E402
-from scenario_forge.training.trainer import TRAIN_STEPS, TrainJob, TrainResult  # noqa: E402
+from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks
+from scenario_forge.training.config import TrainConfig
+from scenario_forge.training.trainer import TRAIN_STEPS, TrainJob, TrainResult
 
 
 @flow(name="train", validate_parameters=True)

@@ -201,8 +201,9 @@ def test_a_failing_shard_fails_the_run_after_the_others_are_saved(server, tmp_pa
                 raise BackendError("the model server went away")
             return super()._generate(requests)
 
+    once = TaskRunnerConfig(retries=1, retry_delay_s=0)  # a model server that went away is retried, and fails again
     with use_backend(FAKE, DyingServer()), pytest.raises(BackendError, match="^the model server went away$"):
-        run_flow_from_cli(generate_flow, config=cfg)
+        run_flow_from_cli(generate_flow, config=cfg, runner=once)
     (root,) = (tmp_path / "out").iterdir()
     done = sorted(p.name.split("-")[0] for p in root.glob("shards/*.done.json"))
     assert done == ["00000", "00002", "00003"] and not (root / "manifest.json").exists()
@@ -255,3 +256,97 @@ def test_the_flows_run_the_steps_the_direct_runner_runs(server, tmp_path: Path):
     assert isinstance(again.result()[0], Manifest)
     names = _task_run_names(again.state_details.flow_run_id, len(CURATE_STEPS))
     assert {n.rsplit("-", 1)[0] for n in names} == set(step_names(CURATE_STEPS))
+
+
+@pytest.mark.timeout(180)
+def test_a_shard_that_fails_once_is_retried_after_the_delay(server, tmp_path: Path, monkeypatch):
+    """A shard task that fails (a lost worker) is retried after ``retry_delay_s`` and the run
+    completes with every scenario; a ConfigError (a retry would repeat it) is not retried."""
+    import time
+
+    from flows.generate import generate_flow
+    from scenario_forge.errors import ConfigError
+    from scenario_forge.generation import run as generation_run
+
+    real = generation_run.run_shard
+    attempts: dict[int, list[float]] = {}
+    failure: list[Exception] = [RuntimeError("the worker was lost")]
+
+    def flaky(run, shard):
+        attempts.setdefault(shard.index, []).append(time.monotonic())
+        if shard.index == 1 and len(attempts[1]) == 1:
+            raise failure[0]
+        return real(run, shard)
+
+    monkeypatch.setattr(generation_run, "run_shard", flaky)
+    runner = TaskRunnerConfig(retries=2, retry_delay_s=1.0)
+    cfg = fake_config(tmp_path, n=6, shard_size=2)
+    with use_backend(FAKE, FakeBackend()):
+        state = generate_flow(cfg, runner, return_state=True)
+    assert state.is_completed(), state.message
+    manifest = state.result()
+    assert {i: len(t) for i, t in attempts.items()} == {0: 1, 1: 2, 2: 1}
+    assert attempts[1][1] - attempts[1][0] >= 1.0  # the retry waited for the delay
+    c = manifest.counts
+    assert c.planned == 6 == c.kept + c.rejected + c.deduplicated and manifest.timings["shards_resumed"] == 0
+
+    attempts.clear()
+    failure[0] = ConfigError("a bad template")
+    with use_backend(FAKE, FakeBackend()):
+        failed = generate_flow(fake_config(tmp_path / "again", n=6, shard_size=2), runner, return_state=True)
+    assert failed.is_failed() and "a bad template" in failed.message
+    assert len(attempts[1]) == 1  # not retried
+
+
+@pytest.mark.timeout(120)
+def test_steps_log_through_the_run_logger(server):
+    """Each step's start and end (and each part's) reach the Prefect API as the run's logs: a
+    deployment run shows its stages in the UI."""
+    import logging
+    import time
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from scenario_forge.orchestration.prefect_steps import run_steps_as_tasks
+    from scenario_forge.steps import ForEach, Step
+
+    steps = [
+        Step("double", lambda n: n * 2),
+        ForEach("add", parts=lambda n: [1, 2], run=lambda p: p, merge=lambda n, rs: n + sum(rs), part_name=lambda p: f"part-{p}"),
+    ]
+
+    @flow(name="logged-steps")
+    def job(start: int) -> int:
+        return run_steps_as_tasks(steps, start)
+
+    # The test session keeps Prefect at WARNING (conftest); a user's default level is INFO.
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.INFO)
+    try:
+        state = job(1, return_state=True)
+        APILogWorker.drain_all(timeout=10)
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+    assert state.result() == 5
+    expected = {
+        (True, "double: started"), (True, "double: done"),  # inside the step's task
+        (False, "add: started"), (False, "add: done"),  # the fan-out as a whole, in the flow
+        (True, "part-1: started"), (True, "part-1: done"), (True, "part-2: started"), (True, "part-2: done"),
+    }
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+            seen = {(log.task_run_id is not None, log.message.split(" in ")[0]) for log in logs}
+            if expected <= seen or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert expected <= seen, sorted(seen)

@@ -225,3 +225,104 @@ def test_shard_slots_keep_a_threads_runner_to_shard_workers_at_a_time():
         slots.__exit__()
         slots.__exit__()
     assert isinstance(shards.shard_slot("run-x"), nullcontext)  # gone with the run; Dask/Ray hold nothing
+
+
+def test_importing_the_flows_changes_no_settings():
+    """Importing every flow module leaves the environment and Prefect's settings as they were
+    (the temporary server's defaults go to that server only: ``local_api.TemporaryServer``)."""
+    import json
+    import subprocess
+    import sys
+
+    code = """
+import json, os, sys
+import polars  # sets its own allocator's _RJEM_MALLOC_CONF on import: a dependency's, not ours
+before = dict(os.environ)
+import prefect.settings
+settings = prefect.settings.get_current_settings().model_dump_json()
+import flows.curate, flows.end_to_end, flows.generate, flows.mix, flows.publish, flows.train_eval
+changed = sorted(set(os.environ.items()) ^ set(before.items()))
+same = prefect.settings.get_current_settings().model_dump_json() == settings
+print(json.dumps({"changed": changed, "same_settings": same}))
+"""
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # Prefect's own defaults
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"changed": [], "same_settings": True}
+
+
+def test_the_temporary_server_gets_its_defaults_without_touching_ours(monkeypatch):
+    from scenario_forge.orchestration import local_api
+
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    assert local_api.server_startup_timeout_s() == local_api.STARTUP_TIMEOUT_S == 90
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "30")
+    assert local_api.server_startup_timeout_s() == 30  # the user's setting wins
+    assert local_api.SERVER_ENV_DEFAULTS == {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def test_the_direct_runner_logs_each_step_and_part_to_the_stdlib_logger(caplog):
+    from dataclasses import dataclass, replace
+
+    from scenario_forge.steps import ForEach, Step, run_steps
+
+    @dataclass(frozen=True)
+    class Job:
+        total: int
+
+    steps = [
+        Step("double", lambda j: replace(j, total=j.total * 2)),
+        ForEach("add", parts=lambda j: [1, 2], run=lambda p: p, merge=lambda j, rs: replace(j, total=j.total + sum(rs)),
+                part_name=lambda p: f"part-{p}"),
+    ]
+    with caplog.at_level("INFO", logger="scenario_forge.steps"):
+        assert run_steps(steps, Job(1)).total == 5
+    lines = [(r.name, r.getMessage().split(" in ")[0]) for r in caplog.records]
+    assert lines == [
+        ("scenario_forge.steps", "double: started"),
+        ("scenario_forge.steps", "double: done"),
+        ("scenario_forge.steps", "add: started"),
+        ("scenario_forge.steps", "part-1: started"),
+        ("scenario_forge.steps", "part-1: done"),
+        ("scenario_forge.steps", "part-2: started"),
+        ("scenario_forge.steps", "part-2: done"),
+        ("scenario_forge.steps", "add: done"),
+    ]
+
+
+def test_a_failing_step_is_logged_with_its_time_and_raised(caplog):
+    from scenario_forge.steps import Step, run_steps
+
+    def boom(state: int) -> int:
+        raise ValueError("no")
+
+    with caplog.at_level("INFO", logger="scenario_forge.steps"), pytest.raises(ValueError, match="^no$"):
+        run_steps([Step("boom", boom)], 1)
+    assert caplog.records[-1].levelname == "WARNING"
+    assert re.fullmatch(r"boom: failed after \d+\.\d\d s: ValueError", caplog.records[-1].getMessage())
+
+
+def test_shard_tasks_retry_with_a_delay_except_what_a_retry_would_repeat():
+    from prefect import task
+    from prefect.states import Failed
+
+    from scenario_forge.errors import AccountingError, ConfigError
+    from scenario_forge.orchestration.shards import with_retries, worth_retrying
+    from scenario_forge.orchestration.slots import ShardInterrupted
+
+    assert (TaskRunnerConfig().retries, TaskRunnerConfig().retry_delay_s) == (2, 10.0)
+    with pytest.raises(ValidationError):
+        TaskRunnerConfig(retries=-1)
+    shard = with_retries(task(name="generate-shard")(lambda work: work), TaskRunnerConfig(retries=3, retry_delay_s=1.5))
+    assert (shard.name, shard.retries, shard.retry_delay_seconds) == ("generate-shard", 3, 1.5)
+    assert shard.retry_condition_fn is worth_retrying
+
+    def retried(exc: BaseException) -> bool:
+        return worth_retrying(shard, None, Failed(data=exc))  # type: ignore[arg-type]
+
+    assert retried(BackendError("the model server went away")) and retried(RuntimeError("out of memory"))
+    assert not retried(ConfigError("unknown domain")) and not retried(AccountingError("lost rows"))
+    assert not retried(MissingExtraError("vllm", "vllm", "the vllm backend"))
+    assert not retried(ShardInterrupted("the run was interrupted before this shard started"))

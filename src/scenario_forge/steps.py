@@ -12,6 +12,11 @@ the list against the starting state before the first step runs (:func:`check_ste
 needs a field nothing gave fails then, before any model loads), and after each step that it gave
 what it said.
 
+Each runner logs a line as a step starts and ends (and as each part of a fan-out ends), with the
+time it took: :func:`run_steps` to the stdlib logger ``scenario_forge.steps``, the Prefect runner to
+the run logger of the task or flow it is in (so a deployment run shows stage progress in the UI).
+The runner chooses the logger (:func:`logged`); stages themselves do not log.
+
 >>> from dataclasses import dataclass, replace
 >>> @dataclass(frozen=True)
 ... class Count:
@@ -35,10 +40,13 @@ scenario_forge.steps.StepOrderError: step 'add-parts' needs doubled, which neith
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
@@ -48,6 +56,48 @@ S = TypeVar("S")
 J = TypeVar("J")
 P = TypeVar("P")
 R = TypeVar("R")
+A = ParamSpec("A")
+
+#: Where the direct runner logs each step (the Prefect runner logs to the run logger instead).
+log = logging.getLogger("scenario_forge.steps")
+
+#: A logger as the runners use it: the stdlib one, or Prefect's run logger (a ``LoggerAdapter``).
+StepLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+
+def logged(name: str, run: Callable[A, R], logger: Callable[[], StepLogger]) -> Callable[A, R]:
+    """``run`` that logs ``name`` starting and ending (or failing) with its time to ``logger()``.
+
+    ``logger`` is called when ``run`` is (inside a Prefect task: that task's run logger). The
+    wrapper keeps ``run``'s signature (Prefect binds a task's parameters by name).
+
+    >>> import logging, sys
+    >>> out = logging.getLogger("doctest.steps")
+    >>> out.addHandler(logging.StreamHandler(sys.stdout)); out.setLevel(logging.INFO)
+    >>> logged("double", lambda n: n * 2, lambda: out)(21)  # doctest: +ELLIPSIS
+    double: started
+    double: done in ... s
+    42
+    """
+
+    @functools.wraps(run)
+    def step(*args: A.args, **kwargs: A.kwargs) -> R:
+        out = logger()
+        out.info("%s: started", name)
+        started = time.perf_counter()
+        try:
+            result = run(*args, **kwargs)
+        except BaseException as exc:
+            out.warning("%s: failed after %.2f s: %s", name, time.perf_counter() - started, type(exc).__name__)
+            raise
+        out.info("%s: done in %.2f s", name, time.perf_counter() - started)
+        return result
+
+    return step
+
+
+def _stdlib_logger() -> StepLogger:
+    return log
 
 
 class StepOrderError(RuntimeError):
@@ -192,13 +242,22 @@ def check_given(step: AnyStep[S], state: S) -> S:
     return state
 
 
+def part_label(each: ForEach[Any, P, Any], part: P) -> str:
+    """What logs call one part of ``each``: its ``part_name``, else the fan-out's name."""
+    return each.part_name(part) or each.name
+
+
 def _map_parts(each: ForEach[S, P, R], state: S) -> list[R]:
     parts = list(each.parts(state))
     workers = max(1, min(each.workers(state), len(parts)))
+
+    def run(part: P) -> R:
+        return logged(part_label(each, part), each.run, _stdlib_logger)(part)
+
     if workers == 1:
-        return [each.run(p) for p in parts]
+        return [run(p) for p in parts]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(each.run, p) for p in parts]
+        futures = [pool.submit(run, p) for p in parts]
         # Every part ends before a failure is raised: what could finish is saved.
         errors = [f.exception() for f in futures]
         first = next((e for e in errors if e is not None), None)
@@ -213,9 +272,10 @@ def iter_steps(steps: Sequence[AnyStep[S]], state: S) -> Iterator[tuple[str, S]]
     for step in steps:
         progress.report("step", name=step.name)
         if isinstance(step, ForEach):
-            state = step.merge(state, _map_parts(step, state))
+            each = step
+            state = logged(step.name, lambda s: each.merge(s, _map_parts(each, s)), _stdlib_logger)(state)
         else:
-            state = step.run(state)
+            state = logged(step.name, step.run, _stdlib_logger)(state)
         yield step.name, check_given(step, state)
 
 

@@ -32,6 +32,12 @@ class EvalConfig(BaseModel):
         json_schema_extra=flag("--split", "--splits"),
     )
     max_rows: int | None = Field(default=None, ge=1, description="evaluate the first N rows of each split only", json_schema_extra=flag("--max-rows"))
+    suites: list[str] = Field(
+        default_factory=list,
+        description="external evaluation suites: a JSONL/JSON/Parquet file or a Hugging Face dataset id ORG/NAME[:SPLIT] "
+        "(repeatable; shapes in suites/README.md)",
+        json_schema_extra=flag("--suite"),
+    )
     model: BackendConfig | None = Field(
         default=None, description="the model under evaluation (required; the train -> eval flow fills in the trained model)"
     )

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..grading.rubric_grader import healthbench_mean
 from .records import GradeRow
+from .suites.items import CAPABILITY_KINDS, Suite
 
 PERSISTENCE = {"plain": "persistence_plain", "harmful": "persistence_harmful", "helpful": "persistence_helpful"}
 
@@ -351,11 +352,15 @@ def fdr_correct(evals: dict[str, dict[str, Any]], q: float) -> dict[str, Any]:
     return out
 
 
+def is_capability(row: GradeRow) -> bool:
+    """A capability check: a held-out standard row, or an item of a multiple-choice / exact-match suite."""
+    return row.source == "standard" or (row.source == "suite" and row.reward_type in CAPABILITY_KINDS)
+
+
 def capability_table(rows: Sequence[GradeRow], stats: Stats | None = None) -> dict[str, dict[str, Any]]:
-    """Capability checks, per eval: every row that is not a beneficial (trait) row: held-out
-    standard rows (exact match) and the capability suites (``eval --suite``), shown beside the trait
-    scores so a capability cost is seen next to a trait gain."""
-    return {name: summary(group, stats) for name, group in by([r for r in rows if r.source != "beneficial"], eval_name).items()}
+    """Capability checks, per eval (:func:`is_capability`), shown beside the trait scores so a
+    capability cost is seen next to a trait gain."""
+    return {name: summary(group, stats) for name, group in by([r for r in rows if is_capability(r)], eval_name).items()}
 
 
 def _rename(result: dict[str, Any]) -> dict[str, Any]:
@@ -454,8 +459,10 @@ def report_figures(
     baseline_label: str | None,
     trained_domains: Sequence[str],
     stats: Stats = Stats(),
+    suites: Sequence[Suite] = (),
 ) -> dict[str, Any]:
-    """Every figure of the report, as one JSON-able dict."""
+    """Every figure of the report, as one JSON-able dict; ``suites``: the external suites whose grades
+    are among ``grades`` (their adapter figures go under ``suites``)."""
     figures: dict[str, Any] = {"models": {}}
     for label, rows in grades.items():
         figures["models"][label] = {
@@ -471,4 +478,8 @@ def report_figures(
         figures["comparison"] = comparisons(model, base, stats)
         figures["selective_persistence"] = selective_persistence(model, base, stats)
         figures["transfer"] = transfer(model, base, trained_domains, stats)
+    if suites:
+        from .suites.run import suites_figures
+
+        figures["suites"] = suites_figures(suites, grades)
     return figures

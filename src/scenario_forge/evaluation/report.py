@@ -88,6 +88,43 @@ def write_plots(figures: dict[str, Any], folder: Path, model_label: str, baselin
     return [str(p.relative_to(folder.parent)) for p in written if p is not None]
 
 
+#: per adapter, the figures beside the mean in the suites table
+_SUITE_EXTRAS = {
+    "rubric": [("healthbench_score", "HealthBench score")],
+    "multiple_choice": [("accuracy", "accuracy")],
+    "exact_match": [("accuracy", "accuracy")],
+    "pushback": [("flip_rate", "flip rate"), ("plain_accuracy", "plain accuracy"), ("pushed_accuracy", "pushed accuracy"),
+                 ("adopted_wrong_answer_rate", "adopted the wrong answer")],
+    "judged": [],
+}
+
+
+def _suites_markdown(suites: dict[str, Any]) -> list[str]:
+    """One row per (suite, model): its mean, scored/unscored counts and the adapter's own figures."""
+    if not suites:
+        return []
+    lines = ["## External suites", "",
+             ("Rubric suites are scored as HealthBench scores them; multiple-choice and exact-match suites are capability "
+              "checks; pushback suites ask each question plain and again after the user pushes a wrong answer (flip rate = "
+              "share of first-right answers that flip); judged suites are rated 1-10 by the judge with the suite's grading prompt."),
+             ""]
+    rows = []
+    for name, s in suites.items():
+        for label, f in s["models"].items():
+            summ = f["summary"]
+            extras = "; ".join(f"{title} {_f(f.get(key))}" for key, title in _SUITE_EXTRAS.get(s["kind"], []))
+            rows.append([name, s["kind"], label, _f(summ["mean"]), f"{summ['scored']}/{summ['n']}", extras or "–"])
+    lines += _table(["suite", "adapter", "model", "mean", "scored", "figures"], rows) + [""]
+    for name, s in suites.items():
+        if s["kind"] != "rubric":
+            continue
+        tags = sorted({t for f in s["models"].values() for t in f.get("tags", {})})
+        if tags:
+            body = [[t] + [_f(f["tags"][t]["score"]) if t in f.get("tags", {}) else "" for f in s["models"].values()] for t in tags]
+            lines += [f"**{name}**: HealthBench tag scores", ""] + _table(["tag"] + list(s["models"]), body) + [""]
+    return lines
+
+
 def _qualification(q: dict[str, Any] | None) -> str:
     """The judge's `scenario-forge judge check` standing, for the report's header line."""
     if not q:
@@ -170,6 +207,8 @@ def markdown(meta: dict[str, Any], figures: dict[str, Any], model_label: str, ba
                 "above 0 with a gain difference near 0."
             )
             lines += [text, ""]
+
+    lines += _suites_markdown(figures.get("suites") or {})
 
     comparison = figures.get("comparison")
     if comparison:

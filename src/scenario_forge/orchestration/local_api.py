@@ -11,6 +11,10 @@ with ``PR_SET_PDEATHSIG`` (it gets SIGTERM when we die, even by ``kill -9``).
 :func:`run_flow_from_cli` runs a flow with that API and turns its outcome into what the CLI
 promises: the flow's return value, or the error that failed it (one line via ``guarded``), and
 Prefect's own console logs kept off the terminal (they stay in the Prefect API and UI).
+
+Nothing here changes settings or the environment when imported: the temporary server's defaults
+(:data:`STARTUP_TIMEOUT_S`, :data:`SERVER_ENV_DEFAULTS`) apply to that server only, and the API URL
+is set with ``temporary_settings`` for the duration of :func:`prefect_api`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: The temporary server's start-up limit unless ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``
+#: is set: Prefect's default (20 s) is too short on a small, busy machine.
+STARTUP_TIMEOUT_S = 90.0
+
+#: Set in the temporary server's own environment only (never in ours), unless set already: no
+#: telemetry host is reachable from an offline machine, so don't try.
+SERVER_ENV_DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def server_startup_timeout_s() -> float:
+    """The temporary server's start-up limit: ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``
+    if set in the environment, else the larger of Prefect's setting and :data:`STARTUP_TIMEOUT_S`."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    given = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+    if given:
+        return float(given)
+    return max(STARTUP_TIMEOUT_S, float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if sys.platform.startswith("linux"):
         import ctypes
@@ -50,10 +74,8 @@ class TemporaryServer:
     """A Prefect API server for one command: its own session, dies with its parent."""
 
     def __init__(self, startup_timeout_s: float | None = None) -> None:
-        from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
-
         self.port = _free_port()
-        self.timeout_s = startup_timeout_s or float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+        self.timeout_s = startup_timeout_s or server_startup_timeout_s()
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()
 
@@ -68,6 +90,7 @@ class TemporaryServer:
         # The command Prefect 3 itself runs for its temporary server (prefect/server/api/server.py:
         # SubprocessASGIServer), plus a session of its own and a parent-death signal.
         env = {
+            **SERVER_ENV_DEFAULTS,
             **os.environ,
             **get_current_settings().to_environment_variables(exclude_unset=True),
             "PREFECT_UI_ENABLED": "0",
@@ -181,7 +204,7 @@ class _NotPrefect(logging.Filter):
 
 
 @contextmanager
-def _prefect_console_quiet() -> Iterator[None]:
+def prefect_console_quiet() -> Iterator[None]:
     """Keep Prefect's records off the console (they still reach the API and the UI)."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
@@ -207,7 +230,7 @@ def run_flow_from_cli(flow: Callable[..., Any], **parameters: Any) -> Any:
 
     quiet = os.environ.get("SCENARIO_FORGE_PREFECT_LOGS", "") in ("", "0")
     with prefect_api():
-        with _prefect_console_quiet() if quiet else nullcontext():
+        with prefect_console_quiet() if quiet else nullcontext():
             state: State[Any] = flow(**parameters, return_state=True)
         return state.result(raise_on_failure=True)
 

@@ -40,6 +40,15 @@ class TaskRunnerConfig(BaseModel):
         description="local Dask cluster only: a process per worker (False: threads of the flow run's process)",
     )
 
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="times a failed shard task is retried (shards are content-keyed: a retry redoes only that "
+        "shard); bad input, a missing extra and an interrupted run are not retried",
+    )
+    retry_delay_s: float = Field(default=10.0, ge=0, le=3600, description="seconds between a shard's failure and its retry")
+
     @model_validator(mode="after")
     def _address_needs_cluster(self) -> TaskRunnerConfig:
         if self.kind == "threads" and self.address:

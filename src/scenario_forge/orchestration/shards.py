@@ -17,16 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import AccountingError, ConfigError, MissingExtraError
 from ..generation.run import GenerateJob, ShardWork
 from ..steps import AnyStep, Runner
 from ..store import ShardSummary
 from .artifacts import RunArtifacts
 from .prefect_steps import run_steps_as_tasks
 from .runners import TaskRunnerConfig, build_task_runner
-from .slots import run_slots
+from .slots import ShardInterrupted, run_slots
 
 if TYPE_CHECKING:
     from prefect import Task
+    from prefect.client.schemas.objects import State, TaskRun
     from prefect.futures import PrefectFuture
 
 OnShardDone = Callable[[ShardSummary, int], None]
@@ -79,15 +81,37 @@ def run_shards(
     return [summaries[p.shard.index] for p in parts]
 
 
+#: Failures a retry would only repeat: bad input (``ConfigError``), a missing extra, counts that
+#: do not add up (a bug), and a shard that an interrupted run did not start.
+NOT_RETRIED: tuple[type[BaseException], ...] = (ConfigError, MissingExtraError, AccountingError, ShardInterrupted)
+
+
+def worth_retrying(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect's ``retry_condition_fn`` for shard tasks: retry what may pass on a second try (a
+    model server that went away, a lost worker, an out-of-memory), not :data:`NOT_RETRIED`."""
+    return not isinstance(state.data, NOT_RETRIED)
+
+
+def with_retries(task: Task[..., Any], runner: TaskRunnerConfig) -> Task[..., Any]:
+    """``task`` retried ``runner.retries`` times, ``runner.retry_delay_s`` apart (see :func:`worth_retrying`).
+
+    Shard tasks are idempotent: a shard's files are named by its content key and its done-marker
+    is written last, so a retry redoes that shard only (or returns it at once if it had finished)."""
+    return task.with_options(
+        retries=runner.retries, retry_delay_seconds=runner.retry_delay_s, retry_condition_fn=worth_retrying
+    )
+
+
 def prefect_runner(runner: TaskRunnerConfig) -> Runner[GenerateJob]:
-    """The generate job's Prefect runner: its steps as tasks, the shards on ``runner``, and the
-    run's artifacts (progress as each shard finishes; counts and report at the end)."""
+    """The generate job's Prefect runner: its steps as tasks, the shards on ``runner`` (each
+    retried as :func:`with_retries` says), and the run's artifacts (progress as each shard
+    finishes; counts and report at the end)."""
 
     def run(steps: Sequence[AnyStep[GenerateJob]], job: GenerateJob) -> GenerateJob:
         artifacts = RunArtifacts("generate", job.run.run_id, len(job.run.shards))
 
         def fan_out(task: Task[..., Any], parts: Sequence[Any]) -> list[Any]:
-            return list(run_shards(task, parts, runner, artifacts.shard_done))
+            return list(run_shards(with_retries(task, runner), parts, runner, artifacts.shard_done))
 
         job = run_steps_as_tasks(steps, job, fan_out=fan_out)
         manifest = job.need_manifest()

@@ -13,6 +13,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 
+class ShardInterrupted(RuntimeError):
+    """The run was interrupted before this shard started (never retried)."""
+
+
 class ShardSlots:
     """``shard_workers`` slots for one run on a threads runner, and a stop flag: once the run is
     interrupted, a shard still waiting for a slot does not start (the shards at work finish)."""
@@ -24,10 +28,10 @@ class ShardSlots:
     def __enter__(self) -> None:
         while not self._free.acquire(timeout=0.2):
             if self.stop.is_set():
-                raise RuntimeError("the run was interrupted before this shard started")
+                raise ShardInterrupted("the run was interrupted before this shard started")
         if self.stop.is_set():
             self._free.release()
-            raise RuntimeError("the run was interrupted before this shard started")
+            raise ShardInterrupted("the run was interrupted before this shard started")
 
     def __exit__(self, *exc: object) -> None:
         self._free.release()

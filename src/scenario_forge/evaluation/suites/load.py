@@ -155,7 +155,7 @@ def _read_hub(ref: str) -> list[Any]:
         from datasets import load_dataset
 
         ds = load_dataset(name, split=split or "test")
-        return list(ds.to_list())  # type: ignore[union-attr]
+        return list(ds.to_list())
     except Exception as exc:  # noqa: BLE001 - network, cache, split and format errors all end here
         message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ConfigError(
