@@ -84,15 +84,21 @@ def main() -> None:
                 cfg = config(f"{mode}-{i}", args.n)  # a fresh folder: nothing to resume
                 calls = backend.calls
                 t0 = time.perf_counter()
-                manifest = (run_generate_direct(cfg) if mode == "direct" else generate_flow(cfg)).model_dump(mode="json")
+                manifest = (run_generate_direct(cfg) if mode == "direct" else generate_flow(cfg)).model_dump(
+                    mode="json"
+                )
                 times[mode].append(time.perf_counter() - t0)
                 batches[mode].append(backend.calls - calls)
                 assert manifest["counts"]["planned"] == args.n and manifest["timings"]["shards_resumed"] == 0
     del api
     direct, prefect = statistics.median(times["direct"]), statistics.median(times["prefect"])
     shards = -(-args.n // args.shard_size)
-    print(f"direct run   {direct:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['direct'])}; batches {batches['direct']})")
-    print(f"prefect run  {prefect:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['prefect'])}; batches {batches['prefect']})")
+    print(
+        f"direct run   {direct:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['direct'])}; batches {batches['direct']})"
+    )
+    print(
+        f"prefect run  {prefect:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['prefect'])}; batches {batches['prefect']})"
+    )
     print(f"overhead     {prefect - direct:8.2f} s  over {shards} shard tasks + 3 step tasks + artifacts")
     ratio = prefect / direct
     target = QUICK_TARGET if args.quick else TARGET

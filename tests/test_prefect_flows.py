@@ -43,7 +43,9 @@ def _artifacts(flow_run_id) -> dict[str, object]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
     return {a.key: a for a in found if a.key}
 
 
@@ -146,8 +148,11 @@ def test_dask_cluster_produces_the_same_data_as_threads(server, tmp_path: Path):
     # The cluster was torn down with the flow run: no worker process outlives it (multiprocessing's
     # resource tracker is one per interpreter, started for the spawned workers, and exits with us).
     left = [
-        p for p in psutil.Process().children(recursive=True)
-        if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in before
+        and p.is_running()
+        and p.status() != psutil.STATUS_ZOMBIE
         and "resource_tracker" not in " ".join(p.cmdline())
     ]
     assert not left, [p.cmdline() for p in left]
@@ -201,9 +206,9 @@ def test_a_failing_shard_fails_the_run_after_the_others_are_saved(server, tmp_pa
                 raise BackendError("the model server went away")
             return super()._generate(requests)
 
-    once = TaskRunnerConfig(retries=1, retry_delay_s=0)  # a model server that went away is retried, and fails again
+    no_retry = TaskRunnerConfig(retries=0)  # retries: test_a_shard_that_fails_once_is_retried_after_the_delay
     with use_backend(FAKE, DyingServer()), pytest.raises(BackendError, match="^the model server went away$"):
-        run_flow_from_cli(generate_flow, config=cfg, runner=once)
+        run_flow_from_cli(generate_flow, config=cfg, runner=no_retry)
     (root,) = (tmp_path / "out").iterdir()
     done = sorted(p.name.split("-")[0] for p in root.glob("shards/*.done.json"))
     assert done == ["00000", "00002", "00003"] and not (root / "manifest.json").exists()
@@ -251,7 +256,9 @@ def test_the_flows_run_the_steps_the_direct_runner_runs(server, tmp_path: Path):
         tasks = {n.rsplit("-", 1)[0] for n in names if not n.startswith("shard-")}
         assert len(shards) == 2 and tasks == set(step_names(steps)) - {"generate-shard"}
         assert "quality-gates" in tasks and "near-duplicates" in tasks  # curation is its own tasks
-        again = curate_flow(CurateConfig(runs=[cfg.out / state.result().run_id], curation={"judge": False}), return_state=True)
+        again = curate_flow(
+            CurateConfig(runs=[cfg.out / state.result().run_id], curation={"judge": False}), return_state=True
+        )
     assert again.is_completed(), again.message
     assert isinstance(again.result()[0], Manifest)
     names = _task_run_names(again.state_details.flow_run_id, len(CURATE_STEPS))
@@ -315,7 +322,13 @@ def test_steps_log_through_the_run_logger(server):
 
     steps = [
         Step("double", lambda n: n * 2),
-        ForEach("add", parts=lambda n: [1, 2], run=lambda p: p, merge=lambda n, rs: n + sum(rs), part_name=lambda p: f"part-{p}"),
+        ForEach(
+            "add",
+            parts=lambda n: [1, 2],
+            run=lambda p: p,
+            merge=lambda n, rs: n + sum(rs),
+            part_name=lambda p: f"part-{p}",
+        ),
     ]
 
     @flow(name="logged-steps")
@@ -335,9 +348,14 @@ def test_steps_log_through_the_run_logger(server):
             lg.setLevel(level)
     assert state.result() == 5
     expected = {
-        (True, "double: started"), (True, "double: done"),  # inside the step's task
-        (False, "add: started"), (False, "add: done"),  # the fan-out as a whole, in the flow
-        (True, "part-1: started"), (True, "part-1: done"), (True, "part-2: started"), (True, "part-2: done"),
+        (True, "double: started"),
+        (True, "double: done"),  # inside the step's task
+        (False, "add: started"),
+        (False, "add: done"),  # the fan-out as a whole, in the flow
+        (True, "part-1: started"),
+        (True, "part-1: done"),
+        (True, "part-2: started"),
+        (True, "part-2: done"),
     }
     deadline = time.monotonic() + 30
     with get_client(sync_client=True) as client:

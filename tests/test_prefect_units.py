@@ -186,8 +186,10 @@ def test_unreachable_prefect_api_is_one_clear_line(tmp_path: Path, monkeypatch):
     url = f"http://127.0.0.1:{port}/api"
     monkeypatch.setenv("PREFECT_API_URL", url)
     with temporary_settings(updates={PREFECT_API_URL: url}):
-        result = CliRunner().invoke(app, ["generate", "--backend", "fake", "--n", "2", "--out", str(tmp_path / "out"),
-                                            "--orchestrator", "prefect"])
+        result = CliRunner().invoke(
+            app,
+            ["generate", "--backend", "fake", "--n", "2", "--out", str(tmp_path / "out"), "--orchestrator", "prefect"],
+        )
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert result.exit_code == 2 and len(errors) == 1, result.output
     assert f"the Prefect API at {url} is not reachable (ConnectError" in errors[0]
@@ -247,7 +249,9 @@ print(json.dumps({"changed": changed, "same_settings": same}))
 """
     repo = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # Prefect's own defaults
-    out = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=repo, env=env, capture_output=True, text=True, timeout=180
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"changed": [], "same_settings": True}
@@ -274,8 +278,13 @@ def test_the_direct_runner_logs_each_step_and_part_to_the_stdlib_logger(caplog):
 
     steps = [
         Step("double", lambda j: replace(j, total=j.total * 2)),
-        ForEach("add", parts=lambda j: [1, 2], run=lambda p: p, merge=lambda j, rs: replace(j, total=j.total + sum(rs)),
-                part_name=lambda p: f"part-{p}"),
+        ForEach(
+            "add",
+            parts=lambda j: [1, 2],
+            run=lambda p: p,
+            merge=lambda j, rs: replace(j, total=j.total + sum(rs)),
+            part_name=lambda p: f"part-{p}",
+        ),
     ]
     with caplog.at_level("INFO", logger="scenario_forge.steps"):
         assert run_steps(steps, Job(1)).total == 5

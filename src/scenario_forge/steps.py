@@ -266,14 +266,17 @@ def _map_parts(each: ForEach[S, P, R], state: S) -> list[R]:
         return [f.result() for f in futures]
 
 
+def _fan_out(each: ForEach[S, Any, Any], state: S) -> S:
+    return each.merge(state, _map_parts(each, state))
+
+
 def iter_steps(steps: Sequence[AnyStep[S]], state: S) -> Iterator[tuple[str, S]]:
     """Run the steps in order in this process, yielding ``(step name, state after it)``."""
     check_steps(steps, state)
     for step in steps:
         progress.report("step", name=step.name)
         if isinstance(step, ForEach):
-            each = step
-            state = logged(step.name, lambda s: each.merge(s, _map_parts(each, s)), _stdlib_logger)(state)
+            state = logged(step.name, functools.partial(_fan_out, step), _stdlib_logger)(state)
         else:
             state = logged(step.name, step.run, _stdlib_logger)(state)
         yield step.name, check_given(step, state)

@@ -39,6 +39,9 @@ from .records import GradeRow, read_grades
 from .refusal import TEMPLATE as REFUSAL_TEMPLATE
 from .report import GRADES, REPORT_JSON, write_report
 from .stages import answers_key, cached_answers, grade_answers
+from .suites.grades import SPLIT as SUITE_SPLIT
+from .suites.items import Suite
+from .suites.run import NEEDS_JUDGE, SUITE_PART, grade_suite, load_suites
 
 ANSWERS = "answers"
 
@@ -58,6 +61,8 @@ class PreparedEval(BaseModel):
     trained_domains_from: str = "mixture"
     #: The rubric judge's qualification as found before the run (grading/qualification.py).
     judge_qualification: dict[str, Any] | None = None
+    #: External suites (``--suite``), loaded and checked before any model is asked.
+    suites: list[Suite] = []
 
 
 class EvalResult(BaseModel):
@@ -79,9 +84,10 @@ def default_splits(splits: dict[str, int]) -> list[str]:
 def prepare_eval(config: EvalConfig) -> PreparedEval:
     if config.model is None:
         raise ConfigError("no model to evaluate: give --model")
+    suites = load_suites(config.suites)
     meta = read_meta(config.mixture)
     splits = list(config.splits) or default_splits(meta.splits)
-    if not splits:
+    if not splits and not suites:
         raise ConfigError(f"mixture {config.mixture} has no held-out splits (heldout*, persistence_*); name some with --split")
     if meta.train_split in splits:
         raise ConfigError(f"split {meta.train_split!r} is the training split; evaluate held-out splits")
@@ -95,9 +101,10 @@ def prepare_eval(config: EvalConfig) -> PreparedEval:
             raise ConfigError(f"split {split!r} of {config.mixture} has no rows")
     baseline_grades = None
     if config.baseline_grades is not None:
-        baseline_grades = _load_baseline_grades(config.baseline_grades, rows, config.baseline_label)
+        baseline_grades = _load_baseline_grades(config.baseline_grades, rows, config.baseline_label, frozenset(s.name for s in suites))
     all_rows = [r for rs in rows.values() for r in rs]
     needs_judge = config.refusal == "judge" or any(r.reward_type in ("rubric", "generic_judge") for r in all_rows)
+    needs_judge = needs_judge or any(s.kind in NEEDS_JUDGE for s in suites)
     models = {config.model_label: config.model}
     if config.baseline is not None:
         models[config.baseline_label] = config.baseline
@@ -129,6 +136,7 @@ def prepare_eval(config: EvalConfig) -> PreparedEval:
         judge_qualification=judge_qualification,
         trained_domains=trained,
         trained_domains_from=trained_from,
+        suites=suites,
     )
 
 
@@ -139,7 +147,9 @@ def _identity_or_none(cfg: BackendConfig) -> str | None:
         return None
 
 
-def _load_baseline_grades(folder: Path, rows: dict[str, list[MixtureRow]], label: str) -> list[GradeRow]:
+def _load_baseline_grades(
+    folder: Path, rows: dict[str, list[MixtureRow]], label: str, suites: frozenset[str] = frozenset()
+) -> list[GradeRow]:
     """A previous eval's model grades as this run's baseline; its splits and rows must match ours."""
     report = folder / REPORT_JSON
     if not report.is_file():
@@ -165,6 +175,8 @@ def _load_baseline_grades(folder: Path, rows: dict[str, list[MixtureRow]], label
                 "(another mixture or --max-rows?); evaluate the same rows"
             )
     keep = {(s, r.id) for s, rs in rows.items() for r in rs}
+    # a suite's grades are the baseline of the same suite (by name) in this run
+    keep |= {(g.split, g.row_id) for g in grades if g.split == SUITE_SPLIT and g.task in suites}
     return [g.model_copy(update={"model": label}) for g in grades if (g.split, g.row_id) in keep]
 
 
@@ -172,6 +184,11 @@ def evaluate_split(prepared: PreparedEval, label: str, split: str, usage: StageU
     """Answer one split with one model (cached by content key) and grade the answers."""
     config = prepared.config
     cfg = prepared.models[label]
+    if split.startswith(SUITE_PART):
+        suite = next(s for s in prepared.suites if SUITE_PART + s.name == split)
+        suite_judge = load_backend(config.judge) if prepared.judge_identity and suite.kind in NEEDS_JUDGE else None
+        return grade_suite(suite, load_backend(cfg), suite_judge, label=label, sampling=config.answer_sampling, seed=config.seed,
+                           grading=config.grading)
     rows = prepared.rows[split]
     key = answers_key(prepared.identities[label], config.answer_sampling, config.seed, rows)
     answers = cached_answers(
@@ -190,8 +207,9 @@ def finish_eval(prepared: PreparedEval, grades: dict[str, list[GradeRow]], wall_
     if prepared.baseline_grades is not None:
         grades = {**grades, config.baseline_label: prepared.baseline_grades}
     baseline_label = config.baseline_label if config.has_baseline else None
-    stats = Stats(n_boot=config.bootstrap, confidence=config.confidence, seed=config.seed, min_pairs=config.min_pairs)
-    figures = report_figures(grades, config.model_label, baseline_label, prepared.trained_domains, stats)
+    stats = Stats(n_boot=config.bootstrap, confidence=config.confidence, seed=config.seed, min_pairs=config.min_pairs,
+                  fdr_q=config.fdr_q)
+    figures = report_figures(grades, config.model_label, baseline_label, prepared.trained_domains, stats, prepared.suites)
     meta = {
         "mixture": str(config.mixture),
         "splits": {s: len(r) for s, r in prepared.rows.items()},
@@ -209,6 +227,7 @@ def finish_eval(prepared: PreparedEval, grades: dict[str, list[GradeRow]], wall_
         "seed": config.seed,
         "trained_domains": prepared.trained_domains,
         "trained_domains_from": prepared.trained_domains_from,
+        "suites": {s.name: s.source for s in prepared.suites},
         "config": config.model_dump(mode="json"),
         "wall_s": round(wall_s, 2),
     }
@@ -264,7 +283,8 @@ def _prepare(job: EvalJob) -> EvalJob:
 def _parts(job: EvalJob) -> list[EvalPart]:
     # One model at a time, its splits in order: both share the process's judge and model.
     prepared = job.need_prepared()
-    return [EvalPart(prepared=prepared, label=label, split=split) for label in prepared.models for split in prepared.splits]
+    splits = prepared.splits + [SUITE_PART + s.name for s in prepared.suites]
+    return [EvalPart(prepared=prepared, label=label, split=split) for label in prepared.models for split in splits]
 
 
 def _merge(job: EvalJob, graded: list[list[GradeRow]]) -> EvalJob:

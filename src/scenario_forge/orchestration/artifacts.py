@@ -82,8 +82,16 @@ def run_report_markdown(manifest: dict[str, Any]) -> str:
         lines += _table(
             ["stage", "requests", "prompt tok", "completion tok", "wall s", "tok/s", "retries", "failures"],
             [
-                [stage, u["requests"], u["prompt_tokens"], u["completion_tokens"], f"{u['wall_s']:.1f}",
-                 f"{u['tokens_per_s']:.1f}", u["retries"], u["failures"]]
+                [
+                    stage,
+                    u["requests"],
+                    u["prompt_tokens"],
+                    u["completion_tokens"],
+                    f"{u['wall_s']:.1f}",
+                    f"{u['tokens_per_s']:.1f}",
+                    u["retries"],
+                    u["failures"],
+                ]
                 for stage, u in manifest["usage"].items()
             ],
         )
@@ -125,9 +133,7 @@ class RunArtifacts:
         from prefect.artifacts import update_progress_artifact
 
         self.resumed += summary.resumed
-        update_progress_artifact(
-            self.progress_id, 100.0 * done / max(self.total, 1), description=self._describe(done)
-        )
+        update_progress_artifact(self.progress_id, 100.0 * done / max(self.total, 1), description=self._describe(done))
 
     def finish(self, shards: list[ShardSpec], scenarios_path: Path, manifest: dict[str, Any]) -> None:
         """The counts table and the markdown report, from the finished run's files."""

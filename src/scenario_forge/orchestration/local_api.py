@@ -100,9 +100,21 @@ class TemporaryServer:
         env.pop("PREFECT_API_URL", None)
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
-                "--factory", "prefect.server.api.server:create_app",
-                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(prefect.__module_path__.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
             ],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -233,4 +245,3 @@ def run_flow_from_cli(flow: Callable[..., Any], **parameters: Any) -> Any:
         with prefect_console_quiet() if quiet else nullcontext():
             state: State[Any] = flow(**parameters, return_state=True)
         return state.result(raise_on_failure=True)
-

@@ -79,7 +79,8 @@ class PipelineConfig(BaseModel):
     mix: MixOptions = Field(default_factory=MixOptions, description="the training mixture built from the run")
     train: TrainOptions | None = Field(default=None, description="GRPO on the mixture; empty: stop after mixing")
     evaluate: EvalOptions | None = Field(
-        default=None, description="evaluation of the trained model; default (with train): the held-out splits vs the start policy"
+        default=None,
+        description="evaluation of the trained model; default (with train): the held-out splits vs the start policy",
     )
     publish: PublishOptions | None = Field(default=None, description="publish the mixture; empty: don't")
 

@@ -81,6 +81,10 @@ def one_after_another(task: Task[..., Any], parts: Sequence[Any]) -> list[Any]:
     return [task(quote(part)) for part in parts]
 
 
+def _fan_out(each: ForEach[S, Any, Any], fan_out: FanOut, state: S) -> S:
+    return each.merge(state, fan_out(part_task(each), list(each.parts(state))))
+
+
 def run_steps_as_tasks(steps: Sequence[AnyStep[S]], state: S, *, fan_out: FanOut | None = None) -> S:
     """Run ``steps`` in order inside the current flow, each as a task; return the final state."""
     from prefect.utilities.annotations import quote
@@ -91,11 +95,7 @@ def run_steps_as_tasks(steps: Sequence[AnyStep[S]], state: S, *, fan_out: FanOut
     for step in steps:
         progress.report("step", name=step.name)
         if isinstance(step, ForEach):
-            each = step
-
-            def fan(state: S) -> S:
-                return each.merge(state, (fan_out or one_after_another)(part_task(each), list(each.parts(state))))
-
+            fan = functools.partial(_fan_out, step, fan_out or one_after_another)
             state = logged(step.name, fan, run_logger)(state)
         else:
             state = step_task(step)(quote(state))  # type: ignore[arg-type]  # quote() unwraps when the task runs

@@ -47,7 +47,9 @@ class TaskRunnerConfig(BaseModel):
         description="times a failed shard task is retried (shards are content-keyed: a retry redoes only that "
         "shard); bad input, a missing extra and an interrupted run are not retried",
     )
-    retry_delay_s: float = Field(default=10.0, ge=0, le=3600, description="seconds between a shard's failure and its retry")
+    retry_delay_s: float = Field(
+        default=10.0, ge=0, le=3600, description="seconds between a shard's failure and its retry"
+    )
 
     @model_validator(mode="after")
     def _address_needs_cluster(self) -> TaskRunnerConfig:
