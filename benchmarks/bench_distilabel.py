@@ -38,12 +38,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DISTILABEL_CACHE_DIR", str(Path(tempfile.gettempdir()) / "scenario-forge-bench-distilabel"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_backends import Rate, RecordingBackend, _timed, sample_requests  # noqa: E402
+from bench_backends import Rate, RecordingBackend, _timed, sample_requests
 
-from scenario_forge.backends.base import ChatRequest  # noqa: E402
-from scenario_forge.backends.factory import make_backend, use_backend  # noqa: E402
-from scenario_forge.config import BackendConfig, GenerateConfig  # noqa: E402
-from scenario_forge.generation.run import run_generate_direct  # noqa: E402
+from scenario_forge.backends.base import ChatRequest
+from scenario_forge.backends.factory import make_backend, use_backend
+from scenario_forge.config import BackendConfig, GenerateConfig
+from scenario_forge.generation.run import run_generate_direct
 
 
 def recorded_requests(n: int, k: int, max_tokens: int | None, out: Path) -> list[ChatRequest]:

@@ -17,15 +17,15 @@ from typer.testing import CliRunner
 
 pytest.importorskip("distilabel", reason="the [distilabel] extra is not installed")
 
-from distilabel.models.llms.base import LLM  # noqa: E402
+from distilabel.models.llms.base import LLM
 
-from scenario_forge.backends import distilabel_backend as dl  # noqa: E402
-from scenario_forge.backends.base import ChatRequest  # noqa: E402
-from scenario_forge.backends.factory import backend_identity, make_backend  # noqa: E402
-from scenario_forge.backends.fake import default_responder  # noqa: E402
-from scenario_forge.cli.main import app  # noqa: E402
-from scenario_forge.config import BackendConfig, SamplingParams  # noqa: E402
-from scenario_forge.records import Message  # noqa: E402
+from scenario_forge.backends import distilabel_backend as dl
+from scenario_forge.backends.base import ChatRequest
+from scenario_forge.backends.factory import backend_identity, make_backend
+from scenario_forge.backends.fake import default_responder
+from scenario_forge.cli.main import app
+from scenario_forge.config import BackendConfig, SamplingParams
+from scenario_forge.records import Message
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -126,7 +126,7 @@ class BackendConfig(_Config):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos}); give a JSON object") from None
         if not isinstance(value, dict):
-            raise ValueError(f"must be a JSON object ({{...}}), got {type(value).__name__}")
+            raise ValueError(f"must be a JSON object ({{...}}), got {type(value).__name__}")  # noqa: TRY004 - pydantic reports ValueError, not TypeError
         return value
 
     @field_validator("llm")

@@ -44,7 +44,7 @@ def format_duration(seconds: float) -> str:
     >>> format_duration(42.4), format_duration(95), format_duration(3725)
     ('42s', '1m35s', '1h02m')
     """
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
