@@ -84,6 +84,7 @@ def test_eval_with_suites_against_a_baseline(tmp_path: Path, backends):
                                        "judged_freeform": str(SUITES / "judged_freeform.jsonl")}
     md = (out / "eval.md").read_text()
     assert "## External suites" in md and figures["comparison"]["fdr"]["headline"] in md
+    assert figures["comparison"]["fdr"]["headline"] in result.output  # the CLI summary says it too
     # a later eval reads this one's grades as its baseline, suites included
     again = run("eval", "--model", "fake:model", "--baseline", str(out), "--mixture", str(mixture), "--split", "heldout",
                 "--suite", str(SUITES / "capability_exact.jsonl"), "--out", str(tmp_path / "again"), "--bootstrap", "200",

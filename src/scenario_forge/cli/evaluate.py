@@ -61,4 +61,7 @@ def print_eval_summary(figures: dict[str, Any], out: Path, model_label: str, bas
         t = figures["comparison"]["tally"]
         to.print(f"{model_label} vs {baseline_label}: {t['better']}/{t['evals']} evals better, {t['worse']} worse, "
                  f"{t['no_significant_difference']} n.s., {t['too_few_pairs']} with too few pairs")
+        fdr = figures["comparison"].get("fdr")
+        if fdr:
+            to.print(f"  {fdr['headline']}")
     to.print(f"report: {out / 'eval.md'}")
