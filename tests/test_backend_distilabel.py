@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 pytest.importorskip("distilabel", reason="the [distilabel] extra is not installed")
@@ -117,6 +118,30 @@ def test_requests_with_different_sampling_go_in_separate_calls():
     out = b.generate([req(0, max_tokens=10), req(1, max_tokens=20), req(2, max_tokens=10)])
     assert sorted(c["max_new_tokens"] for c in CALLS) == [10, 20] and [c["n"] for c in CALLS if c["max_new_tokens"] == 10] == [2]
     assert [g.request_id for g in out] == ["r0", "r1", "r2"]
+
+
+def test_a_seeded_class_gets_one_call_per_seed_so_batchmates_do_not_change_a_reply():
+    from distilabel.models.llms import LlamaCppLLM
+
+    b = dl.DistilabelBackend.__new__(dl.DistilabelBackend)  # no model: only the grouping is under test
+    b._params = dl._generate_params(LlamaCppLLM.model_construct())
+    calls: list[list[str]] = []
+    b._call = lambda group: (calls.append([r.id for r in group]), [None] * len(group))[1]  # type: ignore[method-assign]
+    b._run([req(0), req(1), req(2)])
+    assert sorted(calls) == [["r0"], ["r1"], ["r2"]]  # each request's own seed reaches llama.cpp
+    b._params = {"max_new_tokens", "temperature"}  # a class without a seed argument: one call
+    calls.clear()
+    b._run([req(0), req(1)])
+    assert calls == [["r0", "r1"]]
+
+
+def test_a_stored_config_imports_nothing_it_names():
+    # a run folder's manifest is data: reading it back must not import the module its --llm names
+    stored = {"kind": "distilabel", "llm": "no_such_module_for_sf.Evil", "llm_kwargs": {"x": 1}}
+    cfg = BackendConfig.model_validate(stored, context={"stored": True})
+    assert cfg.llm == "no_such_module_for_sf.Evil" and "no_such_module_for_sf" not in sys.modules
+    with pytest.raises(ValidationError):  # given by a user, the same config is checked at once
+        BackendConfig.model_validate(stored)
 
 
 def test_none_generations_and_raised_errors_are_failures_with_their_reason():

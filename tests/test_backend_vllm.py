@@ -219,6 +219,9 @@ def test_engine_kwargs_from_the_command_line_and_yaml(fake_vllm, tmp_path: Path)
     ('[1, 2]', "--engine-kwargs: must be a JSON object"),
     ('{"tensor_parallel_size": ', "--engine-kwargs: not valid JSON"),
     ('{"max_model_len": 4096}', "may not set 'max_model_len': use --max-model-len"),
+    ('{"structured_output": "off"}', "may not set 'structured_output': use --structured-output"),
+    ('{"llm": null}', "may not set 'llm'"),
+    ('{"hf_token": "hf_abcdefghijklmnopqrstuvwxyz012345"}', "may not hold credentials (hf_token)"),
 ])
 def test_bad_engine_kwargs_are_one_line_before_any_engine(fake_vllm, tmp_path: Path, value, message):
     result = CliRunner().invoke(app, ["generate", "--backend", "vllm", "--model", "m", "--engine-kwargs", value,
@@ -227,3 +230,13 @@ def test_bad_engine_kwargs_are_one_line_before_any_engine(fake_vllm, tmp_path: P
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
     assert fake_vllm.built == [] and not (tmp_path / "runs").exists()
+
+
+def test_engine_settings_are_part_of_the_run_identity():
+    from scenario_forge.backends.factory import backend_identity
+
+    plain = BackendConfig(kind="vllm", model="m")
+    assert backend_identity(plain) == "vllm:m"  # unchanged for runs without engine settings
+    quantized = BackendConfig(kind="vllm", model="m", engine_kwargs={"quantization": "awq"})
+    longer = BackendConfig(kind="vllm", model="m", max_model_len=8192)
+    assert len({backend_identity(plain), backend_identity(quantized), backend_identity(longer)}) == 3

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from .errors import ForgeError
 from .flags import flag, group
+from .redact import is_secret
 
 if TYPE_CHECKING:
     from .taxonomy.loader import TaxonomySelection
@@ -58,6 +59,11 @@ class StageSampling(_Config):
 
     def as_dict(self) -> dict[str, dict[str, float | int | list[str] | None]]:
         return {k: v.model_dump() for k, v in self}
+
+def _stored(info: ValidationInfo) -> bool:
+    """Whether this config is being read back from a stored record (``model_validate(...,
+    context={"stored": True})``): then it is data, and nothing it names is imported or opened."""
+    return bool(isinstance(info.context, dict) and info.context.get("stored"))
 
 
 class BackendConfig(_Config):
@@ -131,9 +137,11 @@ class BackendConfig(_Config):
 
     @field_validator("llm")
     @classmethod
-    def _llm_class(cls, value: str | None) -> str | None:
-        # the class must exist and be a distilabel LLM before anything loads (distilabel imports here)
-        if value is not None:
+    def _llm_class(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # the class must exist and be a distilabel LLM before anything loads (distilabel imports here).
+        # A config read back from a run's manifest (context {"stored": True}) is data: nothing it
+        # names is imported until that backend is actually built.
+        if value is not None and not _stored(info):
             from .backends.distilabel_backend import resolve_llm_class
 
             try:
@@ -147,7 +155,7 @@ class BackendConfig(_Config):
     def _llm_arguments(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         # the class's own argument checks (a missing model file, an unknown argument), nothing loaded
         llm = info.data.get("llm")
-        if llm:
+        if llm and not _stored(info):
             from .backends.distilabel_backend import check_llm
 
             try:
@@ -181,9 +189,17 @@ class BackendConfig(_Config):
             raise ValueError(f"the {self.kind} backend needs --model")
         if self.kind == "distilabel" and not self.llm:
             raise ValueError("the distilabel backend needs --llm CLASS (e.g. LlamaCppLLM)")
-        for key in ("model", "max_model_len"):
+        for key in ("model", "max_model_len", "structured_output"):
             if key in self.engine_kwargs:
                 raise ValueError(f"--engine-kwargs may not set {key!r}: use --{key.replace('_', '-')}")
+        if "llm" in self.engine_kwargs:
+            raise ValueError("--engine-kwargs may not set 'llm'")
+        secrets = sorted(key for key in self.engine_kwargs if is_secret(key))
+        if secrets:
+            raise ValueError(
+                f"--engine-kwargs may not hold credentials ({', '.join(secrets)}): the config is written to "
+                "manifest.json; set them in the environment instead (e.g. HF_TOKEN)"
+            )
         return self
 
 

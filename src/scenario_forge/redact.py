@@ -59,6 +59,24 @@ _PATTERNS = [
 _URL_CREDENTIALS = re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)")
 
 
+#: Argument names that hold credentials (``--llm-kwargs``, ``--engine-kwargs``): refused, since the
+#: config is written to manifest.json and a published card; the libraries read them from the
+#: environment instead (``OPENAI_API_KEY``, ``HF_TOKEN``, ...).
+SECRET_NAMES = frozenset({"api_key", "token", "hf_token", "access_token", "secret", "password"})
+
+
+def is_secret(name: str) -> bool:
+    """Whether an argument name holds a credential.
+
+    >>> is_secret("api_key"), is_secret("azure_api_key"), is_secret("tokenizer_id"), is_secret("max_new_tokens")
+    (True, True, False, False)
+    >>> is_secret("hf_token"), is_secret("HF_TOKEN"), is_secret("revision")
+    (True, True, False)
+    """
+    lowered = name.lower()
+    return lowered in SECRET_NAMES or lowered.endswith(("_api_key", "_secret", "_password", "_token"))
+
+
 def register_secret(value: str | None) -> None:
     """Remember ``value`` (an API key read from the environment) so :func:`redact` masks it."""
     if value and len(value) >= MIN_SECRET_LEN:

@@ -53,12 +53,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from .config import BackendConfig
 from .errors import ConfigError
 from .evaluation.backends import load_backend
-from .grading import GenericJudge, GradeItem, RubricGrader
+from .grading import GenericJudge, RubricGrader
 from .grading.config import GradingConfig
-from .grading.exact_match import exact_match_reward
 from .hashing import canonical_json
 from .modelspec import parse_model_spec
-from .records import Criterion, Message
 from .training.config import RewardRange
 from .training.rewards import RoutedReward
 
@@ -171,38 +169,33 @@ class Rewards:
             return routed(prompts if prompts is not None else [None] * n, completions, **kwargs)
 
     def verl(self, data_source: str, solution_str: str, ground_truth: str, extra_info: Mapping[str, Any] | None) -> dict[str, float]:
-        """The verl score of one answer (see :func:`compute_score`)."""
+        """The verl score of one answer (see :func:`compute_score`): one row through the same
+        :class:`~scenario_forge.training.rewards.RoutedReward` that TRL and ``scenario-forge train`` use."""
         kind = data_source.removeprefix(DATA_SOURCE_PREFIX)
-        score: float | None
-        if kind == "exact_match":
-            score = exact_match_reward(solution_str, ground_truth)
-        elif kind == "rubric":
-            rubric = [Criterion.model_validate(c) for c in json.loads(ground_truth or "[]")]
-            if not rubric:
-                raise ValueError(f"{data_source}: ground_truth holds no rubric (expected the rubric as JSON)")
-            item = GradeItem(conversation=_conversation(data_source, extra_info), answer=solution_str, rubric=rubric)
-            with self._lock:
-                (grade,) = self.grader().grade([item])
-            score = grade.score
-            if score is not None and self.config.reward_range == "clip":
-                score = min(1.0, max(0.0, score))
-        elif kind == "generic_judge":
-            with self._lock:
-                (score,) = self.generic().score([(_conversation(data_source, extra_info), solution_str)])
-        else:
+        if kind not in REWARD_TYPES:
             raise ValueError(f"unknown data_source {data_source!r}: expected {DATA_SOURCE_PREFIX}" + "|".join(REWARD_TYPES))
+        if kind == "rubric" and not json.loads(ground_truth or "[]"):
+            raise ValueError(f"{data_source}: ground_truth holds no rubric (expected the rubric as JSON)")
+        prompt = None if kind == "exact_match" else _prompt(data_source, extra_info)
+        with self._lock:
+            routed = RoutedReward(
+                self.grader() if kind == "rubric" else None,
+                self.generic() if kind == "generic_judge" else None,
+                reward_range=self.config.reward_range,
+            )
+            (score,) = routed([prompt], [solution_str], reward_type=[kind], rubric=[ground_truth], answer=[ground_truth])
         if score is None:
             return {"score": self.config.unscoreable_score, "unscoreable": 1.0}
         return {"score": float(score), "unscoreable": 0.0}
 
 
-def _conversation(data_source: str, extra_info: Mapping[str, Any] | None) -> list[Message]:
+def _prompt(data_source: str, extra_info: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The conversation the answer continues: the ``verl`` config's ``extra_info.prompt`` (JSON messages)."""
     raw = (extra_info or {}).get("prompt")
     if not raw:
         raise ValueError(f"{data_source}: extra_info has no 'prompt' (the conversation, as the published verl config holds it)")
     messages = json.loads(raw) if isinstance(raw, str) else list(raw)
-    return [Message(role=m["role"], content=m["content"]) for m in messages]
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 _REWARDS: dict[str, Rewards] = {}

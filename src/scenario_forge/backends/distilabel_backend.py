@@ -38,24 +38,12 @@ from pydantic import ValidationError
 from ..config import BackendConfig, SamplingParams
 from ..errors import BackendError, ConfigError, MissingExtraError
 from ..hashing import canonical_json, file_digest
+from ..redact import is_secret
 from .base import Backend, ChatRequest, Generation
 from .coalesce import Coalescer
 
 #: Where short class names are looked up, in order (distilabel 1.5 first, then its pre-1.5 alias).
 SHORT_NAME_MODULES = ("distilabel.models.llms", "distilabel.llms")
-#: ``--llm-kwargs`` names that hold credentials: refused (the config is written to manifest.json);
-#: distilabel's classes read them from the environment (``OPENAI_API_KEY``, ``HF_TOKEN``, ...).
-SECRET_NAMES = frozenset({"api_key", "token", "hf_token", "access_token", "secret", "password"})
-
-
-def is_secret(name: str) -> bool:
-    """Whether an argument name holds a credential.
-
-    >>> is_secret("api_key"), is_secret("azure_api_key"), is_secret("tokenizer_id"), is_secret("max_new_tokens")
-    (True, True, False, False)
-    """
-    lowered = name.lower()
-    return lowered in SECRET_NAMES or lowered.endswith(("_api_key", "_secret", "_password", "_token"))
 
 
 def split_class_path(name: str) -> tuple[str | None, str]:
@@ -225,10 +213,14 @@ class DistilabelBackend(Backend):
         return self._coalescer.submit(list(requests))
 
     def _run(self, requests: list[ChatRequest]) -> list[Generation]:
-        """One ``generate_outputs`` call per distinct sampling (a stage batch shares one)."""
+        """One ``generate_outputs`` call per distinct sampling (a stage batch shares one); per
+        distinct seed too where the class takes one (``extra_generation_kwargs``), so a request's
+        text does not depend on which other requests shared its batch."""
+        seeded = "extra_generation_kwargs" in self._params
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault(canonical_json(r.sampling), []).append(i)
+            key = canonical_json([r.sampling.model_dump(mode="json"), r.seed if seeded else None])
+            groups.setdefault(key, []).append(i)
         out: dict[int, Generation] = {}
         for idx in groups.values():
             for i, gen in zip(idx, self._call([requests[i] for i in idx])):

@@ -45,6 +45,10 @@ def backend_identity(cfg: BackendConfig) -> str:
         from .distilabel_backend import distilabel_identity
 
         return distilabel_identity(cfg.llm or "", cfg.llm_kwargs)
+    if cfg.kind == "vllm" and (cfg.max_model_len is not None or cfg.engine_kwargs):
+        # the engine's own settings (revision, dtype, quantization, ...) change what it generates
+        engine = {"max_model_len": cfg.max_model_len, **cfg.engine_kwargs}
+        return f"vllm:{cfg.model}:{canonical_json(engine)}"
     return f"{cfg.kind}:{cfg.model}"
 
 

@@ -178,7 +178,9 @@ def load_run(root: Path) -> RunInput:
             "in its shard files; the run's files are inconsistent"
         )
     backend_cfg = manifest.get("config", {}).get("backend")
-    backend = BackendConfig.model_validate(backend_cfg) if backend_cfg else None
+    # context stored: the manifest is data, so the validators import nothing it names (a distilabel
+    # class is resolved only if curation actually builds that backend)
+    backend = BackendConfig.model_validate(backend_cfg, context={"stored": True}) if backend_cfg else None
     return RunInput(
         root=root,
         run_id=str(manifest.get("run_id") or root.name),

@@ -2,15 +2,17 @@
 (:func:`grading.exact_match.exact_match_reward`: the answer the completion states last, normalised).
 
 A multiple-choice question is shown with its choices lettered A, B, C, ... (``prompts/suite_choice.j2``)
-and the reference is the right letter; an exact-match question is asked as it is.
+and scored by the letter the answer states (:func:`choice_reward`); an exact-match question is asked
+as it is and scored by the exact-match reward.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from ...grading.exact_match import exact_match_reward
+from ...grading.exact_match import completion_text, exact_match_reward, final_segment
 from ...prompts import PromptSet
 from ...records import Message
 from ..records import GradeRow
@@ -27,8 +29,24 @@ def conversation(item: ChoiceItem | ExactItem, prompts: PromptSet) -> list[Messa
     return [Message(role="user", content=item.question)]
 
 
-def reference(item: ChoiceItem | ExactItem) -> str:
-    return item.letter if isinstance(item, ChoiceItem) else item.answer
+def choice_reward(text: str, item: ChoiceItem) -> float:
+    """1.0 when the letter the answer states is the right one: the first standalone choice letter in
+    the answer's final segment (after "The answer is", a ``\\boxed{}``, ...), so "The answer is B
+    (Paris)." reads as B.
+
+    >>> item = ChoiceItem(id="q", question="Capital of France?", choices=["Rome", "Paris"], answer=1)
+    >>> choice_reward("The answer is B (Paris).", item), choice_reward("The answer is A.", item)
+    (1.0, 0.0)
+    >>> choice_reward("I think it is Paris, so B", item), choice_reward("no idea", item)
+    (1.0, 0.0)
+    """
+    letters = "".join(chr(ord("A") + i) for i in range(len(item.choices)))
+    found = re.search(rf"\b([{letters}])\b", final_segment(completion_text(text)))
+    return 1.0 if found is not None and found.group(1) == item.letter else 0.0
+
+
+def score(item: ChoiceItem | ExactItem, text: str) -> float:
+    return choice_reward(text, item) if isinstance(item, ChoiceItem) else exact_match_reward(text, item.answer)
 
 
 def run_exact(suite: Suite, label: str, ask: Ask, prompts: PromptSet | None = None) -> list[GradeRow]:
@@ -40,7 +58,7 @@ def run_exact(suite: Suite, label: str, ask: Ask, prompts: PromptSet | None = No
         if text is None:
             grades.append(suite_grade(suite, label, item.id, None, None, "generation_failed"))
         else:
-            grades.append(suite_grade(suite, label, item.id, text, exact_match_reward(text, reference(item)), "scored"))
+            grades.append(suite_grade(suite, label, item.id, text, score(item, text), "scored"))
     return grades
 
 
