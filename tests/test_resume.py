@@ -42,6 +42,7 @@ def _cmd(out: Path, log: Path) -> list[str]:
     return [
         CLI, "generate", "--backend", "fake", "--model", SPEC.format(log=log), "--domain", "health",
         "--n", str(N), "--shard-size", str(SHARD_SIZE), "--no-curate", "--out", str(out),
+        "--orchestrator", "prefect",  # resume through Prefect (the default orchestrator is direct)
     ]
 
 
