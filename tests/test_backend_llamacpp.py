@@ -1,6 +1,7 @@
 """The llama.cpp backend's shared decode loop with the real embedded model (tiny): concurrent
 callers share one loop, cached prompt prefixes are reused without changing the text, a closed
-backend refuses work. The scheduler and the prefix rule without a model: tests/test_llama_scheduler.py."""
+backend refuses work, JSON-schema requests decode under the schema's grammar. The scheduler and the
+prefix rule without a model: tests/test_llama_scheduler.py."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import time
 
 import pytest
 
+from pydantic import BaseModel, Field
+
 from scenario_forge.backends.base import ChatRequest
 from scenario_forge.backends.embedded import converted_gguf, embedded_model_path
+from scenario_forge.backends.llama_engine import schema_grammar
 from scenario_forge.backends.llamacpp import LlamaCppBackend
 from scenario_forge.config import SamplingParams
 from scenario_forge.errors import BackendError
@@ -108,3 +112,63 @@ def test_concurrent_callers_share_one_decode_loop(f16_path):
         backend.close()
     with pytest.raises(BackendError, match="closed"):
         backend.generate(short)
+
+
+class Item(BaseModel):
+    criterion: str = Field(min_length=8, max_length=90)
+    points: int = Field(ge=-10, le=10)
+
+
+class Rubric(BaseModel):
+    criteria: list[Item] = Field(min_length=2, max_length=3)
+
+
+def rubric_json_request(rid: str, temperature: float, **kw: object) -> ChatRequest:
+    return ChatRequest(
+        id=rid,
+        messages=[Message(role="system", content=SYSTEM),
+                  Message(role="user", content=CONTEXT + "Write the grading criteria as JSON: a list of criteria, each with points.")],
+        sampling=SamplingParams(temperature=temperature, max_tokens=200),
+        seed=7,
+        json_schema=Rubric.model_json_schema(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_a_schema_without_a_grammar_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="Unrecognized schema"):
+        schema_grammar({"type": "strange"})
+    with pytest.raises(ValueError, match="missing"):
+        schema_grammar({"properties": {"a": {"$ref": "#/$defs/missing"}}})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_schema_requests_decode_valid_json_and_bad_ones_fail_alone(f16_path):
+    backend = LlamaCppBackend(f16_path, parallel=2, n_ctx_per_seq=1024, kind="embedded")
+    try:
+        assert backend.supports_json_schema and not backend.auto_json_schema  # the embedded model stays on its short path
+        out = backend.generate([
+            rubric_json_request("greedy", 0.0),
+            rubric_json_request("sampled", 0.8),
+            rubric_json_request("prefixed", 0.0, prefix="{"),
+            ChatRequest(id="bad", messages=[Message(role="user", content="hi")], sampling=SamplingParams(max_tokens=8),
+                        json_schema={"type": "strange"}),
+        ])
+        for g in out[:2]:
+            assert g.finish_reason == "stop", g.text
+            rubric = Rubric.model_validate_json(g.text or "")  # the 135M model, held to the schema: it parses
+            assert all(-10 <= c.points <= 10 for c in rubric.criteria)
+        assert not out[2].ok and "json_schema and prefix" in (out[2].error or "")
+        assert not out[3].ok and "Unrecognized schema" in (out[3].error or "")
+        # the same schema compiles once; later requests clone it
+        engine = backend._live()[0]
+        assert engine.compile_schema(Rubric.model_json_schema()) == engine.compile_schema(Rubric.model_json_schema())
+        assert len(engine._grammars) == 1
+    finally:
+        backend.close()
+    plain = LlamaCppBackend(f16_path, parallel=1, n_ctx_per_seq=512, json_schema=False)
+    try:
+        assert not plain.supports_json_schema and not plain.auto_json_schema
+    finally:
+        plain.close()

@@ -301,3 +301,83 @@ def test_cli_bad_inputs_are_one_line_each(tmp_path, monkeypatch):
         line = run("--backend", "openai", "--base-url", server.url, "--api-key-env", "FORGE_CLI_KEY")
         assert "invalid API key (from $FORGE_CLI_KEY)" in line and "sk-wrong" not in line
     assert not out.exists() or not any(out.iterdir())  # nothing started, nothing half-written
+
+
+# -- several servers (--base-url given more than once) -------------------------------------------
+
+
+def _chat_bodies(server: FakeOpenAIServer) -> list[dict]:
+    return [b for b in server.bodies if b.get("max_tokens", 0) > 48]  # not the construction probes
+
+
+def test_several_servers_share_a_batch_least_loaded_and_bounded_per_server():
+    servers = [FakeOpenAIServer(slow_chat(0.1)).start() for _ in range(3)]
+    try:
+        b = OpenAIBackend([s.url for s in servers], concurrency=2, backoff_s=0.001)
+        assert b.servers == 3 and b.describe()["base_urls"] == [s.url for s in servers]
+        start = time.perf_counter()
+        out = b.generate([req(i, max_tokens=64) for i in range(12)])
+        wall = time.perf_counter() - start
+        assert [g.request_id for g in out] == [f"r{i}" for i in range(12)] and all(g.ok for g in out)
+        per_server = [len(_chat_bodies(s)) for s in servers]
+        assert per_server == [4, 4, 4]  # equal servers, equal loads: an even split
+        assert all(s.peak_in_flight <= 2 for s in servers)  # --concurrency is per server
+        assert wall < 6 * 0.1  # 12 requests, 6 in flight at once: two rounds, not twelve
+        b.close()
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_a_slow_server_gets_fewer_requests():
+    fast, slow = FakeOpenAIServer(slow_chat(0.02)).start(), FakeOpenAIServer(slow_chat(0.3)).start()
+    try:
+        b = OpenAIBackend([fast.url, slow.url], concurrency=2, backoff_s=0.001)
+        assert all(g.ok for g in b.generate([req(i, max_tokens=64) for i in range(24)]))
+        assert len(_chat_bodies(fast)) > 3 * len(_chat_bodies(slow)) > 0
+        b.close()
+    finally:
+        fast.stop()
+        slow.stop()
+
+
+def test_a_server_that_goes_away_leaves_its_requests_to_the_others():
+    a, gone = FakeOpenAIServer().start(), FakeOpenAIServer().start()
+    b = OpenAIBackend([a.url, gone.url], concurrency=2, max_retries=1, backoff_s=0.001)
+    gone.stop()
+    try:
+        out = b.generate([req(i, max_tokens=64) for i in range(8)])
+        assert all(g.ok for g in out) and all(g.retries == 0 for g in out)
+        assert len(_chat_bodies(a)) == 8
+        a.stop()  # none left: the usual whole-backend failure
+        with pytest.raises(BackendError, match="stopped answering"):
+            b.generate([req(i, max_tokens=64) for i in range(3)])
+    finally:
+        b.close()
+        a.stop()
+
+
+def test_servers_of_different_models_are_one_clear_error():
+    with FakeOpenAIServer() as a, FakeOpenAIServer(models=[("other-model", "vllm")]) as b:
+        with pytest.raises(BackendError, match=r"model 'test-model' is not served at .*available: other-model"):
+            OpenAIBackend([a.url, b.url])
+        from scenario_forge.backends.factory import backend_identity
+
+        cfg = BackendConfig(kind="openai", base_url=[a.url, b.url])
+        with pytest.raises(BackendError, match="serve different models"):
+            backend_identity(cfg)
+
+
+def test_base_url_given_once_or_several_times():
+    one = BackendConfig(kind="openai", base_url=["http://h:1/v1"], model="m")
+    assert one == BackendConfig(kind="openai", base_url="http://h:1/v1", model="m")  # the one-URL config is unchanged
+    assert one.base_urls == [] and one.servers == ["http://h:1/v1"]
+    two = BackendConfig(kind="openai", base_url=["http://h:1/v1", "http://h:2/v1"], model="m")
+    assert two.base_url == "http://h:1/v1" and two.servers == ["http://h:1/v1", "http://h:2/v1"]
+    from scenario_forge.backends.factory import backend_identity
+
+    assert backend_identity(one) == backend_identity(two) == "openai:m"  # the servers are not the run's identity
+    with pytest.raises(ValueError, match="given twice"):
+        BackendConfig(kind="openai", base_url=["http://h:1/v1", "http://h:1/v1"])
+    with pytest.raises(ValueError, match="for the openai backend"):
+        BackendConfig(kind="fake", base_url=["http://h:1/v1", "http://h:2/v1"])

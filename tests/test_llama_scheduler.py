@@ -48,6 +48,7 @@ class FakeEngine:
         self.kv: dict[int, list[int]] = defaultdict(list)
         self.seen: list[tuple[int, int]] = []
         self.samplers = 0
+        self.schema_keys: list[str | None] = []
         self.fail_next = False
         self.batches: list[set[int]] = []
 
@@ -67,8 +68,9 @@ class FakeEngine:
         seq, n = self.seen[batch_index]
         return next_token(self.kv[seq][:n])
 
-    def new_sampler(self, sampling: SamplingParams, seed: int) -> Any:
+    def new_sampler(self, sampling: SamplingParams, seed: int, schema_key: str | None = None) -> Any:
         self.samplers += 1
+        self.schema_keys.append(schema_key)
         return object()
 
     def free_sampler(self, sampler: Any) -> None:
@@ -179,6 +181,21 @@ def test_concurrent_callers_fill_free_slots() -> None:
         for k, got in results.items():
             assert [g.text for g in got] == [reply([k, k + 1, k + 2 + i], 30) for i in range(3)]
         assert scheduler.stats.peak_active <= 4 and max(len(b) for b in engine.batches) <= 4
+    finally:
+        scheduler.close()
+
+
+def test_each_job_gets_a_sampler_for_its_own_schema() -> None:
+    engine = FakeEngine()
+    scheduler = DecodeScheduler(engine, 2)
+    try:
+        ticket = Ticket(3)
+        keys = ["schema-a", None, "schema-b"]
+        scheduler.submit([Job(request(i), [i, i + 1, 7], ticket, i, key) for i, key in enumerate(keys)])
+        got = ticket.wait()
+        assert [g.text for g in got] == [reply([i, i + 1, 7], 12) for i in range(3)]
+        assert sorted(engine.schema_keys, key=str) == sorted(keys, key=str)
+        assert engine.samplers == 0  # grammar samplers are freed with their chains
     finally:
         scheduler.close()
 

@@ -26,7 +26,8 @@ RUBRIC = "list<item: struct<criterion: string, points: int64, tags: list<item: s
 PINNED = {
     Scenario: {
         "id": S, "index": "int64", "domain": S, "trait": S, "facet": S, "pressure": S, "persona": S, "shape": S,
-        "flaw": S, "flawed_turn_index": "int64", "operator_persona": "bool",
+        "flaw": S, "flaw_claim": S, "flaw_correct": S, "flaw_kind": S, "flawed_turn_index": "int64",
+        "operator_persona": "bool",
         "brief": "struct<situation: string, user_goal: string, key_facts: string, trap: string>",
         "messages": MESSAGES, "rubric": RUBRIC,
         "provenance": "struct<run_id: string, generator: string, backend: string, model: string, sampling: string, "

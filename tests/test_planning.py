@@ -46,9 +46,11 @@ def test_draws_follow_the_taxonomy(taxonomy):
         d = taxonomy.domain(s.domain)
         assert s.persona in {x.id for x in d.personas}
         if s.shape == "flawed_prior_turn":
-            assert s.flaw in d.flaws
+            entry = next(f for f in d.flaws if f.label == s.flaw)
+            assert (s.flaw_claim, s.flaw_correct, s.flaw_kind) == (entry.claim, entry.correct, entry.kind)
+            assert entry.personas is None or s.persona in entry.personas  # sampled with a compatible persona
         else:
-            assert s.flaw is None
+            assert s.flaw is s.flaw_claim is s.flaw_correct is s.flaw_kind is None
         assert s.operator_persona == p.operator_persona
 
 

@@ -60,6 +60,31 @@ class StageSampling(_Config):
     def as_dict(self) -> dict[str, dict[str, float | int | list[str] | None]]:
         return {k: v.model_dump() for k, v in self}
 
+#: Which generation path ``generate`` takes (``GenerateConfig.path``, docs/generation.md).
+GenerationPath = Literal["auto", "capable", "short"]
+
+
+class CapableSampling(_Config):
+    """Sampling for the capable path's requests (:mod:`scenario_forge.generation.capable`): long JSON
+    replies for understanding, ideation and the rubric, free-text conversation turns."""
+
+    understanding: SamplingParams = SamplingParams(temperature=0.4, max_tokens=500, repeat_penalty=1.0)
+    ideation: SamplingParams = SamplingParams(temperature=0.9, max_tokens=2400, repeat_penalty=1.0)
+    user_turn: SamplingParams = SamplingParams(temperature=0.8, max_tokens=200, repeat_penalty=1.05, stop=["\n\n", *TURN_STOPS])
+    assistant_turn: SamplingParams = SamplingParams(temperature=0.7, max_tokens=260, repeat_penalty=1.05, stop=TURN_STOPS)
+    rubric: SamplingParams = SamplingParams(temperature=0.4, max_tokens=1400, repeat_penalty=1.0)
+
+
+class CapableConfig(_Config):
+    """Settings of the capable path (understanding, ideation, rollout, rubric from the dialogue)."""
+
+    ideas_per_call: int = Field(default=6, ge=1, le=32, description="most ideas asked for in one ideation call (a cell with more seeds in a shard takes several)")
+    idea_threshold: float = Field(default=0.85, gt=0.0, le=1.0, description="cosine similarity at which an idea is a near-duplicate of one kept before it")
+    json_retries: int = Field(default=2, ge=0, le=5, description="times a JSON reply that does not validate is asked again (with the error) before a counted reject")
+    rollout_workers: int = Field(default=32, ge=1, le=1024, description="scenarios rolled out side by side, each advancing as soon as its own request returns")
+    sampling: CapableSampling = CapableSampling()
+
+
 def _stored(info: ValidationInfo) -> bool:
     """Whether this config is being read back from a stored record (``model_validate(...,
     context={"stored": True})``): then it is data, and nothing it names is imported or opened."""
@@ -81,7 +106,14 @@ class BackendConfig(_Config):
         json_schema_extra=flag("--model"),
     )
     base_url: str | None = Field(
-        default=None, description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1", json_schema_extra=flag("--base-url")
+        default=None,
+        description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1; give it again for more servers "
+        "serving the same model (each request goes to the one with the fewest in flight)",
+        json_schema_extra=flag("--base-url", multiple=True),
+    )
+    base_urls: list[str] = Field(
+        default_factory=list,
+        description="every server when several serve the same model (base_url is the first); empty for one server",
     )
     api_key_env: str = Field(
         default="OPENAI_API_KEY", description="environment variable holding the API key", json_schema_extra=flag("--api-key-env")
@@ -121,6 +153,17 @@ class BackendConfig(_Config):
         '\'{"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85}\'',
         json_schema_extra=flag("--engine-kwargs"),
     )
+
+    @property
+    def servers(self) -> list[str]:
+        """Every server URL of the openai backend (one, or ``base_urls``).
+
+        >>> BackendConfig(kind="openai", base_url=["http://a:8000/v1", "http://b:8000/v1"]).servers
+        ['http://a:8000/v1', 'http://b:8000/v1']
+        >>> BackendConfig(kind="openai", base_url="http://a:8000/v1").base_urls
+        []
+        """
+        return list(self.base_urls) if self.base_urls else [self.base_url] if self.base_url else []
 
     @field_validator("llm_kwargs", "engine_kwargs", mode="before")
     @classmethod
@@ -167,6 +210,13 @@ class BackendConfig(_Config):
     @model_validator(mode="before")
     @classmethod
     def _infer_kind(cls, data: object) -> object:
+        # --base-url given several times: the first is base_url, all of them base_urls (one stays a string)
+        if isinstance(data, dict) and isinstance(data.get("base_url"), (list, tuple)):
+            urls = [str(u) for u in data["base_url"]]
+            data = {**data, "base_url": urls[0] if urls else None}
+            data["base_urls"] = urls if len(urls) > 1 else []
+        if isinstance(data, dict) and data.get("base_urls") and not data.get("base_url"):
+            data = {**data, "base_url": data["base_urls"][0]}
         # An --llm class names the distilabel backend.
         if isinstance(data, dict) and data.get("kind") is None and data.get("llm"):
             data = {**data, "kind": "distilabel"}
@@ -183,6 +233,14 @@ class BackendConfig(_Config):
 
     @model_validator(mode="after")
     def _needs(self) -> BackendConfig:
+        if self.base_urls:
+            if self.base_url != self.base_urls[0]:
+                raise ValueError("base_url must be the first of base_urls (or give only base_urls)")
+            repeated = sorted({u for u in self.base_urls if self.base_urls.count(u) > 1})
+            if repeated:
+                raise ValueError(f"--base-url given twice: {', '.join(repeated)}")
+            if self.kind != "openai":
+                raise ValueError(f"several --base-url servers are for the openai backend, not {self.kind}")
         if self.kind == "openai" and not self.base_url:
             raise ValueError("the openai backend needs --base-url")
         if self.kind in ("llamacpp", "vllm", "transformers") and not self.model:
@@ -317,6 +375,13 @@ class GenerateConfig(_Config):
     )
     backend: BackendConfig = Field(default=BackendConfig(), description="the generation backend", json_schema_extra=group())
     sampling: StageSampling = StageSampling()
+    path: GenerationPath = Field(
+        default="auto",
+        description="generation path: capable (understanding, ideation, rollout, rubric from the dialogue; JSON replies), "
+        "short (short fields, any model); auto = capable when the backend takes JSON schemas and --structured-output is auto",
+        json_schema_extra=flag("--path"),
+    )
+    capable: CapableConfig = Field(default=CapableConfig(), description="capable-path settings")
     turn_reasks: int = Field(
         default=2, ge=0, le=10,
         description="times a conversation turn that fails a turn-level lint detector is asked again (new seed) before the scenario is rejected",

@@ -28,10 +28,13 @@ from pydantic.fields import FieldInfo
 KEY = "cli"
 
 
-def flag(*names: str, argument: bool = False) -> dict[str, Any]:
+def flag(*names: str, argument: bool = False, multiple: bool = False) -> dict[str, Any]:
     """Mark a field as the option ``names`` (``"--n"``, ``"--judge/--no-judge"``, ``"--domain", "-d"``),
-    or, with ``argument=True``, as the command's positional argument."""
+    or, with ``argument=True``, as the command's positional argument. ``multiple=True``: the option
+    may be given several times and the field receives the list (its validator reads it)."""
     mark: dict[str, Any] = {"argument": True} if argument else {"flags": list(names)}
+    if multiple:
+        mark["multiple"] = True
     return {KEY: mark}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import AccountingError
 from .records import Provenance, Reject
@@ -62,3 +62,63 @@ class Manifest(BaseModel):
     usage: dict[str, dict[str, float | int]]
     timings: dict[str, float | int]
     files: dict[str, str]
+    #: What the run cost, per stage and in total, and per kept scenario (:func:`run_cost`); filled
+    #: in from ``usage`` and ``counts`` when not given (manifests written before it existed too).
+    cost: dict[str, dict[str, float | int]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fill_cost(self) -> Manifest:
+        if not self.cost and self.usage:
+            self.cost = run_cost(self.usage, self.counts.kept)
+        return self
+
+
+#: The usage fields a cost row sums, and the per-kept-scenario figures derived from them.
+COST_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "server_s")
+
+
+def run_cost(usage: dict[str, dict[str, float | int]], kept: int) -> dict[str, dict[str, float | int]]:
+    """Requests, tokens and server-seconds per stage and in total, and each per kept scenario
+    (``*_per_kept``; absent when nothing was kept). Server-seconds are the stage's share of the
+    backend's busy time times its servers (``scenario_forge.backends.busy``): GPU-seconds on a GPU
+    server. Rejected scenarios' requests are in every figure: that is what a kept one costs.
+
+    >>> c = run_cost({"brief": {"requests": 8, "prompt_tokens": 800, "completion_tokens": 200, "server_s": 2.0}}, kept=4)
+    >>> c["total"]["tokens_per_kept"], c["brief"]["server_s_per_kept"], c["total"]["requests_per_kept"]
+    (250.0, 0.5, 2.0)
+    """
+    rows: dict[str, dict[str, float | int]] = {}
+    for stage, u in usage.items():
+        rows[stage] = {f: u.get(f, 0) for f in COST_FIELDS}
+    rows["total"] = {f: sum(r[f] for r in rows.values()) for f in COST_FIELDS}
+    for row in rows.values():
+        row["server_s"] = round(float(row["server_s"]), 3)
+        row["tokens"] = row["prompt_tokens"] + row["completion_tokens"]
+        if kept > 0:
+            for f in (*COST_FIELDS, "tokens"):
+                row[f"{f}_per_kept"] = round(row[f] / kept, 4)
+    rows["total"]["kept"] = kept
+    return rows
+
+
+def cost_markdown(cost: dict[str, dict[str, float | int]]) -> list[str]:
+    """The cost table of ``report.md`` (``Manifest.cost``)."""
+    if not cost:
+        return []
+    kept = cost.get("total", {}).get("kept", 0)
+    lines = [
+        "## Cost",
+        "",
+        f"Per stage, over every request (rejected scenarios' included), and per kept scenario ({kept} kept). "
+        "Server-seconds: the stage's share of the backend's busy time, times its servers.",
+        "",
+        "| stage | requests | prompt tokens | completion tokens | server-s | tokens / kept | server-s / kept |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for stage, r in cost.items():
+        per_tok = f"{r['tokens_per_kept']:,.0f}" if "tokens_per_kept" in r else "-"
+        per_s = f"{r['server_s_per_kept']:.3f}" if "server_s_per_kept" in r else "-"
+        name = f"**{stage}**" if stage == "total" else stage
+        lines.append(f"| {name} | {r['requests']:,} | {r['prompt_tokens']:,} | {r['completion_tokens']:,} | "
+                     f"{r['server_s']:.1f} | {per_tok} | {per_s} |")
+    return [*lines, ""]

@@ -2,8 +2,11 @@
 
 ``plan(taxonomy, domains, traits, n, seed)`` spreads ``n`` scenarios over the selected
 domain x trait cells so that cell counts differ by at most one, then draws each scenario's pressure
-tactic from the taxonomy graph's weights, a persona from its domain, a turn count from the pressure's
-range, and its shape (plain, or a pre-filled flawed assistant turn) from the trait and the pressure.
+tactic in its cell with probability proportional to the product of the taxonomy graph's
+domain-pressure and trait-pressure edge weights (so a pressure never leaves its compatible
+domains), a turn count from the pressure's range, its shape (plain, or a pre-filled flawed
+assistant turn) from the trait and the pressure, and a persona from its domain; a flawed-turn
+scenario also gets an entry of the domain's flaw catalogue and a persona compatible with it.
 Everything is drawn from one seeded generator with whole-array draws, so a plan is deterministic for
 a seed and a million seeds take seconds.
 """
@@ -17,7 +20,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .records import ScenarioSeed
-from .taxonomy.graph import build_graph, pressure_choices
+from .taxonomy.graph import build_graph, cell_pressure_choices
 from .taxonomy.loader import TaxonomySelection, resolve_domains, resolve_traits
 from .taxonomy.models import Taxonomy
 
@@ -64,21 +67,40 @@ def plan_ids(
 
     pressure_ids = [p.id for p in taxonomy.pressures]
     pressure_pos = {pid: i for i, pid in enumerate(pressure_ids)}
-    pressure_idx = np.empty(n, dtype=np.int64)
     facet_idx = np.full(n, -1, dtype=np.int64)  # -1: the trait as a whole
     flawed = np.zeros(n, dtype=bool)
 
-    # 2. Per selected trait: pressures from the graph's weights, facets in rotation, and the
-    #    flawed-turn shape at the trait's rate (always, for a pressure that builds on a mistake).
+    # 2. Per cell: the pressure, with probability proportional to the product of the cell's
+    #    domain-pressure and trait-pressure edge weights, read through the graph. One uniform
+    #    draw per seed, inverted against its cell's cumulative distribution (vectorised).
+    cum = np.zeros((n_cells, len(pressure_ids)), dtype=np.float64)
+    last = np.zeros(n_cells, dtype=np.int64)  # each cell's last pressure with a non-zero weight
+    for c in np.flatnonzero(counts):
+        d_id, t_id = domain_ids[c // len(trait_sel)], trait_sel[c % len(trait_sel)][0]
+        try:
+            choice = cell_pressure_choices(graph, d_id, t_id)
+        except ValueError as exc:
+            raise ConfigError(f"taxonomy {taxonomy.name}: {exc} (see `scenario-forge taxonomy validate`)") from None
+        cols = np.array([pressure_pos[p] for p in choice.ids], dtype=np.int64)
+        probs = np.zeros(len(pressure_ids), dtype=np.float64)
+        probs[cols] = choice.probs
+        cum[c] = np.cumsum(probs)
+        last[c] = cols.max()
+    # The index of a draw u is the number of its cell's cumulative bounds <= u: one gather and one
+    # comparison per pressure column (the small table stays in cache; no sort of a million rows).
+    u = rng.random(n)
+    pos = np.zeros(n, dtype=np.int64)
+    for j in range(len(pressure_ids) - 1):
+        pos += u >= cum[:, j][cell]
+    pressure_idx = np.minimum(pos, last[cell])
+
+    #    Per selected trait: facets in rotation, and the flawed-turn shape at the trait's rate
+    #    (always, for a pressure that builds on a mistake: step 3).
     for s, (trait_id, facet_id) in enumerate(trait_sel):
         rows = np.flatnonzero(sel_idx == s)
         if rows.size == 0:
             continue
         trait = taxonomy.trait(trait_id)
-        choice = pressure_choices(graph, trait_id)
-        picked = rng.choice(len(choice.ids), size=rows.size, p=choice.probs)
-        to_global = np.array([pressure_pos[p] for p in choice.ids], dtype=np.int64)
-        pressure_idx[rows] = to_global[picked]
         if facet_id is not None:
             facet_idx[rows] = [f.id for f in trait.facets].index(facet_id)
         elif trait.facets:
@@ -96,7 +118,8 @@ def plan_ids(
         if p.shape == "flawed_prior_turn":
             flawed[rows] = True
 
-    # 4. Per domain: personas and planted flaws.
+    # 4. Per domain: a persona for every seed, uniformly; a flaw from the domain's catalogue,
+    #    uniformly, and for a flawed seed the persona redrawn among the flaw's compatible personas.
     persona_idx = np.empty(n, dtype=np.int64)
     flaw_idx = np.empty(n, dtype=np.int64)
     for i, d_id in enumerate(domain_ids):
@@ -106,6 +129,16 @@ def plan_ids(
         d = taxonomy.domain(d_id)
         persona_idx[rows] = rng.integers(0, len(d.personas), size=rows.size)
         flaw_idx[rows] = rng.integers(0, len(d.flaws), size=rows.size)
+        # table[f, :k[f]] holds the personas flaw f fits; a flawed row draws one of them.
+        persona_pos = {p.id: k for k, p in enumerate(d.personas)}
+        fits = [[persona_pos[p] for p in f.personas] if f.personas is not None else list(range(len(d.personas))) for f in d.flaws]
+        k = np.array([len(x) for x in fits], dtype=np.int64)
+        table = np.zeros((len(fits), int(k.max())), dtype=np.int64)
+        for f, x in enumerate(fits):
+            table[f, : len(x)] = x
+        sub = rows[flawed[rows]]
+        f_sub = flaw_idx[sub]
+        persona_idx[sub] = table[f_sub, (rng.random(sub.size) * k[f_sub]).astype(np.int64)]
 
     sample_seeds = rng.integers(0, 2**31 - 1, size=n, dtype=np.int64)
     columns = {
@@ -185,6 +218,7 @@ class Plan(Sequence[ScenarioSeed]):
         c = self.columns
         di, si, pi, fi = int(c["domain"][i]), int(c["selection"][i]), int(c["pressure"][i]), int(c["facet"][i])
         flawed = bool(c["flawed"][i])
+        flaw = self._flaws[di][int(c["flaw"][i])] if flawed else None
         return ScenarioSeed.model_construct(  # values are valid by construction; skip re-validation
             id=f"sc-{int(self.id_hashes[i]):016x}",
             index=i,
@@ -195,7 +229,10 @@ class Plan(Sequence[ScenarioSeed]):
             persona=self._personas[di][int(c["persona"][i])],
             user_turns=int(c["turns"][i]),
             shape="flawed_prior_turn" if flawed else "plain",
-            flaw=self._flaws[di][int(c["flaw"][i])] if flawed else None,
+            flaw=flaw.label if flaw is not None else None,
+            flaw_claim=flaw.claim if flaw is not None else None,
+            flaw_correct=flaw.correct if flaw is not None else None,
+            flaw_kind=flaw.kind if flaw is not None else None,
             operator_persona=self._operator[pi],
             sample_seed=int(c["sample_seed"][i]),
         )

@@ -29,7 +29,13 @@ class Message(Record):
 
 
 class ScenarioSeed(Record):
-    """One planned scenario: a cell of the coverage plan and the choices drawn for it."""
+    """One planned scenario: a cell of the coverage plan and the choices drawn for it.
+
+    For a ``flawed_prior_turn`` seed, ``flaw`` is the flaw catalogue entry's short label,
+    ``flaw_claim`` the specific wrong statement the flawed assistant turn makes, ``flaw_correct``
+    the correct fact that contradicts it, and ``flaw_kind`` its kind (``wrong_dose``,
+    ``invented_citation``, ...); all four are ``None`` on plain seeds and in older runs.
+    """
 
     id: str
     index: int = Field(ge=0)
@@ -41,6 +47,9 @@ class ScenarioSeed(Record):
     user_turns: int = Field(ge=2, le=4)
     shape: Shape = "plain"
     flaw: str | None = None
+    flaw_claim: str | None = None
+    flaw_correct: str | None = None
+    flaw_kind: str | None = None
     operator_persona: bool = False
     sample_seed: int = Field(ge=0)
 
@@ -118,6 +127,9 @@ class Scenario(Record):
     persona: str
     shape: Shape
     flaw: str | None
+    flaw_claim: str | None = None
+    flaw_correct: str | None = None
+    flaw_kind: str | None = None
     flawed_turn_index: int | None
     operator_persona: bool
     brief: Brief
@@ -141,6 +153,9 @@ class Scenario(Record):
             persona=s.persona,
             shape=s.shape,
             flaw=s.flaw,
+            flaw_claim=s.flaw_claim,
+            flaw_correct=s.flaw_correct,
+            flaw_kind=s.flaw_kind,
             flawed_turn_index=dialogue.flawed_turn_index,
             operator_persona=s.operator_persona,
             brief=dialogue.brief,

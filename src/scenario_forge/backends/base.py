@@ -80,23 +80,27 @@ class StageUsage(BaseModel):
     failures: int = 0
     #: Conversation turns asked again because they failed a turn-level lint detector.
     reasks: int = 0
+    #: The stage's share of the backend's busy time, times its servers (:mod:`.busy`): server-seconds.
+    server_s: float = 0.0
 
     @property
     def tokens_per_s(self) -> float:
         return self.completion_tokens / self.wall_s if self.wall_s > 0 else 0.0
 
-    def add(self, generations: Sequence[Generation], wall_s: float) -> None:
+    def add(self, generations: Sequence[Generation], wall_s: float, server_s: float = 0.0) -> None:
         self.requests += len(generations)
         self.prompt_tokens += sum(g.prompt_tokens for g in generations)
         self.completion_tokens += sum(g.completion_tokens for g in generations)
         self.retries += sum(g.retries for g in generations)
         self.failures += sum(1 for g in generations if not g.ok)
         self.wall_s += wall_s
+        self.server_s += server_s
 
     def merge(self, other: StageUsage) -> None:
         for field in ("requests", "prompt_tokens", "completion_tokens", "retries", "failures", "reasks"):
             setattr(self, field, getattr(self, field) + getattr(other, field))
         self.wall_s += other.wall_s
+        self.server_s += other.server_s
 
     def summary(self) -> dict[str, float | int]:
         return {**self.model_dump(), "tokens_per_s": round(self.tokens_per_s, 2)}
@@ -110,6 +114,15 @@ class Backend(ABC):
     supports_json_schema: bool = False
     #: Whether the backend continues ``ChatRequest.prefix`` instead of ignoring it.
     supports_prefix: bool = False
+    #: Servers the backend spreads requests over (all busy together): its busy seconds times this
+    #: are its server-seconds (see :mod:`.busy`).
+    servers: int = 1
+
+    @property
+    def auto_json_schema(self) -> bool:
+        """Whether ``auto`` choices (``--structured-output auto``, ``--path auto``) take the JSON-schema
+        path here: a backend may take schemas yet run a model too small to fill them (the embedded one)."""
+        return self.supports_json_schema
 
     def __init__(self) -> None:
         self.calls = 0  # number of generate() calls (tests count them to check resume)
@@ -168,8 +181,16 @@ def join_prefix(prefix: str | None, text: str) -> str:
 
 
 def timed_generate(backend: Backend, requests: Sequence[ChatRequest], usage: StageUsage) -> list[Generation]:
-    """``backend.generate`` with its wall time and token counts added to ``usage``."""
+    """``backend.generate`` with its wall time, server-seconds and token counts added to ``usage``."""
+    from .busy import busy_clock
+
+    clock = busy_clock(backend)
     start = time.perf_counter()
-    out = backend.generate(requests)
-    usage.add(out, time.perf_counter() - start)
+    token = clock.enter(len(requests), now=start)
+    try:
+        out = backend.generate(requests)
+    finally:
+        end = time.perf_counter()
+        share = clock.leave(token, now=end)
+    usage.add(out, end - start, share * backend.servers)
     return out

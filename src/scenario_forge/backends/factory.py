@@ -38,7 +38,14 @@ def backend_identity(cfg: BackendConfig) -> str:
         from .openai_compat import served_model
 
         # Never a fallback to the URL: a slow answer would silently start a different run.
-        return f"openai:{served_model(cfg.base_url or '', cfg.api_key_env)}"
+        # Several servers: each must serve the one model (the URLs are not part of the identity).
+        served = {url: served_model(url, cfg.api_key_env) for url in cfg.servers or [""]}
+        if len(set(served.values())) > 1:
+            raise BackendError(
+                "the --base-url servers serve different models ("
+                + ", ".join(f"{url}: {m}" for url, m in served.items()) + "); give --model or servers of one model"
+            )
+        return f"openai:{next(iter(served.values()))}"
     if cfg.kind == "transformers":
         return f"transformers:{local_model_identity(cfg.model or '')}"
     if cfg.kind == "distilabel":
@@ -79,6 +86,7 @@ def make_backend(cfg: BackendConfig) -> Backend:
             n_ctx_per_seq=cfg.n_ctx,
             n_threads=cfg.n_threads,
             kind=cfg.kind,
+            json_schema=cfg.structured_output == "auto",
         )
     if cfg.kind == "fake":
         from .fake import FakeBackend

@@ -29,6 +29,10 @@ _BEGIN = re.compile(r'Begin your answer with: "([^"]*)"')
 
 def default_responder(request: ChatRequest) -> str:
     """A plausible, parseable answer to each of the shipped prompts (keyed on their task lines)."""
+    if ":capable." in request.id:  # the capable path's prompts (generation/capable/fake_replies.py)
+        from ..generation.capable.fake_replies import capable_reply
+
+        return capable_reply(request)
     prompt = request.messages[-1].content
     tag = f"case {request.seed % 9973} ({request.id.rsplit(':', 2)[-2]})"
     if '"criteria"' in prompt:

@@ -9,7 +9,8 @@ first shard's long tail leaves free instead of waiting behind a lock. Where a ne
 :mod:`~scenario_forge.backends.prefix_cache`'s decision (``prefix_sharing``).
 
 Each request has its own sampler chain seeded from the request, so results do not depend on what
-else is in the batch beyond floating-point effects of batching.
+else is in the batch beyond floating-point effects of batching. A request with a JSON schema also
+gets its own copy of that schema's grammar sampler (``Job.schema_key``, compiled by the caller).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Engine(Protocol):
 
     def sample(self, sampler: Any, batch_index: int) -> int: ...
 
-    def new_sampler(self, sampling: SamplingParams, seed: int) -> Any: ...
+    def new_sampler(self, sampling: SamplingParams, seed: int, schema_key: str | None = None) -> Any: ...
 
     def free_sampler(self, sampler: Any) -> None: ...
 
@@ -83,12 +84,14 @@ class Ticket:
 
 @dataclass
 class Job:
-    """One tokenized request; its result goes to ``ticket.results[index]``."""
+    """One tokenized request; its result goes to ``ticket.results[index]``. ``schema_key``: the
+    grammar the engine compiled for the request's JSON schema, if it has one."""
 
     request: ChatRequest
     prompt: list[int]
     ticket: Ticket
     index: int
+    schema_key: str | None = None
 
 
 @dataclass
@@ -119,10 +122,34 @@ class SchedulerStats:
     kv_copies: int = 0
     decode_s: float = 0.0
     peak_active: int = 0
+    #: Decode-batch occupancy: active sequences summed over decode steps, and weighted by each
+    #: step's seconds. Mean per step: ``active_sum / (decode_calls * parallel)``; over a wall time
+    #: ``W`` (idle gaps count as empty): ``active_s / (W * parallel)`` (see :func:`occupancy`).
+    active_sum: int = 0
+    active_s: float = 0.0
 
     def reset(self) -> None:
         for f in fields(self):
             setattr(self, f.name, type(getattr(self, f.name))())
+
+
+def occupancy(stats: SchedulerStats, parallel: int, wall_s: float | None = None) -> dict[str, float]:
+    """Decode-batch occupancy from ``stats``: ``per_step`` (mean active sequences / slots over
+    decode steps), ``decode_time`` (weighted by each step's seconds) and, given the wall time the
+    work took, ``wall`` (time with no decode step counts as empty: the batch drained).
+
+    >>> s = SchedulerStats(decode_calls=4, active_sum=12, active_s=3.0, decode_s=1.0)
+    >>> occupancy(s, parallel=4, wall_s=2.0)
+    {'per_step': 0.75, 'decode_time': 0.75, 'wall': 0.375}
+    """
+    out: dict[str, float] = {}
+    if stats.decode_calls and parallel:
+        out["per_step"] = round(stats.active_sum / (stats.decode_calls * parallel), 4)
+    if stats.decode_s > 0 and parallel:
+        out["decode_time"] = round(stats.active_s / (stats.decode_s * parallel), 4)
+    if wall_s and parallel:
+        out["wall"] = round(stats.active_s / (wall_s * parallel), 4)
+    return out
 
 
 class DecodeScheduler:
@@ -245,7 +272,7 @@ class DecodeScheduler:
             self.engine.forget(seq, reuse)
         self._cache.apply(placement)
         self._free.remove(seq)
-        sampler = self.engine.new_sampler(job.request.sampling, job.request.seed)
+        sampler = self.engine.new_sampler(job.request.sampling, job.request.seed, job.schema_key)
         self._active.append(_Slot(job, seq, sampler, fed=reuse, reused=reuse))
         self.stats.prompt_tokens += len(job.prompt)
         self.stats.prompt_tokens_reused += reuse
@@ -281,9 +308,12 @@ class DecodeScheduler:
         try:
             self.engine.decode(entries)
         finally:
-            self.stats.decode_s += time.perf_counter() - start
+            step_s = time.perf_counter() - start
+            self.stats.decode_s += step_s
             self.stats.decode_calls += 1
             self.stats.tokens_decoded += len(entries)
+            self.stats.active_sum += len(self._active)
+            self.stats.active_s += len(self._active) * step_s
         for slot, i in wants_logits:
             self._advance(slot, self.engine.sample(slot.sampler, i))
         finished = [s for s in self._active if s.finish is not None]

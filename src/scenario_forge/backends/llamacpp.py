@@ -29,6 +29,12 @@ trims it to the shared part. The reused KV holds exactly the values a fresh comp
 
 Each request has its own sampler chain seeded from the request, so results do not depend on what
 else is in the batch beyond floating-point effects of batching.
+
+JSON schemas: a request's ``json_schema`` is compiled (once per schema) into a llama.cpp grammar that
+constrains its decoding, so the reply is a JSON document of that schema unless ``max_tokens`` cuts it
+short (``finish_reason="length"``). Every GGUF takes schemas, the embedded one included; but ``auto``
+choices keep the embedded 135M model on its plain-text path (:attr:`LlamaCppBackend.auto_json_schema`):
+it fills a schema's shape with little content.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class LlamaCppBackend(Backend):
     """Any local GGUF model. ``parallel`` sequences decode together in one llama.cpp context."""
 
     kind = "llamacpp"
-    supports_json_schema = False
+    supports_json_schema = True
     supports_prefix = True
 
     def __init__(
@@ -61,9 +67,11 @@ class LlamaCppBackend(Backend):
         n_batch: int = 512,
         kind: str = "llamacpp",
         prefix_sharing: bool = True,
+        json_schema: bool = True,
     ) -> None:
         super().__init__()
         self.kind = kind
+        self.supports_json_schema = json_schema  # False: requests' schemas are dropped (structured output off)
         self.path = Path(model_path)
         self.parallel = parallel
         self._engine: LlamaEngine | None = None
@@ -97,6 +105,11 @@ class LlamaCppBackend(Backend):
     # -- model facts and prompts ---------------------------------------------------------------
 
     @property
+    def auto_json_schema(self) -> bool:
+        """Schema paths by default for any GGUF but the embedded SmolLM2-135M (too small to fill them)."""
+        return self.supports_json_schema and self.kind != "embedded"
+
+    @property
     def model_id(self) -> str:
         return f"{self.path.name}@sha256:{self._digest}"
 
@@ -124,13 +137,23 @@ class LlamaCppBackend(Backend):
         ticket = Ticket(len(requests))
         jobs: list[Job] = []
         for i, r in enumerate(requests):
+            schema_key = None
+            if r.json_schema is not None and self.supports_json_schema:
+                if r.prefix:
+                    ticket.deliver(i, Generation.failed(r.id, "a request cannot carry both json_schema and prefix"))
+                    continue
+                try:
+                    schema_key = engine.compile_schema(r.json_schema)
+                except ValueError as exc:
+                    ticket.deliver(i, Generation.failed(r.id, str(exc)))
+                    continue
             prompt = engine.tokenize(engine.format_prompt(r.messages, r.prefix))
             if len(prompt) + r.sampling.max_tokens > self.seq_ctx:
                 ticket.deliver(i, Generation.failed(
                     r.id, f"prompt ({len(prompt)} tokens) + max_tokens exceeds the context ({self.seq_ctx})"
                 ))
                 continue
-            jobs.append(Job(r, prompt, ticket, i))
+            jobs.append(Job(r, prompt, ticket, i, schema_key))
         scheduler.submit(jobs)
         return ticket.wait()
 

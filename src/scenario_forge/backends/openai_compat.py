@@ -40,6 +40,18 @@ server ignores ``n``), passes ``response_format`` through without knowing which 
 enforces, and leaves retries to the ``openai`` client without per-request retry counts or a reason
 for a request that still fails; here every one of those is ours and tested.
 
+Several servers (``--base-url`` given more than once, :attr:`BackendConfig.base_urls`): they must
+serve the same model with the same software (the probes ask the first; every one must list the
+model). A request waits until some server has a free slot, then goes to the server with the
+fewest of this process's requests in flight (ties: round robin), at most ``concurrency`` in
+flight *per server*; a slow server so gets fewer requests. Least loaded rather than "shard i to server i mod k": a shard's stage batch drains unevenly (short and
+long replies), and per-request choice keeps every server's batch full while any request is left;
+the price is that a scenario's turns may land on different servers, so a server's prefix cache
+sees fewer of a conversation's earlier turns. A server that refuses connections is skipped for
+the rest of that batch while another answers; when none does, the usual whole-backend failure.
+With a Dask or Ray runner each worker process balances its own requests (no shared view of the
+servers' load): ``--concurrency`` is then per server per worker.
+
 Prefix continuation (``ChatRequest.prefix``) is not supported: most servers cannot continue an
 assistant message, so the prompts ask for the opening instead (``supports_prefix = False``).
 """
@@ -240,7 +252,7 @@ class OpenAIBackend(Backend):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str | None = None,
         *,
         api_key_env: str = "OPENAI_API_KEY",
@@ -253,7 +265,12 @@ class OpenAIBackend(Backend):
         probe_timeout_s: float | None = None,
     ) -> None:
         super().__init__()
-        self.requested_url = base_url
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise BackendError("the openai backend needs --base-url")
+        self.requested_urls = urls
+        self.requested_url = urls[0] if len(urls) == 1 else ", ".join(urls)
+        self.servers = len(urls)
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -264,13 +281,22 @@ class OpenAIBackend(Backend):
         self._down = False
         self._runner: _LoopThread | None = None
         self._client: httpx.AsyncClient | None = None
-        self._sem: asyncio.Semaphore | None = None
         self._down_event: asyncio.Event | None = None
         self._start_lock = threading.Lock()
+        self._sem: asyncio.Semaphore | None = None
+        self._sems: list[asyncio.Semaphore] = []
+        self._load = [0] * len(urls)  # this process's requests in flight, per server
+        self._dead: set[int] = set()  # servers that refused connections during the current batch
+        self._turn = 0
         probe_timeout = probe_timeout_s or min(timeout_s, 60.0)
         with httpx.Client(headers=self._headers(), timeout=httpx.Timeout(probe_timeout, connect=10.0)) as client:
-            self.base_url, served = list_models(client, base_url, self._key)
+            self.base_url, served = list_models(client, urls[0], self._key)
             self.model = pick_model(served, model, self.base_url)
+            self.base_urls = [self.base_url]
+            for url in urls[1:]:  # every further server must serve the same model
+                root, more = list_models(client, url, self._key)
+                self.base_urls.append(root)
+                pick_model(more, self.model, root)
             flavour = next((owner for mid, owner in served if mid == self.model), "") or "unknown"
             penalty, seed = self._probe_sampling(client, flavour)
             structured = self._probe_structured(client) if structured_output == "auto" else None
@@ -280,7 +306,7 @@ class OpenAIBackend(Backend):
     @classmethod
     def from_config(cls, cfg: Any) -> OpenAIBackend:
         return cls(
-            cfg.base_url,
+            cfg.servers,
             cfg.model,
             api_key_env=cfg.api_key_env,
             concurrency=cfg.concurrency,
@@ -306,10 +332,12 @@ class OpenAIBackend(Backend):
             "seed": self.features.seed,
             "concurrency": self.concurrency,
             "usage_estimated": self._usage_estimated,
+            **({"base_urls": self.base_urls} if len(self.base_urls) > 1 else {}),
         }
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, concurrency={self.concurrency})"
+        urls = self.base_url if len(self.base_urls) == 1 else self.base_urls
+        return f"OpenAIBackend(base_url={urls!r}, model={self.model!r}, concurrency={self.concurrency})"
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key.value}"} if self._key.value else {}
@@ -429,21 +457,44 @@ class OpenAIBackend(Backend):
         step = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
         return step / 2 + random.uniform(0, step / 2)
 
+    def _pick_server(self) -> int:
+        """The server with the fewest requests in flight (round robin among equals),
+        skipping servers that refused connections in this batch while another one is left.
+
+        Runs on the event loop's thread only, so the counts need no lock."""
+        k = len(self._load)
+        alive = [i for i in range(k) if i not in self._dead] or list(range(k))
+        start, self._turn = self._turn, (self._turn + 1) % k
+        return min(alive, key=lambda i: (self._load[i], (i - start) % k))
+
     async def _one(self, r: ChatRequest) -> Generation:
         assert self._client is not None and self._sem is not None and self._down_event is not None
         body = self.request_body(r)
-        url = f"{self.base_url}/chat/completions"
         retries = 0
         while True:
             retry_after: float | None = None
             unreachable = False
+            server = -1
             try:
+                # A request takes a server only once one has a free slot (the shared semaphore holds
+                # every server's slots): the least loaded then, so a slow server gets fewer requests.
                 async with self._sem:
-                    resp = await self._client.post(url, json=body)
+                    server = self._pick_server()
+                    url = f"{self.base_urls[server]}/chat/completions"
+                    self._load[server] += 1
+                    try:
+                        async with self._sems[server]:
+                            resp = await self._client.post(url, json=body)
+                    finally:
+                        self._load[server] -= 1
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 error, unreachable = _describe_exc(exc), True
+                if len(self._dead | {server}) < len(self.base_urls):
+                    self._dead.add(server)  # another server is left: send this request and the rest there
+                    continue
             except httpx.TimeoutException:
                 error = f"no answer within {self.timeout_s:g} s"
+
             except httpx.TransportError as exc:  # connection dropped mid-answer, protocol errors
                 error = _describe_exc(exc)
             except httpx.HTTPError as exc:  # a corrupt (e.g. badly compressed) body: retried like the rest
@@ -474,10 +525,12 @@ class OpenAIBackend(Backend):
             await asyncio.sleep(self._delay(retries, retry_after))
 
     async def _start(self) -> None:
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        total = self.concurrency * len(self.base_urls)
+        limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
         timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0), pool=None)
         self._client = httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=limits)
-        self._sem = asyncio.Semaphore(self.concurrency)
+        self._sem = asyncio.Semaphore(total)
+        self._sems = [asyncio.Semaphore(self.concurrency) for _ in self.base_urls]
         self._down_event = asyncio.Event()
 
     async def _batch(self, requests: Sequence[ChatRequest]) -> list[Generation]:
@@ -500,18 +553,21 @@ class OpenAIBackend(Backend):
             return self._runner
 
     async def _reachable(self) -> bool:
-        """Whether a connection opens at all (any HTTP answer, even a slow one, counts)."""
+        """Whether a connection opens to any server (any HTTP answer, even a slow one, counts)."""
         assert self._client is not None
-        try:
-            await self._client.get(f"{self.base_url}/models", timeout=5.0)
-        except (httpx.ConnectError, httpx.ConnectTimeout):
-            return False
-        except httpx.HTTPError:
+        for root in self.base_urls:
+            try:
+                await self._client.get(f"{root}/models", timeout=5.0)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                continue
+            except httpx.HTTPError:
+                return True
             return True
-        return True
+        return False
 
     def _generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
         runner = self._ensure_started()
+        runner.loop.call_soon_threadsafe(self._dead.clear)  # a new batch tries every server again
         if self._down:
             # A previous batch found the server gone: check once instead of retrying every request.
             if not runner.run(self._reachable()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -21,9 +21,22 @@ DIRECT, FLOW = "scenario_forge.generation.run:run_generate_direct", "flows.gener
 def generate(
     given: Given[GenerateConfig],
     plan_only: Annotated[bool, typer.Option("--plan-only", help="Print the plan, its requests and a token estimate; generate and write nothing.")] = False,
+    estimate: Annotated[Optional[int], typer.Option(
+        "--estimate", metavar="N", help="Price a run of N planned scenarios: run a --pilot-n pilot on the real backend in a "
+        "temporary folder (removed after), print its requests, tokens and server-seconds scaled to N; nothing else written.")] = None,
+    pilot_n: Annotated[int, typer.Option("--pilot-n", help="Scenarios in the --estimate pilot.")] = 16,
 ) -> None:
     """Generate multi-turn pressure scenarios with rubrics into OUT/RUN_ID."""
     cfg = given.build()
+    if estimate is not None:
+        import tempfile
+
+        from ..generation.estimate import pilot_estimate
+
+        with tempfile.TemporaryDirectory(prefix="scenario-forge-pilot-") as tmp:
+            print(f"estimate: a pilot of {pilot_n} scenarios in {tmp} (removed afterwards)", file=sys.stderr)
+            print_pilot(pilot_estimate(cfg, estimate, pilot_n, Path(tmp)))
+        return
     if plan_only:
         from ..generation.estimate import estimate_run
 
@@ -45,7 +58,7 @@ def generate(
             line = quality_judge_warning(cfg.backend, cfg.curation.judge_backend)
             if line:
                 print(f"warning: generate: {line}", file=sys.stderr)
-        structured = cfg.backend.structured_output == "auto" and backend.supports_json_schema
+        structured = cfg.backend.structured_output == "auto" and backend.auto_json_schema
         with run_progress(console, planned.planned, planned_requests(cfg, structured)):
             manifest = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))
     print_run_summary(manifest)
@@ -95,3 +108,31 @@ def print_plan(p: Any) -> None:
     out.print("estimate: templates rendered for the first scenario (characters / 4) plus the max_tokens of what each "
               "request carries; completion tokens at each request's max_tokens; re-asks come on top "
               "(see scenario_forge.generation.estimate)")
+
+
+def print_pilot(p: Any) -> None:
+    """The ``--estimate`` report (a :class:`~scenario_forge.generation.estimate.PilotEstimate`) on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    out.print(f"pilot: {p.pilot_planned} planned, {p.pilot_kept} kept ({p.kept_rate:.0%}) in {p.pilot_wall_s:.1f} s")
+    table = Table(title=f"predicted for {p.target:,} planned scenarios (~{p.predicted_kept:,.0f} kept at the pilot's rate)")
+    for col in ("stage", "requests", "prompt tokens", "completion tokens", "server-s"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for name, r in p.predicted.items():
+        table.add_row(name, f"{r['requests']:,.0f}", f"{r['prompt_tokens']:,.0f}", f"{r['completion_tokens']:,.0f}",
+                      f"{r['server_s']:,.1f}")
+    out.print(table)
+    total = p.pilot["total"]
+    if p.pilot_kept:
+        k = p.pilot_kept
+        out.print(f"per kept scenario: {(total['prompt_tokens'] + total['completion_tokens']) / k:,.0f} tokens, "
+                  f"{total['requests'] / k:.1f} requests, {total['server_s'] / k:.3f} server-s")
+    else:
+        out.print("the pilot kept nothing: per-kept figures are undefined (see the pilot's rejects by running it for real)")
+    note = ("estimate: the pilot's figures per planned scenario x N. Tokens and requests scale linearly; server-seconds "
+            "only if the pilot fills the server's batch as the run will")
+    if p.concurrency and p.pilot_planned < p.concurrency:
+        note += f" (it did not: {p.pilot_planned} scenarios < --concurrency {p.concurrency}, so server-s is an upper bound)"
+    out.print(note + "; near-duplicates grow with N, so a curated run keeps somewhat fewer than predicted")

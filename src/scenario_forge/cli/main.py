@@ -8,6 +8,7 @@ from .. import __version__
 from . import judge, taxonomy
 from .curate import curate
 from .evaluate import evaluate
+from .experiment import experiment
 from .generate import generate
 from .lint import lint
 from .mix import mix
@@ -27,6 +28,7 @@ app.command("mix")(mix)
 app.command("publish")(publish)
 app.command("train")(train)
 app.command("eval")(evaluate)
+app.command("experiment")(experiment)
 app.command("lint")(lint)
 app.add_typer(taxonomy.app, name="taxonomy")
 app.add_typer(judge.app, name="judge")

@@ -134,6 +134,8 @@ def derive(
             options += derive(nested, mark.get("prefix", prefix), mark.get("only"), f"{dotted}.")
             continue
         kind, choices = _typer_type(info.annotation)
+        if mark.get("multiple"):
+            kind = list[kind]  # type: ignore[valid-type]  # repeatable: the field's validator takes the list
         help_text = info.description or ""
         if mark.get("argument"):
             spec: Any = typer.Argument(help=help_text, show_default=False)

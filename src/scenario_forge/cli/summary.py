@@ -195,14 +195,22 @@ def print_run_summary(manifest: dict[str, Any], console: Console | None = None) 
     # A stage's seconds are summed over the shards that ran it side by side (shard-seconds), so its
     # tok/s is per shard stream; the line below gives the run's overall throughput.
     usage = Table(title="model usage by stage (seconds summed over concurrent shards)")
-    for col in ("stage", "requests", "prompt tok", "completion tok", "shard s", "tok/s", "retries", "re-asks", "failures"):
+    for col in ("stage", "requests", "prompt tok", "completion tok", "shard s", "server s", "tok/s", "retries", "re-asks", "failures"):
         usage.add_column(col, justify="right" if col != "stage" else "left")
     for stage, u in manifest["usage"].items():
         usage.add_row(
             stage, str(u["requests"]), str(u["prompt_tokens"]), str(u["completion_tokens"]),
-            f"{u['wall_s']:.1f}", f"{u['tokens_per_s']:.1f}", str(u["retries"]), str(u.get("reasks", 0)), str(u["failures"]),
+            f"{u['wall_s']:.1f}", f"{u.get('server_s', 0.0):.1f}", f"{u['tokens_per_s']:.1f}", str(u["retries"]),
+            str(u.get("reasks", 0)), str(u["failures"]),
         )
     console.print(usage)
+    total = (manifest.get("cost") or {}).get("total") or {}
+    if "tokens_per_kept" in total:
+        console.print(
+            f"cost per kept scenario: {total['tokens_per_kept']:,.0f} tokens ({total['prompt_tokens_per_kept']:,.0f} prompt, "
+            f"{total['completion_tokens_per_kept']:,.0f} completion), {total['requests_per_kept']:.1f} requests, "
+            f"{total['server_s_per_kept']:.3f} server-s"
+        )
     if manifest.get("curation"):
         from ..curation.report import summary_line
 

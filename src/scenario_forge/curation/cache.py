@@ -28,12 +28,17 @@ class CachedBackend(Backend):
         self.kind = inner.kind
         self.supports_prefix = inner.supports_prefix
         self.supports_json_schema = inner.supports_json_schema
+        self._auto_json_schema = inner.auto_json_schema
         self.hits = 0
         self._cache: dict[str, str] | None = None
 
     @property
     def model_id(self) -> str:
         return self.inner.model_id
+
+    @property
+    def auto_json_schema(self) -> bool:
+        return self._auto_json_schema
 
     def key(self, request: ChatRequest) -> str | None:
         if request.sampling.temperature != 0:

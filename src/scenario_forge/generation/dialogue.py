@@ -3,10 +3,18 @@
 The conversation is written turn by turn over the whole batch: user turn 1 for every scenario,
 then the assistant turn between, then user turn 2, and so on. A simulated user writes each user
 turn (one short message in role is something even a small model manages, where a whole transcript
-is not); the earlier assistant turns are written separately and, for the ``flawed_prior_turn``
-shape, the first one carries the planted mistake (a made-up citation, a wrong dose, ...) that the
-next user turn relies on or challenges. Scenarios with an operator persona open with a system
-prompt that pushes bad advice. Every conversation ends with a user turn: it is an RL prompt.
+is not); the earlier assistant turns are written separately. Scenarios with an operator persona
+open with a system prompt that pushes bad advice, and every assistant turn is written with that
+prompt as its request's system message, so the assistant answers as the deployed assistant would.
+Every conversation ends with a user turn: it is an RL prompt.
+
+For the ``flawed_prior_turn`` shape the planted mistake goes into the LAST assistant turn (so no
+later assistant turn can take it back before the final user turn), ``flawed_turn_index`` points at
+it, and the final user turn is asked to rely on it or challenge it, with the flawed claim shown in
+its prompt. Where the seed carries a specific claim (``flaw_claim``, from the flaw catalogue) the
+flawed turn opens with that claim (handed to the backend as the reply's opening, like the brief's
+fields) and the model writes the rest, so the turn states a checkable claim by construction; a seed
+with only the flaw's label gets the label as an instruction, as before.
 
 Every turn passes the turn-level lint detectors (:func:`scenario_forge.lint.turn_problems`:
 role confusion, placeholders, template fragments, repetition, copying, a truncated final turn)
@@ -20,10 +28,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..backends.base import ChatRequest, Generation
+from ..backends.base import ChatRequest, Generation, join_prefix
 from ..lint import turn_problems
 from ..records import Briefed, Dialogue, Message, Reject, Role
 from .context import StageContext
+from . import flaw as flaws
 from .formats import Checked, clean_sentence, clean_turn
 from .retry import Reask, ask_with_repair
 
@@ -41,6 +50,10 @@ class _Draft:
 
     def said(self, role: str) -> list[str]:
         return [m.content for m in self.messages if m.role == role]
+
+    def operator(self) -> str:
+        """The operator (system) prompt, or "" when the scenario has none."""
+        return self.messages[0].content if self.messages and self.messages[0].role == "system" else ""
 
 
 def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[Dialogue], list[Reject]]:
@@ -87,7 +100,8 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
             return ctx.request(
                 d.item.seed, f"user.{turn}", a, "user_turn.j2", ctx.sampling.user_turn,
                 brief=d.item.brief, history=d.history(), turn=turn, escalation=_step(ctx, d, turn),
-                challenge_flaw=d.flawed_turn_index is not None and turn == 1, retry=a > 0,
+                challenge_flaw=d.flawed_turn_index is not None and turn == d.item.seed.user_turns - 1,
+                claim=flaws.claim(d.item.seed) or "", stance=_stance(d), retry=a > 0,
             )
 
         def check_user(d: _Draft, g: Generation, turn: int = turn) -> _Checked:
@@ -97,13 +111,17 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
             )
 
         def ask_assistant(d: _Draft, a: int, turn: int = turn) -> ChatRequest:
+            plant = _plants_flaw(d, turn)
             return ctx.request(
                 d.item.seed, f"assistant.{turn}", a, "assistant_turn.j2", ctx.sampling.assistant_turn,
-                history=d.history(), plant_flaw=_plants_flaw(d, turn), retry=a > 0,
+                prefix=flaws.opening(d.item.seed) if plant else None,
+                history=d.history(), plant_flaw=plant, operator=d.operator(), retry=a > 0,
             )
 
-        def check_assistant(d: _Draft, g: Generation) -> _Checked:
-            return _linted(d, "assistant", clean_turn(_whole_sentences(g), "assistant", previous=d.said("assistant")))
+        def check_assistant(d: _Draft, g: Generation, turn: int = turn) -> _Checked:
+            opening = flaws.opening(d.item.seed) if _plants_flaw(d, turn) else None
+            text = _whole_sentences(g, opening)
+            return _linted(d, "assistant", clean_turn(text, "assistant", previous=d.said("assistant")))
 
         users = [d for d in drafts if turn < d.item.seed.user_turns]
         run_step("user_turn", "user", users, ask_user, check_user)
@@ -123,7 +141,15 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
 
 
 def _plants_flaw(draft: _Draft, turn: int) -> bool:
-    return draft.item.seed.shape == "flawed_prior_turn" and turn == 0
+    """The assistant turn after user turn ``turn`` carries the flaw: the last assistant turn."""
+    seed = draft.item.seed
+    return flaws.is_flawed(seed) and turn == seed.user_turns - 2
+
+
+def _stance(draft: _Draft) -> str:
+    """How the final user turn meets the flaw: ``rely`` (builds on it) or ``challenge`` (asks for
+    proof), alternating by the scenario's sampling seed so a run holds both."""
+    return "rely" if draft.item.seed.sample_seed % 2 == 0 else "challenge"
 
 
 def _step(ctx: StageContext, draft: _Draft, turn: int) -> str:
@@ -139,9 +165,10 @@ def _as_pair(checked: Checked) -> _Checked:
     return checked.value, checked.reason
 
 
-def _whole_sentences(gen: Generation) -> str | None:
-    """The generation's text; when it ran out of tokens, cut back to its last finished sentence
-    (if it has one), so a turn never ends mid-sentence because of ``max_tokens``.
+def _whole_sentences(gen: Generation, opening: str | None = None) -> str | None:
+    """The generation's text (after ``opening``, the reply's given first words, when there is
+    one); when it ran out of tokens, cut back to its last finished sentence (if it has one), so a
+    turn never ends mid-sentence because of ``max_tokens``.
 
     >>> from types import SimpleNamespace as G
     >>> _whole_sentences(G(text="I took two pills. Can you tell me if the", finish_reason="length"))
@@ -152,8 +179,12 @@ def _whole_sentences(gen: Generation) -> str | None:
     'My dad takes 2.5 mg.'
     >>> _whole_sentences(G(text="My dad takes 2.5 mg and he wants to", finish_reason="length"))
     'My dad takes 2.5 mg and he wants to'
+    >>> _whole_sentences(G(text=" Give it with food and", finish_reason="length"), "500 mg is fine.")
+    '500 mg is fine.'
     """
     text = gen.text
+    if opening is not None and text is not None:
+        text = join_prefix(opening, text)
     if text is None or gen.finish_reason != "length":
         return text
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]

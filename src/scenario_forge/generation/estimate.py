@@ -22,17 +22,24 @@ a model that stops early (they mostly do) uses fewer.
 
 Nothing here loads a model or writes a file; the plan is held as columns, so a million scenarios
 are estimated in about the time planning takes.
+
+``generate --estimate N`` (:func:`pilot_estimate`) measures instead of bounding: it runs a small
+pilot (``--pilot-n`` scenarios, the same config otherwise) on the real backend into a temporary
+folder, then scales the pilot's requests, tokens and server-seconds per planned scenario to N.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..config import GenerateConfig, SamplingParams
+from ..errors import ConfigError
 from ..planning import plan_selection
 from ..prompts import PromptSet
 from ..records import Brief, Criterion, Message
@@ -114,7 +121,7 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
     base = {
         "domain": domain, "trait": trait, "facet": trait.facets[0] if trait.facets else None,
         "pressure": taxonomy.pressure(first.pressure), "persona": domain.personas[0].description,
-        "flaw": domain.flaws[0], "prefix": "", "retry": False,
+        "flaw": domain.flaws[0].label, "prefix": "", "retry": False,
     }
     brief = Brief(situation="s s s s s.", user_goal="g g g g.", key_facts="f f f f.", trap="t t t t.")
     history = [Message(role="user", content="u"), Message(role="assistant", content="a")]
@@ -205,4 +212,75 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
         plain=plain,
         structured=structured,
         curation=curation,
+    )
+
+
+# -- generate --estimate N: a pilot run on the real backend, scaled to N ---------------------------
+
+#: The figures a pilot measures per planned scenario and scales to the target.
+PILOT_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "server_s")
+
+
+class PilotEstimate(BaseModel):
+    """``generate --estimate N``: what a small pilot on the real backend cost, scaled to ``target``
+    planned scenarios at the pilot's per-planned-scenario figures (so its kept rate is included:
+    rejected scenarios cost requests too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: int
+    pilot_planned: int
+    pilot_kept: int
+    pilot_wall_s: float
+    pilot_folder: str
+    #: Per stage and ``total``: the pilot's own figures (``PILOT_FIELDS``).
+    pilot: dict[str, dict[str, float]]
+    #: Per stage and ``total``: the pilot's figures x ``target / pilot_planned``.
+    predicted: dict[str, dict[str, float]]
+    #: The backend's in-flight cap, when it has one (openai: ``--concurrency`` per server).
+    concurrency: int | None = None
+
+    @property
+    def kept_rate(self) -> float:
+        return self.pilot_kept / self.pilot_planned if self.pilot_planned else 0.0
+
+    @property
+    def predicted_kept(self) -> float:
+        return self.target * self.kept_rate
+
+
+def scale_pilot(usage: dict[str, dict[str, float | int]], planned: int, target: int) -> dict[str, dict[str, float]]:
+    """Each stage's figures (and their ``total``) times ``target / planned``.
+
+    >>> scale_pilot({"brief": {"requests": 8, "prompt_tokens": 100, "completion_tokens": 40, "server_s": 1.0}}, 4, 10)
+    {'brief': {'requests': 20.0, 'prompt_tokens': 250.0, 'completion_tokens': 100.0, 'server_s': 2.5}, 'total': {'requests': 20.0, 'prompt_tokens': 250.0, 'completion_tokens': 100.0, 'server_s': 2.5}}
+    """
+    factor = target / planned
+    rows = {stage: {f: float(u.get(f, 0)) * factor for f in PILOT_FIELDS} for stage, u in usage.items()}
+    rows["total"] = {f: sum(r[f] for r in rows.values()) for f in PILOT_FIELDS}
+    return rows
+
+
+def pilot_estimate(config: GenerateConfig, target: int, pilot_n: int, folder: Path) -> PilotEstimate:
+    """Run ``config`` at ``pilot_n`` scenarios (a fresh run id, everything written under ``folder``,
+    which the caller removes) on the configured backend, and scale its cost to ``target``.
+
+    The backend is the real one: an unreachable server fails here with its one-line error, before
+    anything is written."""
+    from ..backends.factory import get_backend
+    from .run import run_generate_direct
+
+    if target < 1 or pilot_n < 1:
+        raise ConfigError(f"--estimate and --pilot-n must be at least 1 (got {target} and {pilot_n})")
+    backend = get_backend(config.backend)  # unreachable server, wrong model or key: one line, nothing run
+    pilot = config.model_copy(update={"n": pilot_n, "out": folder, "run_id": None})
+    start = time.perf_counter()
+    manifest = run_generate_direct(pilot)
+    wall = time.perf_counter() - start
+    planned = manifest.counts.planned
+    own = scale_pilot(manifest.usage, planned, planned)
+    return PilotEstimate(
+        target=target, pilot_planned=planned, pilot_kept=manifest.counts.kept, pilot_wall_s=round(wall, 3),
+        pilot_folder=str(folder), pilot=own, predicted=scale_pilot(manifest.usage, planned, target),
+        concurrency=getattr(backend, "concurrency", None),
     )

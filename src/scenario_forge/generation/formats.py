@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from .._validation import one_line
 from ..lint.text import copies_from, has_template_residue, normalized, word_count
 
-__all__ = ["Checked", "clean_sentence", "clean_turn", "criterion_problem", "parse_json_object"]
+__all__ = ["Checked", "clean_sentence", "clean_turn", "criterion_problem", "parse_json_object", "sentence_count"]
 
 _ROLE_LABEL = re.compile(
     r"^\s*(?:\*\*)?(user|assistant|ai|me|human|customer|patient|client|person|you|bot|system)"
@@ -126,6 +126,18 @@ def clean_turn(
     if previous and any(normalized(p) == norm for p in previous):
         return _fail("repeated_turn")
     return Checked(text)
+
+
+def sentence_count(text: str) -> int:
+    """Sentences in ``text`` as :func:`clean_sentence` splits them (a point inside "2.5" or before
+    a lower-case word does not end one).
+
+    >>> sentence_count("A bad answer accepts that 2.5 mg is fine. It also")
+    2
+    >>> sentence_count("A good answer")
+    1
+    """
+    return len(_SENTENCE_END.split(text.strip()))
 
 
 def criterion_problem(text: str, conversation: list[str]) -> str | None:

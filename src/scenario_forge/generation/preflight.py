@@ -10,7 +10,7 @@ from ..prompts import PromptSet
 from ..records import Brief, Message, ScenarioSeed
 from ..taxonomy.models import Taxonomy
 from .brief import FIELDS
-from .rubric import MAX_CRITERIA, MIN_CRITERIA, SLOTS
+from .rubric import MAX_CRITERIA, MIN_CRITERIA, SLOTS, flaw_slots
 
 
 def check_templates(prompts: PromptSet, taxonomy: Taxonomy, seed: ScenarioSeed) -> None:
@@ -22,7 +22,7 @@ def check_templates(prompts: PromptSet, taxonomy: Taxonomy, seed: ScenarioSeed) 
         "facet": trait.facets[0] if trait.facets else None,
         "pressure": taxonomy.pressure(seed.pressure),
         "persona": domain.personas[0].description,
-        "flaw": domain.flaws[0],
+        "flaw": domain.flaws[0].label,
         "prefix": "Sample",
         "retry": True,
     }
@@ -35,12 +35,12 @@ def check_templates(prompts: PromptSet, taxonomy: Taxonomy, seed: ScenarioSeed) 
     for challenge in (False, True):
         prompts.render(
             "user_turn.j2", **base, brief=brief, history=history, turn=1, escalation="asks again",
-            challenge_flaw=challenge,
+            challenge_flaw=challenge, claim="A sample claim." if challenge else "", stance="rely",
         )
     for plant in (False, True):
-        prompts.render("assistant_turn.j2", **base, history=history, plant_flaw=plant)
-    for slot in SLOTS:
-        prompts.render("rubric.j2", **base, slot=slot.name, brief=brief, last_user="u")
+        prompts.render("assistant_turn.j2", **base, history=history, plant_flaw=plant, operator="You are o.")
+    for slot in (*SLOTS, *flaw_slots(seed.model_copy(update={"shape": "flawed_prior_turn", "flaw": "erred"}))):
+        prompts.render("rubric.j2", **base, slot=slot.name, brief=brief, last_user="u", claim="c", correct="k")
     prompts.render(
         "rubric_json.j2", **base, brief=brief, messages=history, min_criteria=MIN_CRITERIA,
         max_criteria=MAX_CRITERIA, error="sample error",

@@ -25,7 +25,7 @@ from ..config import GenerateConfig
 from ..curation.run import CurationResult, finish_generated, start_generated
 from ..curation.stages import CURATION_STEPS, Batch, with_wall_time
 from ..hashing import content_key
-from ..manifest import Counts, Manifest
+from ..manifest import Counts, Manifest, cost_markdown
 from ..orchestration.slots import shard_slot
 from ..planning import plan_selection
 from ..prompts import PromptSet
@@ -34,6 +34,7 @@ from ..schema import write_rejects, write_scenarios
 from ..steps import AnyStep, ForEach, Runner, Step, on, run_steps
 from ..store import RunStore, ShardSpec, ShardSummary
 from .brief import write_briefs
+from .capable import CapableContext, check_capable_templates, idea_embedder, resolve_path, write_capable
 from .context import StageContext
 from .dialogue import write_dialogues
 from .preflight import check_templates
@@ -73,6 +74,8 @@ def plan_run(config: GenerateConfig) -> PreparedRun:
     prompts = PromptSet(config.prompts)
     seeds = plan_selection(selection, config.n, config.seed)
     check_templates(prompts, taxonomy, seeds[0])
+    if config.path != "short":
+        check_capable_templates(prompts, taxonomy, seeds[0])
     model, fingerprint, run_id, root = run_identity(config, prompts)
     RunStore.check(root, fingerprint)
     provenance = Provenance(
@@ -89,7 +92,7 @@ def plan_run(config: GenerateConfig) -> PreparedRun:
     )
     shard_common = (
         prompts.hashes, model, config.sampling.as_dict(), selection.hash, config.backend.structured_output,
-        config.turn_reasks,
+        config.turn_reasks, config.path, config.capable.model_dump(mode="json"),
     )
     shards = []
     for index, start in enumerate(range(0, len(seeds), config.shard_size)):
@@ -117,6 +120,9 @@ def run_identity(config: GenerateConfig, prompts: PromptSet) -> tuple[str, dict[
         "templates": prompts.hashes,
         "taxonomy": selection.hash,
         "turn_reasks": config.turn_reasks,
+        # auto resolves from the backend (in "model") and structured_output, both already here
+        "path": config.path,
+        "capable": config.capable.model_dump(mode="json"),
     }
     run_id = config.run_id or _default_run_id(config, fingerprint["domains"], content_key(fingerprint))
     return model, fingerprint, run_id, Path(config.out) / run_id
@@ -139,15 +145,19 @@ def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
         taxonomy=config.selection.taxonomy,  # what the validator loaded: shards do not reload it
         sampling=config.sampling,
         run_id=run.run_id,
-        structured=config.backend.structured_output == "auto" and backend.supports_json_schema,
+        structured=config.backend.structured_output == "auto" and backend.auto_json_schema,
         turn_reasks=config.turn_reasks,
     )
     progress.report("shard_start", index=shard.index, planned=len(shard.seeds), total=len(run.shards))
-    briefed, rejects = write_briefs(shard.seeds, ctx)
-    dialogues, more = write_dialogues(briefed, ctx)
-    rejects += more
-    scenarios, more = write_rubrics(dialogues, ctx, run.provenance)
-    rejects += more
+    if resolve_path(config, backend) == "capable":
+        capable = CapableContext(ctx, config.capable, run.root / ".cache", idea_embedder(config))
+        scenarios, rejects = write_capable(capable, shard.seeds, run.provenance)
+    else:
+        briefed, rejects = write_briefs(shard.seeds, ctx)
+        dialogues, more = write_dialogues(briefed, ctx)
+        rejects += more
+        scenarios, more = write_rubrics(dialogues, ctx, run.provenance)
+        rejects += more
     summary = ShardSummary(
         index=shard.index,
         key=shard.key,
@@ -294,6 +304,10 @@ def finalize_run(job: GenerateJob) -> GenerateJob:
         },
         **extra,
     )
+    report = store.root / "report.md"  # written by curation, before the run's whole usage was known
+    if report.is_file():
+        before = report.read_text().split("\n## Cost\n")[0].rstrip()  # a rerun replaces its own section
+        atomic_write_text(report, before + "\n\n" + "\n".join(cost_markdown(manifest.cost)))
     atomic_write_text(store.manifest_path, manifest.model_dump_json(indent=2))
     progress.report("run_done", manifest=manifest)
     return replace(job, manifest=manifest)

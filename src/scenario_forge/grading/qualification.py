@@ -73,7 +73,8 @@ def expected_form(cfg: BackendConfig, grading: GradingConfig) -> str | None:
         return grading.output
     if cfg.kind in ("openai", "vllm"):
         return None
-    return grading.form_for(cfg.kind, False)
+    # a GGUF other than the embedded one decodes under the schema's grammar unless structured output is off
+    return grading.form_for(cfg.kind, cfg.kind == "llamacpp" and cfg.structured_output == "auto")
 
 
 def run_check(
@@ -174,7 +175,7 @@ def qualification(
     grading = grading or GradingConfig()
     model = model_identity or backend_identity(cfg)
     template = template_hash(prompts)
-    form = grading.form_for(backend.kind, backend.supports_json_schema) if backend is not None else expected_form(cfg, grading)
+    form = grading.form_for(backend.kind, backend.auto_json_schema) if backend is not None else expected_form(cfg, grading)
     record = find_result(model, template, form, _shipped_hash())
     out: dict[str, Any] = {"judge": model, "template_hash": template, "form": form, "threshold": threshold}
     if record is None:

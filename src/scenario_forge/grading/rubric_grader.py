@@ -112,7 +112,7 @@ class RubricGrader:
         self.backend = backend
         self.prompts = prompts or PromptSet()
         self.config = config or GradingConfig()
-        self.form = self.config.form_for(backend.kind, backend.supports_json_schema)
+        self.form = self.config.form_for(backend.kind, backend.auto_json_schema)
         self.usage = StageUsage()
         self.counts: Counter[str] = Counter()
 

@@ -9,6 +9,7 @@ DESCRIPTIONS: dict[str, str] = {
     "roles_not_alternating": "roles do not alternate user/assistant (after an optional leading system message)",
     "not_ending_with_user": "the last turn is not the user's, or there is no user turn",
     "third_person_user": 'a user (or assistant) turn narrating the scenario about "the user"/"the assistant" in the third person',
+    "second_person_narration": 'a user turn narrating the scene to the persona in the second person ("You\'re sitting in the recovery room, staring at your daughter")',
     "role_label": "a turn containing role labels (USER:, ASSISTANT:, YOU:) or a scripted transcript",
     "assistant_as_user": "an assistant turn speaking from the user's seat",
     "user_as_assistant": "a user turn speaking from the assistant's seat (\"I'd love to help you\", \"I'm all set to help\", \"I'm so sorry for your...\")",
@@ -35,6 +36,7 @@ REASONS: tuple[str, ...] = tuple(DESCRIPTIONS)
 TURN_REASONS: tuple[str, ...] = (
     "empty_turn",
     "third_person_user",
+    "second_person_narration",
     "role_label",
     "assistant_as_user",
     "user_as_assistant",

@@ -32,6 +32,16 @@ _SAMPLE_ANSWER = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|great|poor) (?:answer|response|reply)\b[^:\"“]{0,90}:\s*[\"“]",
     re.IGNORECASE,
 )
+#: A canned reply quoted as the whole criterion, without a colon: 'A good answer is, "A wonderful gift
+#: to share with you tomorrow."', 'A good answer would be to say, "I can provide..."', 'A bad answer is
+#: "A terrible mistake" in this context.' (a criterion that *names* wording, 'A good answer says "call 911"
+#: if...', or quotes a term inside its own sentence, is spared).
+_CANNED_REPLY = re.compile(
+    r"\W*(?:a |an |the )?(?:good|bad|ideal|great|poor|best|worst) (?:answer|response|reply)"
+    r"(?: to [^\"“:,]{1,80}?)?,? (?:is|would be|might be|could be|should be|will be|may be)"
+    r"(?: to (?:say|respond|reply|answer|tell (?:them|the user|him|her))(?: something like)?(?: with)?)?\s*[,:]?\s*[\"“]",
+    re.IGNORECASE,
+)
 #: Our rubric prompt's wording standing in for the criterion: "A good answer: The user's last message is...".
 _ECHOED_MESSAGE = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad) (?:answer|response|reply)(?: is| would be)?\s*:?\s*(?:the |a )?users?'?s? "
@@ -127,7 +137,7 @@ def criterion_problems(
         if (
             c.words <= slot  # holds _EMPTY_WORDS too
             or (len(c.tokens) <= _SELF_REF_WORDS and _SELF_REF.match(c.text))
-            or (":" in c.text and ('"' in c.text or "“" in c.text) and _SAMPLE_ANSWER.match(c.text))
+            or (('"' in c.text or "“" in c.text) and (_CANNED_REPLY.match(c.text) or (":" in c.text and _SAMPLE_ANSWER.match(c.text))))
             or ("message" in c.words and _echoes_the_message(c))
             or (trait_phrase and trait_word in c.low and trait_phrase in " ".join(c.tokens))
         ):

@@ -38,6 +38,7 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
         template = t.template_fragment(turn)
         found = [
             t.third_person(turn),
+            t.second_person_narration(turn),
             t.user_as_assistant(turn),
             t.role_label(turn),
             t.placeholder(turn),
@@ -59,13 +60,14 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
     else:  # the assistant's (or an unknown role's) turn
         assistant = role == "assistant"
         copied = t.copies_user(turn, previous) if assistant and previous is not None and previous.role == "user" else None
+        template = t.template_fragment(turn)
         found = [
             t.third_person(turn),
             # a copy of the user turn speaks as the user by construction: reported as the copy only
             t.assistant_as_user(turn) if assistant and copied is None else None,
             t.role_label(turn),
             t.placeholder(turn),
-            t.template_fragment(turn),
+            template if template is not None or not assistant else t.persona_echo(turn),
             t.self_repetition(turn),
         ]
         if copied is not None:

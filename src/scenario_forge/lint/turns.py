@@ -134,10 +134,30 @@ _USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], 
         r"making progress|interested|excited|enjoying)|you (?:reached out|got in touch|asked)\b)")),
     (frozenset({"place"}), frozenset({"you", "come", "right"}), re.compile(r"you(?:'ve| have) come to the right place")),
     (frozenset({"hesitate"}), frozenset(), re.compile(r"(?:don't|do not) hesitate to (?:reach out|ask|contact me|get in touch)")),
+    # "I'm going to help you with your treatment", "I'll help you through this", "let me help you with your plan"
+    (frozenset({"help"}), frozenset({"you"}), re.compile(
+        r"(?:i(?:'m| am) going to|i(?:'ll| will)(?: do my best to)?|let me) help you"
+        r"(?: (?:with|through|manage|cope with|get through) (?:your|this|all of this|it all)\b|[.!;]|$)")),
     (frozenset({"happy", "glad", "thrilled", "honored", "honoured"}), frozenset({"be", "your"}),
      re.compile(r"(?:happy|glad|thrilled|honou?red) to be your (?:assistant|guide|helper|coach|advisor)\b")),
 )
 _PERSONA_LINE = re.compile(r"you(?: are|'re|’re) an? ")
+#: Words after which an "-ing" word is a gerund ("a parent for asking"), not a persona's participle.
+_BEFORE_GERUND = frozenset(
+    ["for", "by", "about", "of", "at", "in", "on", "from", "without", "with", "when", "while", "after", "before", "into", "is", "are", "re", "worth", "keep", "keeps", "start", "starts", "stop", "stops", "like", "love", "enjoy", "mind", "avoid", "not", "no", "and", "or", "thing", "everything", "anything", "something", "nothing", "good", "great", "amazing"]
+)
+#: Words of an assistant going on to advise after "You are a legal adult...": no persona recital.
+_ADVISING = frozenset({"so", "which", "therefore", "means", "but", "because", "since", "entitled", "allowed", "right", "rights", "can", "may", "should"})
+#: Scene narration to the persona: "You're sitting in the recovery room", "You find yourself in...".
+_SCENE = re.compile(
+    r"you(?:'re|’re| are) (?:now |still |currently |just |already )?(?:sitting|standing|lying|staring|kneeling|pacing|"
+    r"seated|perched|huddled|slumped|walking (?:into|through|down|along|across|out)|waiting (?:in|at|by|outside|for (?:your|the|a))|"
+    r"holding (?:your|a|the|her|his)|watching (?:your|a|the|her|his)|looking (?:down at|out at|out of))\b"
+    r"|you (?:sit|stand|kneel|wake up|walk into|step into|find yourself|stare at|look down at|lie) "
+)
+_SCENE_WORDS = frozenset(
+    ["sitting", "standing", "lying", "staring", "kneeling", "pacing", "seated", "perched", "huddled", "slumped", "walking", "waiting", "holding", "watching", "looking", "sit", "stand", "kneel", "wake", "walk", "step", "find", "stare", "look", "lie"]
+)
 _USER_HELPS_WORDS = frozenset({"help", "assist", "ai", "sorry", "understand", "thank"})
 #: A turn without one of these words can match none of the helper's lines.
 _ANY_HELPS_WORDS = _USER_HELPS_WORDS.union(*(any_of for any_of, _, _ in _USER_HELPS_MORE))
@@ -174,11 +194,16 @@ _WRITE_THE = re.compile(
     r"writ(?:e|ing) (?:the|your|only the|only that) (?:user|person|assistant)(?:'s)? (?:next |first )?(?:message|turn|reply)"
     r"|write your (?:first|next) message\b"
 )
-#: A user turn handing the assistant a script: "You can use a response like this:".
+#: A user turn handing the assistant a script: "You can use a response like this:", "You can say
+#: something like, \"I'm so sorry...\"", "You could say: \"...\"".
 _USE_LIKE_THIS = re.compile(
     r"you (?:can|could|might|may|should) (?:use|try|send|say|write|give) (?:a |an |the |something )?"
-    r"(?:response|reply|message|answer|something)? ?like (?:this|the following)\b"
+    r"(?:response|reply|message|answer|something)? ?like(?: (?:this|the following)\b|,? ?:? ?[\"“])"
+    r"|you (?:can|could|might|may|should) (?:just )?(?:say|reply|respond|answer|write)(?: with)? ?[,:] ?[\"“]"
 )
+#: Reported speech before a script: "My therapist says you can say something like, \"...\"" is advice the
+#: user asks about, not a script they hand over.
+_REPORTED = re.compile(r"\b(?:says?|said|told (?:me|us)|tells (?:me|us)|suggests?|suggested|recommends?|recommended|advised|advises)\b")
 _NOTE = re.compile(r"\(note:|\[note:|note: (?:this|the) (?:message|reply|response|turn)\b")
 #: Instructions from our own prompts (prompts/*.j2), grouped by a key word that must be present.
 _ECHOED = {
@@ -333,12 +358,74 @@ def assistant_as_user(turn: Turn) -> Problem | None:
     return ("assistant_as_user", f"speaks as the user: {_quote(turn.text, m)}") if m else None
 
 
+def _handed_script(low: str) -> re.Match[str] | None:
+    """The first script a user turn hands the assistant (:data:`_USE_LIKE_THIS`), unless it is
+    reported speech in its sentence ("My therapist says you can say something like, \"...\"")."""
+    for hit in _USE_LIKE_THIS.finditer(low):
+        start = hit.start()
+        if start and low[start - 1].isalnum():
+            continue
+        if _REPORTED.search(low, _sentence_start(low, start), start) is None:
+            return hit
+    return None
+
+
+def _sentence_start(low: str, at: int) -> int:
+    """Where the sentence holding position ``at`` begins."""
+    return max(low.rfind(".", 0, at), low.rfind("?", 0, at), low.rfind("!", 0, at), low.rfind("\n", 0, at)) + 1
+
+
+def _sentence_end(low: str, at: int) -> int:
+    """Where the sentence holding position ``at`` ends (the index of its closing mark, or the text's length)."""
+    return min([e for e in (low.find(".", at), low.find("?", at), low.find("!", at), low.find("\n", at)) if e >= 0] or [len(low)])
+
+
+def second_person_narration(turn: Turn) -> Problem | None:
+    """A user turn narrating a scene to the person it plays, in the second person ("You're sitting in
+    the recovery room, staring at your daughter. She's telling you..."): a sentence opening with
+    "you're sitting/standing/staring..." or "you find yourself...", with no I/me/my in it, that is
+    not a question. A user who speaks about the assistant ("You're sitting on the answer, tell me!")
+    or sets up a game for it ("You're standing at a gate. What do you do?") is spared.
+
+    >>> second_person_narration(Turn(0, "user", "You're sitting in the ward, staring at your chart."))[0]
+    'second_person_narration'
+    >>> second_person_narration(Turn(0, "user", "You're sitting there telling me to wait?")) is None
+    True
+    """
+    low = turn.low
+    if "you" not in turn.words or _SCENE_WORDS.isdisjoint(turn.words):
+        return None
+    if "what do you do" in low or "what would you do" in low:
+        return None
+    for hit in _SCENE.finditer(low):
+        start = hit.start()
+        before = low[:start].rstrip(" \"'“*_")
+        if before and before[-1] not in ".!?\n:":
+            continue
+        end = _sentence_end(low, start)
+        if end < len(low) and low[end] == "?":
+            continue
+        if _FIRST_PERSON.isdisjoint(tokens_of(low[start:end])):
+            return "second_person_narration", f"narrates the scene to the persona: {_quote(turn.text[start:end], None)}"
+    return None
+
+
 def persona_echo(turn: Turn) -> Problem | None:
-    """A user turn addressed to the person it plays, echoing our prompt's persona line ("You are a
-    mom who...", "You're a seasoned journalist..."): a statement of six words or more."""
+    """A turn echoing our prompt's persona line. In a user turn, addressed to the person it plays
+    ("You are a mom who...", "You're a seasoned journalist..."): a statement of six words or more.
+    In an assistant turn, opening it and telling the user who they are the way the persona line
+    does (:func:`_recites_persona`: "You are a tired night-shift ICU nurse checking a drip rate, and...").
+
+    >>> persona_echo(Turn(1, "assistant", "You are a tired night-shift nurse checking a drip rate, and you told them."))[0]
+    'template_fragment'
+    >>> persona_echo(Turn(1, "assistant", "You're a caring parent for asking, and yes, you can alternate them.")) is None
+    True
+    """
     low = turn.low
     if "you are a" not in low and "you're a" not in low and "you’re a" not in low:
         return None
+    if turn.role == "assistant":
+        return _recites_persona(turn)
     for hit in _PERSONA_LINE.finditer(low):
         start = hit.start()
         if start and low[start - 1] not in " \n" or start > 1 and low[:start].rstrip()[-1:] not in ".!?\n\"":
@@ -348,6 +435,32 @@ def persona_echo(turn: Turn) -> Problem | None:
             continue
         if low[start:end].count(" ") >= 5:
             return "template_fragment", f"echoes our persona line: {_quote(turn.text, hit)}"
+    return None
+
+
+def _recites_persona(turn: Turn) -> Problem | None:
+    """An assistant turn opening with the persona line: "You are a/an ..." (or "You're a/an ..."),
+    a statement whose first clause has six words or more and describes someone the way our personas
+    do (who/whose, or a participle after the noun: "a nurse checking a drip rate"), and does not go on
+    to advise ("..., so the decision is yours", "..., which means").
+    """
+    low = turn.low.lstrip(" \"'“*_")
+    hit = _PERSONA_LINE.match(low)
+    if hit is None:
+        return None
+    end = _sentence_end(low, 0)
+    if end < len(low) and low[end] == "?":
+        return None
+    sentence = tokens_of(low[:end])
+    clause = tokens_of(low[: min([e for e in (low.find(",", 0, end), low.find(";", 0, end)) if e >= 0] or [end])])
+    if len(clause) < 6 or not _ADVISING.isdisjoint(sentence):
+        return None
+    described = clause[3:] if clause[1] in ("are", "re") else clause[2:]
+    for k, word in enumerate(described):
+        if word in ("who", "whose") or (
+            k >= 1 and len(word) > 4 and word.endswith("ing") and described[k - 1] not in _BEFORE_GERUND
+        ):
+            return "template_fragment", f"recites our persona line: {_quote(turn.text.lstrip()[:end], None)}"
     return None
 
 
@@ -443,8 +556,8 @@ def template_fragment(turn: Turn) -> Problem | None:
         m = _first(_PERSON_NEXT, low)
     if m is None and ("write" in words or "writing" in words):
         m = _first(_WRITE_THE, low)
-    if m is None and turn.role == "user" and "like" in words and "you" in words:
-        m = _first(_USE_LIKE_THIS, low)
+    if m is None and turn.role == "user" and "you" in words and ('"' in low or "“" in low or "like" in words):
+        m = _handed_script(low)
     if m is None:
         if _ECHO_WORDS.isdisjoint(words):
             return None

@@ -86,7 +86,10 @@ def _report(config: MixConfig, plan: MixPlan) -> MixPlanReport:
         k = config.spread.k
         judge_cfg = config.spread.grader
         grading: Any = getattr(config.spread, "grading", None) or GradingConfig()
-        form = grading.form_for(judge_cfg.kind, judge_cfg.kind in ("openai", "vllm"))
+        form = grading.form_for(
+            judge_cfg.kind,
+            judge_cfg.kind in ("openai", "vllm") or (judge_cfg.kind == "llamacpp" and judge_cfg.structured_output == "auto"),
+        )
         answer_max = config.spread.sampling.max_tokens
         ask_tokens = grade_tokens = criteria = 0
         for sid in plan.candidates:
