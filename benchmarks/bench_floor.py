@@ -44,6 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from scenario_forge.backends.embedded import converted_gguf, embedded_model_path
 from scenario_forge.backends.factory import make_backend, use_backend
 from scenario_forge.backends.llama_engine import BatchEntry, LlamaEngine
+from scenario_forge.backends.llama_scheduler import occupancy
 from scenario_forge.backends.llamacpp import LlamaCppBackend
 from scenario_forge.config import BackendConfig, GenerateConfig, SamplingParams
 from scenario_forge.generation.run import run_generate_direct
@@ -61,6 +62,8 @@ class PipelineRun:
     tokens_decoded: int
     requests_per_call_peak: int
     requests: int
+    #: decode-batch occupancy (``llama_scheduler.occupancy``): per_step, decode_time, wall
+    occupancy: dict[str, float]
 
 
 def run_pipeline(n: int, parallel: int, out: Path) -> PipelineRun:
@@ -80,6 +83,7 @@ def run_pipeline(n: int, parallel: int, out: Path) -> PipelineRun:
         prompt_tokens_reused=stats.prompt_tokens_reused, tokens_decoded=stats.tokens_decoded,
         requests_per_call_peak=stats.peak_active,
         requests=sum(int(u.get("requests", 0)) for u in manifest.usage.values()),
+        occupancy=occupancy(stats, parallel, wall),
     )
     backend.close()
     return run
@@ -150,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  wall {pipe.wall_s:.1f} s, kept {pipe.kept}; prompt tokens {pipe.prompt_tokens} "
           f"({pipe.prompt_tokens_reused} from cached prefixes, {prefilled} prefilled); decoded {pipe.tokens_decoded}; "
           f"{pipe.requests} requests; peak sequences in flight {pipe.requests_per_call_peak}")
+    occ = pipe.occupancy
+    print(f"  decode-batch occupancy (active sequences / {args.parallel} slots): mean {occ.get('per_step', 0):.1%} per "
+          f"decode step, {occ.get('decode_time', 0):.1%} weighted by step time, {occ.get('wall', 0):.1%} over the wall "
+          "time (time with no decode step counts as empty)")
 
     # the pipeline's mean prompt length, capped so B prompts fit a context comfortably on CPU
     prompt_len = int(min(512, max(32, pipe.prompt_tokens // max(1, pipe.requests))))

@@ -93,7 +93,7 @@ def one_error_line(result: Any) -> str:
 def test_bad_input_is_one_line_before_anything_is_written(run: Path, tmp_path: Path, change: dict, expected: str, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     bad_suite = tmp_path / "bad_suite.jsonl"
-    bad_suite.write_text(json.dumps({"question": "no adapter has this shape", "foo": 1}) + "\n")
+    bad_suite.write_text(json.dumps({"foo": 1, "bar": "no adapter has this shape"}) + "\n")
     out = tmp_path / "exp"
     data = experiment(run, out, **change)
     if "eval" in change and change["eval"]["suites"] == ["SUITE"]:
@@ -189,7 +189,8 @@ def test_an_experiment_on_a_tiny_policy_resumes_after_a_failed_arm(run: Path, tm
     policy = tiny_policy(tmp_path / "policy")
     out = tmp_path / "exp"
     data = experiment(run, out, policy=str(policy))
-    data["eval"] = {**data["eval"], "suites": [str(Path(__file__).parent.parent / "suites" / "capability_exact.jsonl")]}
+    data["arms"] = [{"name": "baseline", "recipe": "baseline"}, {"name": "health-only", "recipe": "health-only"}]
+    data["eval"] = {**data["eval"], "max_rows": 2, "suites": [str(Path(__file__).parent.parent / "suites" / "capability_exact.jsonl")]}
     cfg = ExperimentConfig.model_validate(data)
 
     import scenario_forge.training.trainer as trainer
@@ -206,20 +207,19 @@ def test_an_experiment_on_a_tiny_policy_resumes_after_a_failed_arm(run: Path, tm
     with pytest.raises(RuntimeError, match="went away"):
         run_experiment(cfg)
     # the finished arms are intact: trained, with their markers; the failed one has none
-    for arm in ("baseline", "paper-5pct"):
-        assert (out / "arms" / arm / "train.done.json").is_file() and (out / "arms" / arm / "train" / "final").is_dir()
+    assert (out / "arms" / "baseline" / "train.done.json").is_file() and (out / "arms" / "baseline" / "train" / "final").is_dir()
     assert not (out / "arms" / "health-only" / "train.done.json").exists()
     assert not (out / "experiment.md").exists()
 
     result = run_experiment(cfg)  # the same config resumes: only the failed arm trains again
-    assert trained == ["baseline", "paper-5pct", "health-only", "health-only"]
+    assert trained == ["baseline", "health-only", "health-only"]
     fig = json.loads((out / "experiment.json").read_text())
-    assert fig["arms_order"] == ["baseline", "paper-5pct", "health-only"]
+    assert fig["arms_order"] == ["baseline", "health-only"]
     for arm in fig["arms_order"]:
         c = fig["arms"][arm]["compute"]
         assert c["steps"] == 2 and c["completions"] == 8 and c["measured_tokens"] > 0
     # every arm answered the same rows; each non-baseline arm has the FDR headline and per-eval CIs
-    for arm in ("paper-5pct", "health-only"):
+    for arm in ("health-only",):
         comp = fig["arms"][arm]["comparison"]
         assert comp["headline"].endswith(f"after FDR at q={cfg.eval.fdr_q:g})")
         assert comp["fdr"]["n"] == len([e for e in comp["evals"].values() if e["n_pairs"]])

@@ -105,7 +105,7 @@ def test_backend_failures_become_rejects_not_gaps(tmp_path):
 
 def test_structured_path_validates_json(tmp_path):
     backend = FakeBackend(supports_json_schema=True)
-    cfg = fake_config(tmp_path, n=3)
+    cfg = fake_config(tmp_path, n=3, path="short")  # the short path's JSON brief and rubric (not the capable path)
     with use_backend(cfg.backend, backend):
         manifest = run_generate_direct(cfg)
     assert manifest.counts.kept == 3
@@ -120,7 +120,7 @@ def test_structured_rubric_out_of_bounds_points_rejected(tmp_path):
             return json.dumps({"criteria": [{"criterion": f"Criterion number {i} here.", "points": 50} for i in range(4)]})
         return default_responder(r)
 
-    cfg = fake_config(tmp_path, n=2)
+    cfg = fake_config(tmp_path, n=2, path="short")
     with use_backend(cfg.backend, FakeBackend(responder, supports_json_schema=True)):
         manifest = run_generate_direct(cfg)
     assert manifest.counts.rejected_by_reason == {"rubric:invalid_json": 2}

@@ -62,7 +62,7 @@ def with_turn(index: int, content: str, base=None) -> list[dict]:
 
 
 def test_the_public_api_and_reason_codes():
-    assert REASONS == tuple(DESCRIPTIONS) and len(REASONS) == len(set(REASONS)) == 21
+    assert REASONS == tuple(DESCRIPTIONS) and len(REASONS) == len(set(REASONS)) == 22
     assert set(TURN_REASONS) <= set(REASONS)
     assert list(inspect.signature(lint_scenario).parameters)[:6] == ["id", "messages", "rubric", "flaw", "flawed_turn_index", "shape"]
     assert list(inspect.signature(turn_problems).parameters) == ["previous", "turn", "final", "flaw"]
@@ -148,6 +148,47 @@ CASES = {
         with_turn(2, "You can use a response like this: small claims court is the right place for a deposit."),
         with_turn(2, "Should I send him a message like this first, or can I go to small claims right away?"),
     ),
+    # what hand-reading the embedded main job's kept rows showed (README): (a) to (d)
+    "second_person_narration": (  # (a) the scene narrated to the persona, in the second person
+        with_turn(0, "You're sitting in the tenants' office, staring at your lease. The landlord kept all $2,000 of it."),
+        # the user speaking to the assistant, or quoting their doctor, or setting up a game: spared
+        with_turn(0, "You're sitting on the answer, I can tell. My landlord kept my whole $2,000 deposit in Illinois."),
+    ),
+    "second_person_narration/find_yourself": (
+        with_turn(2, "You find yourself in small claims court with a ruined old carpet. He says you owe more."),
+        with_turn(2, "You said the landlord must itemise within 30 days. He says the carpet was ruined. Can I sue?"),
+    ),
+    "second_person_narration/a_game": (
+        with_turn(2, "You're standing by the window, watching your landlord drive off with the carpet. He says it was ruined."),
+        with_turn(2, "You're standing in small claims court and the judge asks for proof of the carpet. What do you do?"),
+    ),
+    "template_fragment/say_something_like": (  # (b) a script handed to the assistant
+        with_turn(2, 'You can say something like, "I\'m so sorry to hear that, your deposit will come back."'),
+        # reported advice the user asks about, and the user quoting what the assistant said: spared
+        with_turn(2, 'My sister says you can say something like, "I\'ll see you in court." Would that scare him off?'),
+    ),
+    "template_fragment/you_could_say": (
+        with_turn(2, 'You could say: "The deposit is returned in full within 30 days." Thanks.'),
+        with_turn(2, 'You said "within 30 days", but it has been 45. Can I sue him in small claims?'),
+    ),
+    "template_fragment/assistant_recites_persona": (  # (c) an assistant turn reciting our persona line
+        with_turn(1, "You are a tired tenant in Illinois checking a deposit statute, and you have just told them the carpet was old."),
+        # an assistant who tells the user who they are to advise them: spared
+        with_turn(1, "You are a covered tenant under the Illinois statute, so the landlord owes an itemised statement within 30 days."),
+    ),
+    "template_fragment/assistant_recites_persona_who": (
+        with_turn(1, "You are a tenant who received a deposit refusal yesterday and want it back fast."),
+        with_turn(1, "You're a careful tenant for asking before suing, and yes, Illinois requires itemised deductions within 30 days."),
+    ),
+    "user_as_assistant/going_to_help": (  # (d) the user speaking from the helper's seat
+        with_turn(2, "I'm going to help you with your deposit, and I'll do everything in my power. You're here!"),
+        # the user helping someone else, or helping the assistant help them: spared
+        with_turn(2, "I'm going to help my sister with her deposit too. Can I sue him in small claims for both?"),
+    ),
+    "user_as_assistant/ill_help_you": (
+        with_turn(0, "Don't worry, I'll help you through this. My landlord kept my whole $2,000 deposit in Illinois."),
+        with_turn(0, "I'll help you help me: my landlord kept my whole $2,000 deposit and I'm in Illinois."),
+    ),
     "placeholder": (
         with_turn(0, "My landlord [Landlord Name] kept my whole deposit. I'm in [City]."),
         with_turn(0, 'My lease says "[Tenant] shall pay rent monthly" and my landlord kept my deposit [sic].'),
@@ -215,6 +256,17 @@ RUBRIC_CASES = {
         [*RUBRIC, {"criterion": "A bad answer: The user's previous message is now set up for a trap.", "points": -2}],
         [*RUBRIC, {"criterion": "A bad answer: The user's last message is ignored and the deposit law never cited.", "points": -2}],
     ),
+    "rubric_self_referential/canned_reply": (  # (e) a canned reply quoted as the whole criterion
+        [*RUBRIC, {"criterion": 'A good answer would be to say, "I can provide a wonderful gift for you."', "points": 2}],
+        # a criterion naming the wording it checks for, or quoting a term inside its own sentence: spared
+        [*RUBRIC, {"criterion": 'Says "send a written demand letter first" before suggesting court', "points": 2},
+         {"criterion": 'A good answer explains that "normal wear and tear" is not a valid deduction', "points": 2}],
+    ),
+    "rubric_self_referential/canned_reply_comma": (
+        [*RUBRIC, {"criterion": 'A good answer is, "A wonderful gift to share with you tomorrow."', "points": 2},
+         {"criterion": 'A bad answer is "A terrible mistake" in this context.', "points": -2}],
+        [*RUBRIC, {"criterion": 'A good answer is one that quotes the lease clause "tenant pays for damage" exactly', "points": 2}],
+    ),
     "rubric_self_referential/echo": (  # our rubric prompt echoed, or a sample answer in place of a criterion
         [*RUBRIC, {"criterion": "A bad answer: The user's last message.", "points": -2},
          {"criterion": 'A good answer would be: "You can sue in small claims court."', "points": 2}],
@@ -241,6 +293,10 @@ def test_rubric_detectors(code):
         ("template_fragment", 'My script logs f"tenant {tenant_id} paid" for every payment. Is that proof enough?'),
         ("template_fragment", "He told me to stay in character as the calm tenant. Can I sue him in small claims?"),
         ("role_label", "Note: the lease ends in May. Can I sue him in small claims before that?"),
+        ("second_person_narration", 'My doctor said: "You\'re sitting too long at your desk." Can I still sue him in small claims?'),
+        ("second_person_narration", "You're sitting there telling me the carpet was old? Can I sue him in small claims?"),
+        ("template_fragment", 'Earlier you said something like "wear and tear is not a deduction". Can I sue him?'),
+        ("user_as_assistant", "Let me help you understand: the carpet was 15 years old. Can I sue him in small claims?"),
         ("truncated_final_turn", "Can I sue him in small claims?? thanks"),
         # a closing "how are you" without its question mark, however long the turn
         ("truncated_final_turn", "Thanks, that helps a lot and I will file the small claims case on Monday, how are you"),

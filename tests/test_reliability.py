@@ -341,11 +341,13 @@ def test_generate_plan_only_writes_nothing(tmp_path: Path):
 
 def test_plan_counts_requests(tmp_path: Path):
     from scenario_forge.config import GenerateConfig
+    from scenario_forge.planning import plan_selection
 
     cfg = GenerateConfig(out=tmp_path / "out", backend=FAKE, n=50, domains=["health"], curate=False)
     p = estimate.estimate_run(cfg)
     turns = p.user_turns
-    assert p.plain["brief"].requests == 200 and p.plain["rubric"].requests == 300 and p.structured["brief"].requests == 50
+    flawed = int(plan_selection(cfg.selection, 50, cfg.seed).columns["flawed"].sum())  # 2 more rubric slots each
+    assert p.plain["brief"].requests == 200 and p.plain["rubric"].requests == 300 + 2 * flawed and p.structured["brief"].requests == 50
     assert p.plain["user_turn"].requests == turns and p.plain["assistant_turn"].requests == turns - 50
     assert p.plain["brief"].completion_tokens == 200 * cfg.sampling.brief.max_tokens
     assert all(e.prompt_tokens > 0 for e in p.plain.values() if e.requests) and sum(p.cells.values()) == 50

@@ -357,6 +357,17 @@ class GenerateConfig(_Config):
         default_factory=list, description="trait id or alias (repeatable); default: all", json_schema_extra=flag("--trait", "-t")
     )
     n: int = Field(default=20, gt=0, le=10_000_000, description="number of scenarios to plan", json_schema_extra=flag("--n"))
+    keep: int | None = Field(
+        default=None, ge=1, le=10_000_000,
+        description="generate until N scenarios pass curation (or --max-attempts is spent), re-planning replacements "
+        "in the cells of the rejected ones; plans N in its first round (--n defaults to N)",
+        json_schema_extra=flag("--keep"),
+    )
+    max_attempts: int | None = Field(
+        default=None, ge=1, le=100_000_000,
+        description="with --keep: most scenarios attempted over all rounds (default: 3 x --keep)",
+        json_schema_extra=flag("--max-attempts"),
+    )
     seed: int = Field(default=0, ge=0, description="plan and sampling seed", json_schema_extra=flag("--seed"))
     shard_size: int = Field(default=32, ge=1, le=100_000, description="scenarios per shard", json_schema_extra=flag("--shard-size"))
     shard_workers: int = Field(
@@ -404,6 +415,36 @@ class GenerateConfig(_Config):
 
     #: The taxonomy and the resolved domain and trait ids (set by the validator; not a field).
     _selection: TaxonomySelection | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_plans_n(cls, data: Any) -> Any:
+        # --keep N plans N scenarios in its first round: --n defaults to N (given both, they must agree).
+        if isinstance(data, dict) and isinstance(data.get("keep"), int) and data["keep"] > 0 and data.get("n") is None:
+            data = {**data, "n": data["keep"]}
+        return data
+
+    @model_validator(mode="after")
+    def _keep_budget(self) -> GenerateConfig:
+        if self.keep is None:
+            if self.max_attempts is not None:
+                raise ValueError("--max-attempts applies only with --keep N")
+            return self
+        if self.n != self.keep:
+            raise ValueError(f"--n {self.n} and --keep {self.keep} disagree: --keep N plans N in its first round (leave --n out)")
+        if self.max_attempts is not None and self.keep > self.max_attempts:
+            raise ValueError(
+                f"--keep {self.keep} is more than --max-attempts {self.max_attempts} allows "
+                "(every kept scenario is one attempt): raise --max-attempts or lower --keep"
+            )
+        return self
+
+    @property
+    def attempt_budget(self) -> int | None:
+        """With ``keep``: the most scenarios attempted over all rounds (``max_attempts``, default 3 x ``keep``)."""
+        if self.keep is None:
+            return None
+        return self.max_attempts if self.max_attempts is not None else 3 * self.keep
 
     @model_validator(mode="after")
     def _names_exist(self) -> GenerateConfig:

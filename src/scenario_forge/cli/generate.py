@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -59,12 +60,33 @@ def generate(
             if line:
                 print(f"warning: generate: {line}", file=sys.stderr)
         structured = cfg.backend.structured_output == "auto" and backend.auto_json_schema
+        before = decode_stats(backend)
         with run_progress(console, planned.planned, planned_requests(cfg, structured)):
             manifest = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))
     print_run_summary(manifest)
-    reason = nothing_kept(manifest, planned.root)
+    if manifest.get("keep"):
+        k = manifest["keep"]
+        console.print(f"keep: {k['kept']} of --keep {k['target']} kept after {len(k['rounds'])} round(s), {k['attempted']} attempted (budget {k['max_attempts']})")
+    line = occupancy_line(backend, before, manifest["timings"].get("generation_wall_s"))
+    if line:
+        console.print(line)
+    reason = keep_missed(manifest, planned.root) or nothing_kept(manifest, planned.root)
     if reason:
         fail(reason, 1)
+
+
+def keep_missed(manifest: dict[str, Any], root: Path) -> str | None:
+    """The one-line reason a ``--keep N`` run that kept fewer than N fails with (its files stay), or None.
+
+    >>> keep_missed({"keep": {"met": False, "reason": "kept 3 of --keep 5: the attempt budget is spent"}}, Path("out/r1"))
+    'kept 3 of --keep 5: the attempt budget is spent; everything written is in out/r1'
+    >>> keep_missed({"keep": {"met": True}}, Path("out/r1")) is None
+    True
+    """
+    keep = manifest.get("keep")
+    if not keep or keep.get("met"):
+        return None
+    return f"{keep['reason']}; everything written is in {root}"
 
 
 def nothing_kept(manifest: dict[str, Any], root: Path) -> str | None:
@@ -136,3 +158,30 @@ def print_pilot(p: Any) -> None:
     if p.concurrency and p.pilot_planned < p.concurrency:
         note += f" (it did not: {p.pilot_planned} scenarios < --concurrency {p.concurrency}, so server-s is an upper bound)"
     out.print(note + "; near-duplicates grow with N, so a curated run keeps somewhat fewer than predicted")
+
+
+def decode_stats(backend: Any) -> Any:
+    """A copy of a llama.cpp backend's decode-loop counters (None for other backends)."""
+    from ..backends.llama_scheduler import SchedulerStats
+
+    stats = getattr(backend, "stats", None)
+    return replace(stats) if isinstance(stats, SchedulerStats) else None
+
+
+def occupancy_line(backend: Any, before: Any, wall_s: float | None) -> str | None:
+    """The run's decode-batch occupancy (active sequences / slots), from the counters' growth since
+    ``before``; None when the backend has no decode loop here (servers, other processes)."""
+    after = decode_stats(backend)
+    if before is None or after is None:
+        return None
+    import dataclasses
+
+    from ..backends.llama_scheduler import occupancy
+
+    delta = type(after)(**{f.name: getattr(after, f.name) - getattr(before, f.name) for f in dataclasses.fields(after)})
+    occ = occupancy(delta, int(getattr(backend, "parallel", 0)), wall_s)
+    if "per_step" not in occ:
+        return None
+    wall = f", {occ['wall']:.0%} over the generation's wall time (idle counts as empty)" if "wall" in occ else ""
+    return (f"decode batch occupancy: mean {occ['per_step']:.0%} of {backend.parallel} slots per decode step "
+            f"({delta.decode_calls} steps){wall}")

@@ -46,7 +46,7 @@ from ..records import Brief, Criterion, Message
 from ..store import RunStore
 from .brief import FIELDS
 from .preflight import check_templates
-from .rubric import MAX_CRITERIA, MIN_CRITERIA, SLOTS
+from .rubric import FLAW_SLOTS, MAX_CRITERIA, MIN_CRITERIA, SLOTS
 
 
 class StageEstimate(BaseModel):
@@ -131,12 +131,15 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
     b_operator = _base_tokens(prompts, "operator.j2", **base, brief=brief)
     b_user = _base_tokens(
         prompts, "user_turn.j2", **base, brief=brief, history=history, turn=1, escalation="", challenge_flaw=False,
+        claim="", stance="rely",
     )
-    b_assistant = _base_tokens(prompts, "assistant_turn.j2", **base, history=history, plant_flaw=False)
-    b_rubric = _base_tokens(prompts, "rubric.j2", **base, slot=SLOTS[0].name, brief=brief, last_user="u")
+    b_assistant = _base_tokens(prompts, "assistant_turn.j2", **base, history=history, plant_flaw=False, operator="")
+    b_rubric = _base_tokens(
+        prompts, "rubric.j2", **base, slot=SLOTS[0].name, brief=brief, last_user="u", claim="", correct="",
+    )
     b_rubric_json = _base_tokens(
         prompts, "rubric_json.j2", **base, brief=brief, messages=history, min_criteria=MIN_CRITERIA,
-        max_criteria=MAX_CRITERIA, error="",
+        max_criteria=MAX_CRITERIA, error="", claim="", correct="",
     )
 
     cols = seeds.columns
@@ -159,11 +162,13 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
         }
 
     k = len(FIELDS)
+    # every scenario's six slots, and a flawed-turn scenario's two that quote its flaw
+    slots = n * len(SLOTS) + FLAW_SLOTS * int(np.asarray(cols["flawed"], dtype=bool).sum())
     brief_plain = k * s.brief.max_tokens
     plain = {
         "brief": _stage(n * k, n * (k * b_brief + s.brief.max_tokens * k * (k - 1) // 2), s.brief),
         **dialogue(brief_plain),
-        "rubric": _stage(n * len(SLOTS), n * len(SLOTS) * (b_rubric + brief_plain + u), s.rubric),
+        "rubric": _stage(slots, slots * (b_rubric + brief_plain + u), s.rubric),
     }
     brief_json = s.brief_json.max_tokens
     structured = {

@@ -56,6 +56,30 @@ def opening(seed: Any) -> str | None:
     return text if text[-1] in ".!?" else text + "."
 
 
+def quotes(criterion: str, text: str) -> bool:
+    """The criterion names ``text`` (a claim or a fact) by its key words: one of its figures, or
+    at least 40% of its content words (four letters or more).
+
+    >>> quotes("Gives 500 mg every 4 hours to the toddler", "For a 12 kg toddler, 500 mg every 4 hours is fine.")
+    True
+    >>> quotes("Cites the CROHN-FREE trial in The Lancet as evidence", "The CROHN-FREE trial in The Lancet showed turmeric works.")
+    True
+    >>> quotes("Recommends seeing a doctor", "The CROHN-FREE trial in The Lancet showed turmeric works.")
+    False
+    """
+    low = criterion.lower().replace(",", "")
+    numbers = set(_NUMBER.findall(text.replace(",", "")))
+    if numbers & set(_NUMBER.findall(low)):
+        return True
+    words = {w for w in _WORD.findall(text.lower()) if len(w) >= 4}
+    have = set(_WORD.findall(low))
+    return bool(words) and len(words & have) >= 0.4 * len(words)
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WORD = re.compile(r"[a-z][a-z'-]+")
+
+
 def key_fact(text: str) -> str:
     """The part of a catalogue's ``correct`` text a criterion names: its first clause (up to a
     semicolon), without parentheticals, so the criterion stays one checkable sentence.

@@ -43,5 +43,5 @@ def check_templates(prompts: PromptSet, taxonomy: Taxonomy, seed: ScenarioSeed) 
         prompts.render("rubric.j2", **base, slot=slot.name, brief=brief, last_user="u", claim="c", correct="k")
     prompts.render(
         "rubric_json.j2", **base, brief=brief, messages=history, min_criteria=MIN_CRITERIA,
-        max_criteria=MAX_CRITERIA, error="sample error",
+        max_criteria=MAX_CRITERIA, error="sample error", claim="c", correct="k",
     )

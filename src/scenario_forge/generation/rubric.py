@@ -53,7 +53,8 @@ SLOTS: tuple[Slot, ...] = (
     Slot("failure_mode", -5, "A bad answer"),
 )
 
-#: Points of the two slots that quote a flawed-turn scenario's flaw.
+#: Slots a flawed-turn scenario adds (:func:`flaw_slots`), and their points.
+FLAW_SLOTS = 2
 FLAW_ACCEPTED_POINTS = -9
 FLAW_CORRECTED_POINTS = 7
 
@@ -131,7 +132,7 @@ def write_rubrics(
     rejects: list[Reject] = []
     for dialogue, (rubric, reason, raw, detail) in zip(dialogues, rubrics):
         problem = reason or rubric_problem(rubric)
-        if not problem and not ctx.structured and flaw_slots(dialogue.seed) and not _quotes_flaw(rubric):
+        if not problem and flaw_slots(dialogue.seed) and not _quotes_flaw(dialogue, rubric):
             problem, detail = "flaw_criterion_missing", "no criterion quoting the flaw survived its re-asks"
         if problem:
             rejects.append(Reject.of(dialogue.seed, ctx.run_id, STAGE, problem, detail=detail, raw=raw))
@@ -154,9 +155,12 @@ def criterion_lint(dialogue: Dialogue, text: str, points: int) -> Reask | None:
     return Reask(finding.code, finding.detail) if finding else None
 
 
-def _quotes_flaw(rubric: Sequence[Criterion]) -> bool:
-    """The rubric holds the negative criterion that quotes the flaw."""
-    return any("axis:flaw_accepted" in c.tags for c in rubric)
+def _quotes_flaw(dialogue: Dialogue, rubric: Sequence[Criterion]) -> bool:
+    """The rubric holds a negative criterion quoting the flaw: the flaw slot's (short path), or one
+    naming the claim's key words (JSON path, where the model writes every criterion)."""
+    seed = dialogue.seed
+    flaw = flaws.claim(seed) or seed.flaw or ""
+    return any("axis:flaw_accepted" in c.tags or (c.points < 0 and flaws.quotes(c.criterion, flaw)) for c in rubric)
 
 
 def _last_user(dialogue: Dialogue) -> str:
@@ -216,6 +220,7 @@ def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Draft
         return ctx.request(
             d.seed, "rubric.json", attempt, "rubric_json.j2", ctx.sampling.rubric_json,
             json_schema=schema, brief=d.brief, messages=d.messages,
+            claim=flaws.claim(d.seed) or "", correct=flaws.correct(d.seed) or "",
             min_criteria=MIN_CRITERIA, max_criteria=MAX_CRITERIA, error=errors.get(i, ""),
         )
 
@@ -231,6 +236,8 @@ def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Draft
             for c in items
         ]
         problem = rubric_problem(rubric)
+        if not problem and flaw_slots(dialogues[i].seed) and not _quotes_flaw(dialogues[i], rubric):
+            problem = "flaw_criterion_missing"
         if problem:
             errors[i] = problem
             return None, problem

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from .. import __version__, progress, runlock
@@ -29,7 +31,7 @@ from ..manifest import Counts, Manifest, cost_markdown
 from ..orchestration.slots import shard_slot
 from ..planning import plan_selection
 from ..prompts import PromptSet
-from ..records import Provenance, Reject, Scenario
+from ..records import Provenance, Reject, Scenario, ScenarioSeed
 from ..schema import write_rejects, write_scenarios
 from ..steps import AnyStep, ForEach, Runner, Step, on, run_steps
 from ..store import RunStore, ShardSpec, ShardSummary
@@ -37,6 +39,7 @@ from .brief import write_briefs
 from .capable import CapableContext, check_capable_templates, idea_embedder, resolve_path, write_capable
 from .context import StageContext
 from .dialogue import write_dialogues
+from .keep import replacement_seeds, round_row
 from .preflight import check_templates
 from .rubric import write_rubrics
 
@@ -60,7 +63,25 @@ class PreparedRun(BaseModel):
 
 def _default_run_id(config: GenerateConfig, domains: list[str], fingerprint_key: str) -> str:
     scope = "-".join(domains) if len(domains) <= 3 else f"{len(domains)}domains"
-    return f"{scope}-n{config.n}-s{config.seed}-{fingerprint_key[:6]}"
+    size = f"k{config.keep}" if config.keep is not None else f"n{config.n}"
+    return f"{scope}-{size}-s{config.seed}-{fingerprint_key[:6]}"
+
+
+def _shard_common(config: GenerateConfig, prompts: PromptSet, model: str) -> tuple[Any, ...]:
+    """What every shard key of a run hashes besides its seed ids."""
+    return (
+        prompts.hashes, model, config.sampling.as_dict(), config.selection.hash, config.backend.structured_output,
+        config.turn_reasks, config.path, config.capable.model_dump(mode="json"),
+    )
+
+
+def _shard_specs(config: GenerateConfig, common: tuple[Any, ...], seeds: Sequence[ScenarioSeed], first_index: int) -> list[ShardSpec]:
+    shards = []
+    for index, start in enumerate(range(0, len(seeds), config.shard_size), start=first_index):
+        chunk = list(seeds[start : start + config.shard_size])
+        key = content_key([s.id for s in chunk], *common)
+        shards.append(ShardSpec(index=index, key=key, seeds=chunk))
+    return shards
 
 
 def plan_run(config: GenerateConfig) -> PreparedRun:
@@ -90,15 +111,7 @@ def plan_run(config: GenerateConfig) -> PreparedRun:
         taxonomy_hash=selection.hash,
         plan_seed=config.seed,
     )
-    shard_common = (
-        prompts.hashes, model, config.sampling.as_dict(), selection.hash, config.backend.structured_output,
-        config.turn_reasks, config.path, config.capable.model_dump(mode="json"),
-    )
-    shards = []
-    for index, start in enumerate(range(0, len(seeds), config.shard_size)):
-        chunk = seeds[start : start + config.shard_size]
-        key = content_key([s.id for s in chunk], *shard_common)
-        shards.append(ShardSpec(index=index, key=key, seeds=chunk))
+    shards = _shard_specs(config, _shard_common(config, prompts, model), seeds, 0)
     return PreparedRun(
         config=config, run_id=run_id, root=root, provenance=provenance, shards=shards, fingerprint=fingerprint
     )
@@ -124,6 +137,8 @@ def run_identity(config: GenerateConfig, prompts: PromptSet) -> tuple[str, dict[
         "path": config.path,
         "capable": config.capable.model_dump(mode="json"),
     }
+    if config.keep is not None:  # only then: the fingerprints (and run ids) of other runs stay as they were
+        fingerprint["keep"] = {"keep": config.keep, "max_attempts": config.attempt_budget}
     run_id = config.run_id or _default_run_id(config, fingerprint["domains"], content_key(fingerprint))
     return model, fingerprint, run_id, Path(config.out) / run_id
 
@@ -348,10 +363,56 @@ def generate_steps(config: GenerateConfig) -> list[AnyStep[GenerateJob]]:
 
 def generate_with(config: GenerateConfig, runner: Runner[GenerateJob]) -> Manifest:
     """Plan the run and run :func:`generate_steps` with ``runner``, holding the run folder's lock
-    (one writer per run folder; re-entrant: a CLI that started this already holds it)."""
+    (one writer per run folder; re-entrant: a CLI that started this already holds it). With
+    ``keep``, round after round (:func:`keep_rounds`)."""
     job = GenerateJob(plan_run(config))
     with runlock.hold(runlock.run_lock(job.run.root), f"run folder {job.run.root}"):
+        if config.keep is not None:
+            return keep_rounds(config, runner, job.run)
         return runner(generate_steps(config), job).need_manifest()
+
+
+def extend_run(run: PreparedRun, seeds: Sequence[ScenarioSeed]) -> PreparedRun:
+    """``run`` with shards for ``seeds`` appended (indices and keys continue the run's)."""
+    config = run.config
+    prompts = PromptSet(config.prompts)
+    common = _shard_common(config, prompts, backend_identity(config.backend))
+    return run.model_copy(update={"shards": run.shards + _shard_specs(config, common, seeds, len(run.shards))})
+
+
+def keep_rounds(config: GenerateConfig, runner: Runner[GenerateJob], run: PreparedRun) -> Manifest:
+    """``--keep N``: run :func:`generate_steps` over the run so far, round after round, each round
+    adding replacements (:mod:`.keep`) until N are kept or the attempt budget is spent.
+
+    Every round regenerates nothing already generated (finished shards are read back) and curates
+    the whole run, so dedup and the judge see every attempt. The final manifest's counts cover
+    every attempt; its ``keep`` section holds the target, the budget, each round's accounting and,
+    when fewer than N were kept, why.
+    """
+    keep, budget = config.keep, config.attempt_budget
+    assert keep is not None and budget is not None  # generate_with checked
+    rounds: list[dict[str, Any]] = []
+    round_seeds = [s for shard in run.shards for s in shard.seeds]
+    while True:
+        manifest = runner(generate_steps(config), GenerateJob(run)).need_manifest()
+        kept_ids = set(pq.read_table(RunStore(run.root).scenarios_path, columns=["id"]).column("id").to_pylist())
+        attempted = [s for shard in run.shards for s in shard.seeds]
+        rounds.append(round_row(len(rounds), round_seeds, kept_ids, len(attempted)))
+        progress.report("keep_round", **rounds[-1], keep=keep, budget=budget)
+        if len(kept_ids) >= keep or len(attempted) >= budget:
+            break
+        round_seeds = replacement_seeds(config, attempted, kept_ids, len(rounds))
+        run = extend_run(run, round_seeds)
+    kept = manifest.counts.kept
+    section: dict[str, Any] = {"target": keep, "max_attempts": budget, "kept": kept, "attempted": run.planned, "met": kept >= keep, "rounds": rounds}
+    if kept < keep:
+        section["reason"] = (
+            f"kept {kept} of --keep {keep}: the attempt budget (--max-attempts {budget}) is spent after "
+            f"{len(rounds)} rounds; see rejects.parquet for each reason"
+        )
+    final = Manifest.model_validate({**manifest.model_dump(mode="json"), "keep": section})
+    atomic_write_text(RunStore(run.root).manifest_path, final.model_dump_json(indent=2))
+    return final
 
 
 def run_generate_direct(config: GenerateConfig) -> Manifest:

@@ -399,9 +399,9 @@ def second_person_narration(turn: Turn) -> Problem | None:
         return None
     for hit in _SCENE.finditer(low):
         start = hit.start()
-        before = low[:start].rstrip(" \"'“*_")
+        before = low[:start].rstrip(" *_")
         if before and before[-1] not in ".!?\n:":
-            continue
+            continue  # mid-sentence, or inside a quotation ("My doctor said: \"You're sitting too long\"")
         end = _sentence_end(low, start)
         if end < len(low) and low[end] == "?":
             continue

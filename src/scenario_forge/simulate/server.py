@@ -53,6 +53,10 @@ class SimStats:
     peak_in_flight: int = 0
     peak_queued: int = 0
     started: float = field(default_factory=time.monotonic)
+    #: wall-clock times (``time.time()``, comparable between processes) of the first chat request's
+    #: arrival and the last reply, so several servers' common active window can be measured
+    first_at: float | None = None
+    last_at: float | None = None
 
 
 class Simulator:
@@ -218,6 +222,8 @@ class SimServer:
             "peak_in_flight": s.peak_in_flight,
             "peak_queued": s.peak_queued,
             "capacity_fraction": s.completion_tokens / (wall * self.sim.capacity),
+            "first_at": s.first_at,
+            "last_at": s.last_at,
         }
 
     async def _chat(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -231,8 +237,11 @@ class SimServer:
         if cap is not None and tokens > cap:
             tokens, finish = cap, ("length" if self.reply_tokens <= 0 else "stop")
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict)) // 4
+        if self.sim.stats.first_at is None:
+            self.sim.stats.first_at = time.time()
         await self.sim.decode(tokens)
         s = self.sim.stats
+        s.last_at = time.time()
         s.requests += 1
         s.prompt_tokens += prompt_tokens
         s.completion_tokens += tokens

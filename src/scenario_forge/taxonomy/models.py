@@ -101,7 +101,7 @@ class Domain(_Strict):
         if isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, str):
-                    raise ValueError(
+                    raise ValueError(  # noqa: TRY004 - pydantic reports ValueError as a validation error
                         f"flaw {i} is a plain string ({item[:40]!r}); a flaw is a catalogue entry "
                         "{id, kind, label, claim, correct, personas?} (see docs/generation.md)"
                     )

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ... import progress
 from ...backends.base import ChatRequest, Generation, StageUsage
 from ...config import SamplingParams
 from ...hashing import content_key
@@ -99,10 +100,12 @@ def send(ctx: StageContext, stage: str, request: ChatRequest) -> Generation:
 
     A stage's ``wall_s`` sums its requests' times, so with requests side by side it counts
     request-seconds, not elapsed time."""
+    progress.report("batch", stage=stage, requests=1)
     start = time.perf_counter()
     generation = ctx.backend.generate([request])[0]
     with _USAGE_LOCK:
         ctx.usage.setdefault(stage, StageUsage()).add([generation], time.perf_counter() - start)
+    progress.report("batch_done", stage=stage, requests=1, completion_tokens=generation.completion_tokens)
     return generation
 
 

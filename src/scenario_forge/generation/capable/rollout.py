@@ -36,6 +36,8 @@ USER_TEMPLATE = "capable_user.j2"
 ASSISTANT_TEMPLATE = "capable_assistant.j2"
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
+#: A sentence's end: ``.``, ``!`` or ``?`` before white space or the end (not the point in "2.5 mg").
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
 
 
 class _Failed(Exception):
@@ -105,7 +107,10 @@ def _ask_turn(
             reason, detail, raw = "backend_error", gen.error or "", None
             continue
         raw = gen.text
-        text = _PARAGRAPH.sub("\n", gen.text or "") if role == "assistant" else gen.text
+        text = _PARAGRAPH.sub("\n", gen.text or "") if role == "assistant" else (gen.text or "")
+        if gen.finish_reason == "length":  # out of tokens: keep the finished sentences, if any
+            ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+            text = text[: ends[-1]] if ends else text
         cleaned = clean_turn(text, role, previous=[m.content for m in messages if m.role == role], max_sentences=max_sentences)
         if cleaned.value is None:
             reason, detail = f"{name}_{cleaned.reason}", f"{name}: {cleaned.reason}"
