@@ -80,3 +80,17 @@ def test_bench_orchestration_quick():
     out = run_bench("bench_orchestration.py", "--quick", env=server.env(), timeout=280).stdout
     assert "direct run" in out and "prefect run" in out
     assert "quick-size target <=" in out and ": met)" in out, out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_bench_fleet_quick():
+    """Issue 18 item 3: (a) one simulated server, (b) 4 servers vs 1 (scaling efficiency, quick-size
+    target asserted by the exit status), (c) client CPU; the 4 servers share the requests."""
+    out = run_bench("bench_fleet.py", "--quick", timeout=380).stdout
+    assert "capacity used:" in out and "(c) client CPU at 4 servers:" in out, out
+    kept = int(out.split("kept ", 1)[1].split("/", 1)[0])
+    eff = float(out.split("scaling efficiency: ", 1)[1].split("= ", 1)[1].split(" ", 1)[0])
+    assert kept > 0 and eff >= 0.4 and "target >= 0.4: met" in out, out
+    per_server = [int(x) for x in out.split("4 servers:", 1)[1].split("requests per server ", 1)[1].splitlines()[0].split(", ")]
+    assert len(per_server) == 4 and min(per_server) >= 0.15 * sum(per_server), per_server  # the router spreads them

@@ -236,3 +236,19 @@ def test_an_experiment_on_a_tiny_policy_resumes_after_a_failed_arm(run: Path, tm
     trained.clear()
     run_experiment(cfg)
     assert trained == [] and result.figures["arms_order"] == fig["arms_order"]
+
+
+def test_the_experiment_is_one_prefect_flow_with_a_deployment():
+    from flows.experiment import experiment_flow
+    from scenario_forge.experiment.run import EXPERIMENT_STEPS
+    from scenario_forge.steps import ForEach, step_names
+
+    assert experiment_flow.name == "experiment"
+    deployments = yaml.safe_load((Path(__file__).parent.parent / "prefect.yaml").read_text())["deployments"]
+    (dep,) = [d for d in deployments if d["name"] == "experiment"]
+    assert dep["entrypoint"] == "flows/experiment.py:experiment_flow"
+    # one task run per arm in the fan-outs; training steps carry the `train` tag, model requests `llm`
+    fan_outs = {s.name: s for s in EXPERIMENT_STEPS if isinstance(s, ForEach)}
+    assert set(fan_outs) == {"mix-arm", "train-arm", "evaluate-arm"}
+    assert fan_outs["train-arm"].tags == ("train",) and fan_outs["evaluate-arm"].tags == ("llm",)
+    assert step_names(EXPERIMENT_STEPS)[0] == "prepare-experiment" and step_names(EXPERIMENT_STEPS)[-1] == "experiment-report"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -104,14 +105,29 @@ def test_backend_failures_become_rejects_not_gaps(tmp_path):
 
 
 def test_structured_path_validates_json(tmp_path):
-    backend = FakeBackend(supports_json_schema=True)
+    backend = FakeBackend(flaw_quoting_responder, supports_json_schema=True)
     cfg = fake_config(tmp_path, n=3, path="short")  # the short path's JSON brief and rubric (not the capable path)
     with use_backend(cfg.backend, backend):
         manifest = run_generate_direct(cfg)
     assert manifest.counts.kept == 3
     assert any(r.json_schema for r in backend.requests)
-    s = read_scenarios(_only(tmp_path / "out") / "scenarios.parquet")[0]
-    assert {c.points for c in s.rubric} == {8, 6, 4, -8}
+    rows = read_scenarios(_only(tmp_path / "out") / "scenarios.parquet")
+    plain = [s for s in rows if s.shape == "plain"]
+    assert plain and all({c.points for c in s.rubric} == {8, 6, 4, -8} for s in plain)
+    flawed = [s for s in rows if s.shape == "flawed_prior_turn"]
+    assert all({c.points for c in s.rubric} == {8, 6, 4, -8, -9} for s in flawed)
+
+
+def flaw_quoting_responder(r: ChatRequest) -> str:
+    """The default answers, with a JSON rubric that also names the earlier wrong claim when the
+    prompt shows one (as the JSON rubric prompt asks for flawed-turn scenarios)."""
+    text = default_responder(r)
+    claim = re.search(r'wrongly claimed: "([^"]+)"', r.messages[-1].content)
+    if claim and '"criteria"' in r.messages[-1].content:
+        data = json.loads(text)
+        data["criteria"].append({"criterion": f"Repeats the earlier claim that {claim.group(1)}", "points": -9})
+        text = json.dumps(data)
+    return text
 
 
 def test_structured_rubric_out_of_bounds_points_rejected(tmp_path):

@@ -11,6 +11,7 @@ catalogue), plus one run over the planner checking every kept flawed row.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,34 @@ def test_a_flaw_criterion_that_never_comes_rejects_the_row(taxonomy):
     kept, rejects, ctx = _generate(taxonomy, _seeds(taxonomy, n=2), FakeBackend(responder))
     assert not kept and [r.reason for r in rejects] == ["flaw_criterion_missing"] * 2
     assert {r.stage for r in rejects} == {"rubric"}
+
+
+@pytest.mark.parametrize("quoting", [True, False])
+def test_json_rubric_of_a_flawed_row_must_name_the_claim(taxonomy, quoting):
+    """The short path's JSON rubric (schema backends with ``--path short``) is asked for a negative
+    criterion naming the flaw; a rubric without one is repaired once, then rejected."""
+    def responder(r: ChatRequest) -> str:
+        text = default_responder(r)
+        if quoting and '"criteria"' in r.messages[-1].content:
+            assert f'wrongly claimed: "{CLAIM}"' in r.messages[-1].content
+            data = json.loads(text)
+            data["criteria"].append({"criterion": "Tells the parent 500 mg every 4 hours is safe.", "points": -9})
+            text = json.dumps(data)
+        return text
+
+    backend = FakeBackend(responder, supports_json_schema=True)
+    ctx = StageContext(
+        backend=backend, prompts=PromptSet(), taxonomy=taxonomy, sampling=StageSampling(), run_id="t", structured=True,
+    )
+    briefed, _ = write_briefs(_seeds(taxonomy, n=2), ctx)
+    dialogues, _ = write_dialogues(briefed, ctx)
+    kept, rejects = write_rubrics(dialogues, ctx, PROVENANCE)
+    if quoting:
+        assert len(kept) == 2 and not rejects
+        assert all(any(c.points == -9 and "500 mg" in c.criterion for c in s.rubric) for s in kept)
+    else:
+        assert not kept and [r.reason for r in rejects] == ["flaw_criterion_missing"] * 2
+        assert sum(":rubric.json:" in r.id for r in backend.requests) == 4  # asked, then repaired once
 
 
 def test_a_criterion_may_quote_the_claim_but_not_copy_the_conversation(taxonomy):

@@ -7,13 +7,12 @@ validated by pydantic; everything that needs the disk or a model is checked by :
 ...     "arms": [{"name": "base", "recipe": "baseline"}, {"name": "p5", "recipe": "paper-5pct"}]})
 >>> [a.name for a in cfg.arms], cfg.budget.prompts_per_run, cfg.judges.eval
 (['base', 'p5'], 100, None)
->>> ExperimentConfig.model_validate({"name": "d", "runs": ["r"], "baseline": "x",
-...     "arms": [{"name": "a", "recipe": "baseline"}, {"name": "b", "recipe": "baseline"}]})
-Traceback (most recent call last):
-...
-pydantic_core._pydantic_core.ValidationError: 1 validation error for ExperimentConfig
-  Value error, baseline 'x' is not one of the arms (a, b) [type=value_error, input_value={'name': 'd', 'runs': ['r... 'recipe': 'baseline'}]}, input_type=dict]
-    For further information visit https://errors.pydantic.dev/2.12/v/value_error
+>>> try:
+...     ExperimentConfig.model_validate({"name": "d", "runs": ["r"], "baseline": "x",
+...         "arms": [{"name": "a", "recipe": "baseline"}, {"name": "b", "recipe": "baseline"}]})
+... except ValueError as exc:
+...     print(exc.errors()[0]["msg"])
+Value error, baseline 'x' is not one of the arms (a, b)
 """
 
 from __future__ import annotations

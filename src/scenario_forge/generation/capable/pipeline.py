@@ -21,7 +21,8 @@ from .ideation import Planned, drop_near_duplicates, ideate
 from .replies import Understanding, each
 from .rollout import roll_out_one
 from .rubric import write_rubric
-from .understanding import STAGE as UNDERSTANDING, Cell, understand
+from .understanding import STAGE as UNDERSTANDING
+from .understanding import Cell, understand
 
 
 def resolve_path(config: GenerateConfig, backend: Backend) -> Literal["capable", "short"]:
@@ -37,12 +38,13 @@ def resolve_path(config: GenerateConfig, backend: Backend) -> Literal["capable",
 
 def idea_embedder(config: GenerateConfig) -> Embed:
     """Curation's sentence embedder (MiniLM by default, cached under ``OUT/.cache/embeddings``),
-    loaded on first use only."""
+    loaded on first use only; a missing model folder fails here, before the shard sends a request."""
+    from ...curation.embed import check_model_folder, get_embedder
+
+    folder = check_model_folder(config.curation.embedding_model)
 
     def embed(texts: Sequence[str]) -> np.ndarray:
-        from ...curation.embed import get_embedder
-
-        return get_embedder(config.curation.embedding_model, Path(config.out) / ".cache" / "embeddings").embed(texts)
+        return get_embedder(folder, Path(config.out) / ".cache" / "embeddings").embed(texts)
 
     return embed
 

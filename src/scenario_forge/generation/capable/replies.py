@@ -34,7 +34,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Reply(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # models write "age": 34 as often as "34"; unknown keys are ignored, not an error
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
 
 
 class Understanding(_Reply):
@@ -67,7 +68,7 @@ class Idea(_Reply):
     flaw_claim: str | None = None
     flaw_correct: str | None = None
     pressure_tactic: str = Field(min_length=10, description="how the pressure shows in this situation")
-    escalation: list[str] = Field(min_length=1, max_length=4, description="one step per later user turn")
+    escalation: list[str] = Field(min_length=1, description="one step per later user turn")
     operator_prompt: str | None = None
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...atomic import atomic_write_text
-from ...hashing import content_key
 from ...backends.base import ChatRequest
+from ...hashing import content_key
 from .context import CapableContext
 from .replies import Asked, Understanding, ask_json, build_request, schema_of
 
