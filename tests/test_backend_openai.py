@@ -330,10 +330,11 @@ def test_several_servers_share_a_batch_least_loaded_and_bounded_per_server():
 
 
 def test_a_slow_server_gets_fewer_requests():
-    fast, slow = FakeOpenAIServer(slow_chat(0.02)).start(), FakeOpenAIServer(slow_chat(0.3)).start()
+    fast, slow = FakeOpenAIServer(slow_chat(0.01)).start(), FakeOpenAIServer(slow_chat(1.5)).start()
     try:
         b = OpenAIBackend([fast.url, slow.url], concurrency=2, backoff_s=0.001)
         assert all(g.ok for g in b.generate([req(i, max_tokens=64) for i in range(24)]))
+        # a request takes a server when one has a free slot: the slow one's 2 slots stay busy
         assert len(_chat_bodies(fast)) > 3 * len(_chat_bodies(slow)) > 0
         b.close()
     finally:

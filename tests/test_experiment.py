@@ -144,18 +144,15 @@ def _rows(n: int, words: int) -> list[MixtureRow]:
 
 
 def test_compute_is_matched_or_refused_before_training(run: Path, tmp_path: Path, monkeypatch):
-    from scenario_forge.experiment import plan as plan_mod
-
     data = experiment(run, tmp_path / "exp")
     data["budget"] = {**data["budget"], "token_tolerance": 0.1, "max_completion_length": 10}
     plan = plan_experiment(ExperimentConfig.model_validate(data))
     rows = {"baseline": _rows(8, 20), "paper-5pct": _rows(8, 21), "health-only": _rows(2, 20)}
-    monkeypatch.setattr(plan_mod, "training_rows", lambda folder, split, max_rows: ("train", rows[folder.name]), raising=False)
-    import scenario_forge.training.dataset as dataset
+    from scenario_forge.training import dataset
 
     monkeypatch.setattr(dataset, "training_rows", lambda folder, split, max_rows: ("train", rows[folder.name]))
     folders = {a: tmp_path / a for a in rows}
-    count = lambda rs: [len(r.prompt[0].content.split()) for r in rs]  # noqa: E731 - one token per word
+    count = lambda rs: [len(r.prompt[0].content.split()) for r in rs]
     compute = match_compute(plan, folders, count_tokens=count)
     by = {c.arm: c for c in compute.arms}
     # 2 steps x 4 completions, 2 per prompt: 4 prompts; 8 completions x (20 + 10) tokens
@@ -183,7 +180,6 @@ def test_config_round_trips_through_the_example_file():
 def test_an_experiment_on_a_tiny_policy_resumes_after_a_failed_arm(run: Path, tmp_path: Path, monkeypatch):
     from tiny_mixture import tiny_policy
 
-    from scenario_forge.experiment import run as exp_run
     from scenario_forge.experiment.run import run_experiment
 
     policy = tiny_policy(tmp_path / "policy")
@@ -193,7 +189,7 @@ def test_an_experiment_on_a_tiny_policy_resumes_after_a_failed_arm(run: Path, tm
     data["eval"] = {**data["eval"], "max_rows": 2, "suites": [str(Path(__file__).parent.parent / "suites" / "capability_exact.jsonl")]}
     cfg = ExperimentConfig.model_validate(data)
 
-    import scenario_forge.training.trainer as trainer
+    from scenario_forge.training import trainer
 
     real_train, trained = trainer.train, []
 

@@ -307,6 +307,20 @@ def test_natural_user_text_is_spared(code, text):
     assert code not in codes(with_turn(2, text)), lint_scenario("t", with_turn(2, text), RUBRIC).findings
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # an assistant telling the user who they are in order to advise them, not reciting a persona line
+        "You are an adult making your own decision here, and Illinois law is on your side about the deposit.",
+        "You are a covered tenant under the Illinois statute, which means the landlord owes an itemised list.",
+        # compound nouns are not a persona's participle
+        "You are a renting household under the city ordinance; the landlord owes an itemised statement in 30 days.",
+    ],
+)
+def test_assistant_advising_from_who_the_user_is_is_spared(text):
+    assert codes(with_turn(1, text)) == [], lint_scenario("t", with_turn(1, text), RUBRIC).findings
+
+
 def test_self_referential_criterion_restating_the_trait_label():
     label = [*RUBRIC, {"criterion": "Demonstrates truthfulness in the response", "points": 3}]
     assert codes(rubric=label) == ["rubric_self_referential"]

@@ -182,6 +182,7 @@ def occupancy_line(backend: Any, before: Any, wall_s: float | None) -> str | Non
     occ = occupancy(delta, int(getattr(backend, "parallel", 0)), wall_s)
     if "per_step" not in occ:
         return None
+    timed = f", {occ['decode_time']:.0%} weighted by step time" if "decode_time" in occ else ""
     wall = f", {occ['wall']:.0%} over the generation's wall time (idle counts as empty)" if "wall" in occ else ""
     return (f"decode batch occupancy: mean {occ['per_step']:.0%} of {backend.parallel} slots per decode step "
-            f"({delta.decode_calls} steps){wall}")
+            f"({delta.decode_calls} steps){timed}{wall}")

@@ -229,7 +229,7 @@ def match_compute(plan: ExperimentPlan, mixtures: dict[str, Path], count_tokens:
         arms.append({
             "arm": arm.name, "train_rows": len(rows), "prompts": b.prompts_per_run, "completions": b.completions_per_run,
             "passes": round(passes, 3), "mean_prompt_tokens": round(mean_prompt, 1),
-            "estimated_tokens": int(round(b.completions_per_run * (mean_prompt + b.max_completion_length))),
+            "estimated_tokens": round(b.completions_per_run * (mean_prompt + b.max_completion_length)),
         })
     base = arms[0]["estimated_tokens"]  # plan.arms puts the baseline first
     out = []

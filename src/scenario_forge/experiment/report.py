@@ -168,15 +168,15 @@ def markdown(fig: dict[str, Any], plots: dict[str, Path]) -> str:
     j = fig["judges"]
     lines += [f"Reward judge `{j['reward']}`; evaluation judge `{j['eval']}`."]
     if j["same_model"]:
-        lines += ["", "**Warning: the evaluation judge is the reward judge's model.** A policy that learned to game "
-                  "its grader would read as improved here."]
+        lines += ["", ("**Warning: the evaluation judge is the reward judge's model.** A policy that learned to game "
+                       "its grader would read as improved here.")]
     lines += ["", "## Compute", ""]
     b = fig["budget"]
-    lines += [f"Every arm: {b['max_steps']} optimizer steps x {b['batch_size'] * b['gradient_accumulation_steps']} completions "
-              f"({b['num_generations']} per prompt, at most {b['max_completion_length']} new tokens) = "
-              f"{b['completions_per_arm']} completions. Training tokens (prompt + completion, TRL's `num_input_tokens_seen`) "
-              f"must lie within {b['token_tolerance']:.0%} of the baseline's: checked on an estimate before training "
-              f"(refused outside it), measured after. Short train splits: `{b['short_data']}`.", ""]
+    lines += [(f"Every arm: {b['max_steps']} optimizer steps x {b['batch_size'] * b['gradient_accumulation_steps']} completions "
+               f"({b['num_generations']} per prompt, at most {b['max_completion_length']} new tokens) = "
+               f"{b['completions_per_arm']} completions. Training tokens (prompt + completion, TRL's `num_input_tokens_seen`) "
+               f"must lie within {b['token_tolerance']:.0%} of the baseline's: checked on an estimate before training "
+               f"(refused outside it), measured after. Short train splits: `{b['short_data']}`."), ""]
     lines += ["| arm | steps | completions | train rows | passes | mean prompt tokens | est. tokens | measured tokens | vs baseline | within tolerance | train time |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for a in fig["arms_order"]:
@@ -196,8 +196,8 @@ def markdown(fig: dict[str, Any], plots: dict[str, Path]) -> str:
               + (". Empty after that: " + ", ".join(es["empty_splits"]) if es["empty_splits"] else "")
               + ". Suites: " + (", ".join(f"`{s}`" for s in fig["suites"]) or "none") + ".", ""]
     lines += ["## Arm x evaluation", "",
-              f"Paired mean difference (arm - {base}) over the same rows with its 95% bootstrap CI; verdict by the CI; "
-              f"p adjusted by Benjamini-Hochberg over each arm's evaluations at q={q:g}.", ""]
+              (f"Paired mean difference (arm - {base}) over the same rows with its 95% bootstrap CI; verdict by the CI; "
+               f"p adjusted by Benjamini-Hochberg over each arm's evaluations at q={q:g}."), ""]
     names = sorted({n for a in others if fig["arms"][a]["comparison"] for n in fig["arms"][a]["comparison"]["evals"]})
     if names and others:
         lines += ["| evaluation | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
@@ -213,9 +213,9 @@ def markdown(fig: dict[str, Any], plots: dict[str, Path]) -> str:
                 cells.append(f"{fmt_ci(e)} n={e['n_pairs']} {e['verdict']}{mark}{padj}")
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
     lines += ["", "## Persistence", "",
-              "Mean score without a persona, under the harmful and under the helpful operator persona; drop = plain - harmful, "
-              "gain = helpful - plain (paired by scenario). Against the baseline: drop reduction > 0 means the arm drops less "
-              "under the harmful persona; gain difference near 0 means it stays as steerable toward good.", ""]
+              ("Mean score without a persona, under the harmful and under the helpful operator persona; drop = plain - harmful, "
+               "gain = helpful - plain (paired by scenario). Against the baseline: drop reduction > 0 means the arm drops less "
+               "under the harmful persona; gain difference near 0 means it stays as steerable toward good."), ""]
     lines += ["| arm | plain | harmful | helpful | drop | gain | drop reduction vs baseline | gain difference vs baseline |",
               "|---|---:|---:|---:|---|---|---|---|"]
     for a in fig["arms_order"]:
@@ -227,8 +227,8 @@ def markdown(fig: dict[str, Any], plots: dict[str, Path]) -> str:
         lines.append(f"| {a} | {fmt((p.get('plain') or {}).get('mean'))} | {fmt((p.get('harmful') or {}).get('mean'))} | "
                      f"{fmt((p.get('helpful') or {}).get('mean'))} | {fmt_ci(p.get('drop'))} | {fmt_ci(p.get('gain'))} | "
                      f"{fmt_ci(s.get('drop_reduction'))} | {fmt_ci(s.get('gain_difference'))} |")
-    lines += ["", "## Transfer", "", f"Beneficial rows of the evaluation set, arm - {base}, on the arm's trained domains "
-              "(from its own mixture) and on every other domain.", "",
+    lines += ["", "## Transfer", "", (f"Beneficial rows of the evaluation set, arm - {base}, on the arm's trained domains "
+                                       "(from its own mixture) and on every other domain."), "",
               "| arm | trained domains | in domain | transfer |", "|---|---|---|---|"]
     for a in others:
         t = fig["arms"][a]["transfer"]

@@ -88,9 +88,6 @@ def leak_problems(turns: list[Turn], criteria: list[CriterionText], share: float
         return out
     # a criterion shares too few words with a turn to be quoted in it unless it shares this many
     needed = [(c, c.words, share * len(c.words) * 0.8) for c in criteria]
-    # a turn sharing fewer words with all the criteria together than any one criterion needs quotes none
-    every_word = set().union(*(c.words for c in criteria))
-    least = min(need for _, _, need in needed)
     for turn in turns:
         if turn.role == "assistant" or len(turn.tokens) < 3:
             continue
@@ -103,8 +100,6 @@ def leak_problems(turns: list[Turn], criteria: list[CriterionText], share: float
                 out.append(("rubric_leak", f"system message {turn.index} holds criterion {hits[0].text[:70]!r}{more}"))
             continue
         words = turn.words
-        if len(every_word & words) < least:
-            continue
         for c, theirs, need in needed:
             if len(theirs & words) >= need and _quoted(c, turn, share):
                 out.append(("rubric_leak", f"user turn {turn.index} quotes criterion {c.text[:70]!r}"))

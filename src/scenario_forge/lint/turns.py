@@ -144,10 +144,17 @@ _USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], 
 _PERSONA_LINE = re.compile(r"you(?: are|'re|’re) an? ")
 #: Words after which an "-ing" word is a gerund ("a parent for asking"), not a persona's participle.
 _BEFORE_GERUND = frozenset(
-    ["for", "by", "about", "of", "at", "in", "on", "from", "without", "with", "when", "while", "after", "before", "into", "is", "are", "re", "worth", "keep", "keeps", "start", "starts", "stop", "stops", "like", "love", "enjoy", "mind", "avoid", "not", "no", "and", "or", "thing", "everything", "anything", "something", "nothing", "good", "great", "amazing"]
+    ["a", "an", "the", "for", "by", "about", "of", "at", "in", "on", "from", "without", "with", "when", "while", "after", "before", "into", "is", "are", "re", "worth", "keep", "keeps", "start", "starts", "stop", "stops", "like", "love", "enjoy", "mind", "avoid", "not", "no", "and", "or", "thing", "everything", "anything", "something", "nothing", "good", "great", "amazing"]
+)
+#: Words that open a participle's object or complement ("checking *a* drip rate", "waiting *for* news").
+_PARTICIPLE_OBJECT = frozenset(
+    ["a", "an", "the", "your", "his", "her", "their", "my", "our", "this", "that", "these", "those", "some", "two", "three", "for", "on", "at", "in", "with", "to", "up", "out", "through", "about", "after", "into", "over", "from"]
 )
 #: Words of an assistant going on to advise after "You are a legal adult...": no persona recital.
-_ADVISING = frozenset({"so", "which", "therefore", "means", "but", "because", "since", "entitled", "allowed", "right", "rights", "can", "may", "should"})
+_ADVISING = frozenset(
+    {"so", "which", "therefore", "means", "but", "because", "since", "entitled", "allowed", "right", "rights", "can", "may", "should",
+     "own", "choice", "choices", "decision", "decisions"}
+)
 #: Scene narration to the persona: "You're sitting in the recovery room", "You find yourself in...".
 _SCENE = re.compile(
     r"you(?:'re|’re| are) (?:now |still |currently |just |already )?(?:sitting|standing|lying|staring|kneeling|pacing|"
@@ -458,7 +465,10 @@ def _recites_persona(turn: Turn) -> Problem | None:
     described = clause[3:] if clause[1] in ("are", "re") else clause[2:]
     for k, word in enumerate(described):
         if word in ("who", "whose") or (
-            k >= 1 and len(word) > 4 and word.endswith("ing") and described[k - 1] not in _BEFORE_GERUND
+            # "a nurse checking a drip rate": a participle with its object, not a compound noun
+            # ("an HR writing assistant", "a parenting app")
+            0 < k < len(described) - 1 and len(word) > 4 and word.endswith("ing")
+            and described[k - 1] not in _BEFORE_GERUND and described[k + 1] in _PARTICIPLE_OBJECT
         ):
             return "template_fragment", f"recites our persona line: {_quote(turn.text.lstrip()[:end], None)}"
     return None
