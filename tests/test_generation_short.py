@@ -241,3 +241,22 @@ def test_run_over_the_planner_keeps_the_guarantees_on_every_flawed_row(tmp_path:
             assert_flaw_guarantees(s, backend.requests, [inline(s.flaw_claim)[:40]])
         else:
             assert_flaw_guarantees(s, backend.requests, [inline(s.flaw or "")], in_turn=False)
+
+
+def test_curation_sign_check_keeps_the_flaw_criteria(taxonomy):
+    """The flaw criteria's sign is fixed by their opening: a judge calling them the other way is
+    counted, and they stay (other mismatching criteria are still removed)."""
+    from scenario_forge.backends.base import StageUsage
+    from scenario_forge.curation.signs import apply_sign_checks
+
+    kept, _, _ = _generate(taxonomy, _seeds(taxonomy, n=2), FakeBackend())
+
+    def judge(r: ChatRequest) -> str:  # calls every criterion GOOD: each negative one mismatches
+        assert "GOOD or BAD" in r.messages[-1].content
+        return "GOOD"
+
+    out = apply_sign_checks(kept, FakeBackend(judge), PromptSet(), StageUsage())
+    assert [s.id for s in out.kept] == [s.id for s in kept] and not out.rejects
+    for s in out.kept:
+        assert [c.points for c in s.rubric if c.points < 0] == [FLAW_ACCEPTED_POINTS]  # -8 and -5 removed
+    assert out.report["removed_criteria"] == 4 and out.report["fixed_sign_kept"] == 2

@@ -144,6 +144,19 @@ def test_validate_rejects_bad_flaw_entries(taxonomy_copy: Path, edit, message: s
     assert message in errors[0] and "domains.yaml" in errors[0]
 
 
+def test_validate_rejects_a_domain_with_no_persona(taxonomy_copy: Path):
+    def no_personas(data: dict[str, Any]) -> None:
+        games = _item(data["domains"], "games")
+        games["personas"] = []
+        for f in games["flaws"]:
+            f.pop("personas", None)
+
+    _rewrite(taxonomy_copy, "domains.yaml", no_personas)
+    result, errors = _validate(taxonomy_copy)
+    assert result.exit_code != 0 and len(errors) == 1
+    assert "domains.yaml: domains.9.personas: List should have at least 1 item" in errors[0]
+
+
 def test_validate_rejects_a_pressure_for_an_unknown_domain(taxonomy_copy: Path):
     _rewrite(taxonomy_copy, "pressures.yaml", lambda data: _item(data["pressures"], "urgency")["domains"].update(astrology=2))
     result, errors = _validate(taxonomy_copy)

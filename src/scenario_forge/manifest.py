@@ -62,14 +62,14 @@ class Manifest(BaseModel):
     usage: dict[str, dict[str, float | int]]
     timings: dict[str, float | int]
     files: dict[str, str]
-    #: What the run cost, per stage and in total, and per kept scenario (:func:`run_cost`); filled
-    #: in from ``usage`` and ``counts`` when not given (manifests written before it existed too).
+    #: What the run cost, per stage and in total, and per kept scenario (:func:`run_cost`): always
+    #: derived from ``usage`` and ``counts`` (a re-curated run's manifest, or one written before
+    #: the field existed, gets its own figures, never a stale copy).
     cost: dict[str, dict[str, float | int]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _fill_cost(self) -> Manifest:
-        if not self.cost and self.usage:
-            self.cost = run_cost(self.usage, self.counts.kept)
+    def _derive_cost(self) -> Manifest:
+        self.cost = run_cost(self.usage, self.counts.kept) if self.usage else {}
         return self
 
 

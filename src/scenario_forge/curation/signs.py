@@ -6,7 +6,12 @@ GOOD or BAD behaviour. A *mismatch* (a failure such as "Invents a DOI" carrying 
 or a virtue carrying negative points) removes that criterion; the scenario is rejected with
 ``rubric_sign_mismatch`` only if what remains no longer has >= 1 negative and >= 3 positive
 criteria tagged with the trait. An unclear verdict is *unscoreable*: it is counted and never held
-against the criterion.
+against the criterion. The two criteria the short generation path writes about a planted flaw
+(tags ``axis:flaw_accepted`` / ``axis:flaw_corrected``) open with our own words ("A bad answer
+accepts the earlier claim that ...", "A good answer corrects the earlier claim with the fact
+that ..."), so their sign is fixed by construction: a mismatch verdict on them is counted
+(``fixed_sign_kept``) and the criterion stays, keeping the guarantee that a flawed-turn row's
+rubric quotes its flaw.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from .gates import rubric_problems
 STAGE = "judge"
 REASON = "rubric_sign_mismatch"
 MAX_EXAMPLES = 20
+#: Tags of criteria whose sign the generator fixed by their opening words.
+FIXED_SIGN_TAGS = frozenset({"axis:flaw_accepted", "axis:flaw_corrected"})
 
 
 @dataclass
@@ -39,11 +46,13 @@ def apply_sign_checks(
     verdicts = check_signs(backend, [s.rubric for s in scenarios], prompts, usage) if scenarios else []
     kept: list[Scenario] = []
     rejects: list[Reject] = []
-    removed_total = unscoreable = pruned = 0
+    removed_total = unscoreable = pruned = fixed = 0
     examples: list[dict[str, Any]] = []
     for scenario, vs in zip(scenarios, verdicts):
         unscoreable += sum(v.unscoreable for v in vs)
-        removed = [c for c, v in zip(scenario.rubric, vs) if v.mismatch]
+        mismatch = [v.mismatch and FIXED_SIGN_TAGS.isdisjoint(c.tags) for c, v in zip(scenario.rubric, vs)]
+        fixed += sum(v.mismatch for v in vs) - sum(mismatch)
+        removed = [c for c, m in zip(scenario.rubric, mismatch) if m]
         if not removed:
             kept.append(scenario)
             continue
@@ -51,7 +60,7 @@ def apply_sign_checks(
         for c in removed:
             if len(examples) < MAX_EXAMPLES:
                 examples.append({"id": scenario.id, "criterion": c.criterion, "points": c.points})
-        remaining = scenario.model_copy(update={"rubric": [c for c, v in zip(scenario.rubric, vs) if not v.mismatch]})
+        remaining = scenario.model_copy(update={"rubric": [c for c, m in zip(scenario.rubric, mismatch) if not m]})
         problems = rubric_problems(remaining)
         if problems:
             detail = "; ".join(f"{c.points:+d} {c.criterion[:60]!r}" for c in removed)
@@ -64,6 +73,7 @@ def apply_sign_checks(
         "removed_criteria": removed_total,
         "unscoreable_verdicts": unscoreable,
         "scenarios_pruned": pruned,
+        "fixed_sign_kept": fixed,
         "rejected": len(rejects),
         "removed_examples": examples,
     }

@@ -470,7 +470,8 @@ def _recites_persona(turn: Turn) -> Problem | None:
             0 < k < len(described) - 1 and len(word) > 4 and word.endswith("ing")
             and described[k - 1] not in _BEFORE_GERUND and described[k + 1] in _PARTICIPLE_OBJECT
         ):
-            return "template_fragment", f"recites our persona line: {_quote(turn.text.lstrip()[:end], None)}"
+            lead = len(turn.low) - len(low)
+            return "template_fragment", f"recites our persona line: {_quote(turn.text[lead : lead + end], None)}"
     return None
 
 
