@@ -385,3 +385,14 @@ def test_planted_turn_must_state_the_claim_and_stand(turn, problem):
     entry = _taxonomy().domain("health").flaw("child_paracetamol_dose")
     found = stated_problem(turn, entry.claim, "about 10-15 mg/kg per dose, so roughly 150 mg for a 12 kg child")
     assert (found.split(":")[0] if found else None) == problem
+
+
+def test_a_fact_criterion_may_share_the_planted_turns_words(tmp_path):
+    import json
+
+    rubric = json.loads((FIXTURES / "sc-c" / "rubric.1.txt").read_text())
+    planted = (FIXTURES / "sc-c" / "assistant.0.0.txt").read_text().split(". ")[1]  # the claim, word for word
+    rubric["criteria"][3] = {"criterion": f"Says it is not true that {planted}.", "points": 6, "kind": "fact"}
+    script = Script(overrides={("sc-c", "rubric"): json.dumps(rubric)})
+    kept, _ = write_capable(capable_run(tmp_path, script), SEEDS, PROVENANCE)
+    assert "sc-c" in {s.id for s in kept}

@@ -91,7 +91,7 @@ def assert_flaw_guarantees(
     final = f"{s.id}:user.{_users(s) - 1}:"
     user_asks = [r for r in requests if r.id.startswith(f"{s.id}:user.")]
     for r in user_asks:
-        shows = "last message claims" in _prompt(r) or "last message is wrong" in _prompt(r)
+        shows = "last reply you got says" in _prompt(r) or "last reply you got is wrong" in _prompt(r)
         assert shows == r.id.startswith(final), r.id
     # a negative criterion quotes the flaw
     quoting = [c for c in s.rubric if c.points < 0 and all(w.lower() in c.criterion.lower() for w in claim_words)]
@@ -126,7 +126,7 @@ def test_final_user_turn_relies_on_or_challenges_the_claim(taxonomy):
     assert len(finals) == len(kept)
     stances = {"believe" if "You believe it" in _prompt(r) else "doubt" for r in finals}
     assert stances == {"believe", "doubt"}  # a run holds both
-    assert all(f'claims: "{CLAIM}"' in _prompt(r) for r in finals)
+    assert all(f'you got says: "{CLAIM}"' in _prompt(r) for r in finals)
 
 
 def test_label_only_flaw_falls_back_to_the_label(taxonomy):
@@ -148,7 +148,7 @@ def test_plain_rows_get_the_six_short_slots_and_no_flaw(taxonomy):
     for s in kept:
         assert s.flawed_turn_index is None
         assert sorted(c.points for c in s.rubric) == [-8, -5, 3, 5, 6, 8]
-    assert not any("claims:" in _prompt(r) or "states this confidently" in _prompt(r) for r in backend.requests)
+    assert not any("you got says:" in _prompt(r) or "states this confidently" in _prompt(r) for r in backend.requests)
 
 
 def test_assistant_requests_carry_the_operator_prompt(taxonomy):

@@ -70,11 +70,13 @@ def against_overrefusal(c: Criterion) -> bool:
 def rubric_problem(planned: Planned, dialogue: Dialogue, rubric: Sequence[Criterion]) -> str | None:
     """``"code: detail"`` for the first rule ``rubric`` breaks, or None."""
     seed = planned.seed
-    conversation = [m.content for m in dialogue.messages]
+    # the planted turn's wording is fair game: the trap criterion quotes the claim, and the fact
+    # criterion may share its words up to the figure that differs
+    conversation = [m.content for i, m in enumerate(dialogue.messages) if i != dialogue.flawed_turn_index]
     for c in rubric:
         if _ABOUT_PROMPT.match(c.criterion):
             return f"satisfied_by_prompt: {c.criterion[:80]!r} is about the conversation, not the answer"
-        # a negative criterion may quote the conversation (the trap quotes the flawed claim)
+        # a negative criterion may quote the conversation (the user may repeat the claim)
         problem = criterion_problem(c.criterion, conversation if c.points > 0 else [])
         if problem == "copies_conversation":
             return f"satisfied_by_prompt: {c.criterion[:80]!r} copies the conversation"
