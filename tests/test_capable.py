@@ -323,6 +323,12 @@ def test_resolve_path(tmp_path):
     assert resolve_path(fake_config(tmp_path, path="capable"), plain) == "capable"
     assert resolve_path(fake_config(tmp_path, path="short"), json_backend) == "short"
 
+    class EmbeddedLike(FakeBackend):  # decodes to a schema, but not chosen by default (the embedded model)
+        auto_json_schema = False
+
+    assert resolve_path(cfg, EmbeddedLike(supports_json_schema=True)) == "short"
+    assert resolve_path(fake_config(tmp_path, path="capable"), EmbeddedLike(supports_json_schema=True)) == "capable"
+
 
 def test_path_is_part_of_the_run_identity(tmp_path):
     runs = {p: plan_run(fake_config(tmp_path, path=p)) for p in ("auto", "capable", "short")}

@@ -427,7 +427,8 @@ def test_a_self_referential_rubric_line_is_asked_again(tmp_path: Path):
         manifest = run_generate_direct(fake_config(tmp_path, n=3))
     assert manifest.counts.kept == 3 and manifest.usage["rubric"]["reasks"] == 3
     for s in read_scenarios(_only(tmp_path / "out") / "scenarios.parquet"):
-        assert len(s.rubric) == 6 and not any('"A bad answer"' in c.criterion for c in s.rubric)
+        flaw_slots = 2 if s.shape == "flawed_prior_turn" else 0  # the two criteria quoting the flaw
+        assert len(s.rubric) == 6 + flaw_slots and not any('"A bad answer"' in c.criterion for c in s.rubric)
 
 
 def test_a_rubric_line_failing_every_ask_is_left_out(tmp_path: Path):
@@ -440,4 +441,5 @@ def test_a_rubric_line_failing_every_ask_is_left_out(tmp_path: Path):
         manifest = run_generate_direct(fake_config(tmp_path, n=2, turn_reasks=1))
     assert manifest.counts.kept == 2 and manifest.usage["rubric"]["reasks"] == 2
     for s in read_scenarios(_only(tmp_path / "out") / "scenarios.parquet"):
-        assert len(s.rubric) == 5 and "axis:tone" not in {t for c in s.rubric for t in c.tags}
+        flaw_slots = 2 if s.shape == "flawed_prior_turn" else 0  # the two criteria quoting the flaw
+        assert len(s.rubric) == 5 + flaw_slots and "axis:tone" not in {t for c in s.rubric for t in c.tags}

@@ -26,14 +26,14 @@ from .understanding import Cell, understand
 
 
 def resolve_path(config: GenerateConfig, backend: Backend) -> Literal["capable", "short"]:
-    """``--path`` with ``auto`` resolved: capable when the backend takes JSON schemas and
-    ``--structured-output`` is ``auto``, else short."""
+    """``--path`` with ``auto`` resolved: capable when the backend takes JSON schemas by default
+    (:attr:`~scenario_forge.backends.base.Backend.auto_json_schema`) and ``--structured-output`` is
+    ``auto``, else short."""
     if config.path != "auto":
         return config.path
-    # auto_json_schema (where a backend has it) says whether JSON decoding is worth choosing by default:
-    # the embedded 135M model can decode to a schema but stays on the short path
-    takes_json = bool(getattr(backend, "auto_json_schema", backend.supports_json_schema))
-    return "capable" if takes_json and config.backend.structured_output == "auto" else "short"
+    # auto_json_schema: whether JSON decoding is worth choosing by default (the embedded 135M model
+    # can decode to a schema but stays on the short path)
+    return "capable" if backend.auto_json_schema and config.backend.structured_output == "auto" else "short"
 
 
 def idea_embedder(config: GenerateConfig) -> Embed:
