@@ -318,14 +318,12 @@ def test_several_servers_share_a_batch_least_loaded_and_bounded_per_server():
     try:
         b = OpenAIBackend([s.url for s in servers], concurrency=2, backoff_s=0.001)
         assert b.servers == 3 and b.describe()["base_urls"] == [s.url for s in servers]
-        start = time.perf_counter()
         out = b.generate([req(i, max_tokens=64) for i in range(12)])
-        wall = time.perf_counter() - start
         assert [g.request_id for g in out] == [f"r{i}" for i in range(12)] and all(g.ok for g in out)
         per_server = [len(_chat_bodies(s)) for s in servers]
-        assert per_server == [4, 4, 4]  # equal servers, equal loads: an even split
-        assert all(s.peak_in_flight <= 2 for s in servers)  # --concurrency is per server
-        assert wall < 6 * 0.1  # 12 requests, 6 in flight at once: two rounds, not twelve
+        assert sum(per_server) == 12 and min(per_server) >= 3  # equal servers: (about) an even split
+        # --concurrency is per server, and every server had its 2 in flight at once (6 together)
+        assert [s.peak_in_flight for s in servers] == [2, 2, 2]
         b.close()
     finally:
         for s in servers:

@@ -94,9 +94,9 @@ class CriterionText(Words):
 
 def sign_problems(points: list[int]) -> list[Problem]:
     out: list[Problem] = []
-    if not any(p > 0 for p in points):
+    if not points or max(points) <= 0:
         out.append(("rubric_no_positive", f"no criterion with points > 0 (of {len(points)})"))
-    if not any(p < 0 for p in points):
+    if not points or min(points) >= 0:
         out.append(("rubric_no_negative", f"no criterion with points < 0 (of {len(points)})"))
     return out
 
@@ -127,7 +127,7 @@ def criterion_problems(
         if len(c.tokens) < MIN_CRITERION_WORDS:
             out.append(("rubric_empty_criterion", f"criterion {i}: {c.text.strip()[:60]!r} has {len(c.tokens)} words"))
             continue
-        if has_template_residue(c.text) or (
+        if has_template_residue(c.text, c.low) or (
             "typical" in c.words and _RUBRIC_PROMPT_ECHO.search(c.low)
         ):
             # "States {{ criterion }}", "<your criterion here>", "SITUATION: ...", or rubric.j2's own
@@ -143,13 +143,15 @@ def criterion_problems(
         ):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} names nothing checkable"))
             continue
+        positive = c.points > 0
+        size = len(c.words)
         for j, other in seen:
-            if (c.points > 0) != (other.points > 0):
+            if positive != (other.points > 0):
                 continue  # a positive and a negative line on the same point are not duplicates
             if c.tokens == other.tokens:
                 same = True
-            elif jaccard_bound(c.words, other.words) < 0.5:
-                continue  # a word-set Jaccard of at least 0.5 needs sets of similar sizes
+            elif (size / len(other.words) if size < len(other.words) else len(other.words) / size) < 0.5:
+                continue  # a word-set Jaccard of at least 0.5 needs sets of similar sizes (jaccard_bound, inlined)
             else:
                 words = jaccard(c.words, other.words)
                 same = words >= 0.5 and (

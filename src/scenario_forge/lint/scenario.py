@@ -31,20 +31,40 @@ def _criterion(criterion: Any) -> tuple[str, int]:
 
 def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final: bool, findings: list[LintFinding]) -> None:
     """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it),
-    in report order: role confusion, leftovers, repetition, truncation."""
+    in report order: role confusion, leftovers, repetition, truncation.
+
+    Each detector is only called when its own first test (a word in the turn's word set, a
+    character in its text) says it could fire: the same tests the detectors start with, made here
+    so that a clean turn costs no function call per detector.
+    """
     role = turn.role
-    found: list[Problem | None]
+    words = turn.words
+    text = turn.text
+    found: list[Problem] = []
+    problem: Problem | None
+    bracket = "[" in text or "<" in text
     if role == "user":
-        template = t.template_fragment(turn)
-        found = [
-            t.third_person(turn),
-            t.second_person_narration(turn),
-            t.user_as_assistant(turn),
-            t.role_label(turn),
-            t.placeholder(turn),
-            template if template is not None else t.persona_echo(turn),
-            t.self_repetition(turn),
-        ]
+        if "user" in words or not t._ASSISTANT_WORDS.isdisjoint(words):
+            if problem := t.third_person(turn):
+                found.append(problem)
+        if "you" in words:
+            if not t._SCENE_WORDS.isdisjoint(words) and (problem := t.second_person_narration(turn)):
+                found.append(problem)
+        if not t._ANY_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low:
+            if problem := t.user_as_assistant(turn):
+                found.append(problem)
+        if (bracket or ":" in text) and (problem := t.role_label(turn)):
+            found.append(problem)
+        if (bracket or "XX" in text or "TBD" in text or "INSERT" in text or "xxx" in turn.low or "____" in text) and (
+            problem := t.placeholder(turn)
+        ):
+            found.append(problem)
+        if problem := t.template_fragment(turn):
+            found.append(problem)
+        elif "you" in words and (problem := t.persona_echo(turn)):
+            found.append(problem)
+        if len(turn.tokens) >= 8 and (problem := t.self_repetition(turn)):
+            found.append(problem)
         if earlier:
             again = t.repeats_earlier(turn, earlier)
             if again is not None:
@@ -53,32 +73,43 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
                 restated = t.restates_earlier(turn, earlier)
                 if restated is not None:
                     found.append(("repeated_turn", f"restates user turn {restated[0]}: {restated[1]}"))
-        if final:
-            found.append(t.truncated(turn))
+        if final and (problem := t.truncated(turn)):
+            found.append(problem)
     elif role == "system":
-        found = [t.role_label(turn), t.placeholder(turn), t.template_fragment(turn)]
+        for problem in (t.role_label(turn), t.placeholder(turn), t.template_fragment(turn)):
+            if problem is not None:
+                found.append(problem)
     else:  # the assistant's (or an unknown role's) turn
         assistant = role == "assistant"
         copied = t.copies_user(turn, previous) if assistant and previous is not None and previous.role == "user" else None
-        template = t.template_fragment(turn)
-        found = [
-            t.third_person(turn),
-            # a copy of the user turn speaks as the user by construction: reported as the copy only
-            t.assistant_as_user(turn) if assistant and copied is None else None,
-            t.role_label(turn),
-            t.placeholder(turn),
-            template if template is not None or not assistant else t.persona_echo(turn),
-            t.self_repetition(turn),
-        ]
+        if "user" in words or not t._ASSISTANT_WORDS.isdisjoint(words):
+            if problem := t.third_person(turn):
+                found.append(problem)
+        # a copy of the user turn speaks as the user by construction: reported as the copy only
+        if assistant and copied is None and not t._AS_USER_WORDS.isdisjoint(words) and (problem := t.assistant_as_user(turn)):
+            found.append(problem)
+        if (bracket or ":" in text) and (problem := t.role_label(turn)):
+            found.append(problem)
+        if (bracket or "XX" in text or "TBD" in text or "INSERT" in text or "xxx" in turn.low or "____" in text) and (
+            problem := t.placeholder(turn)
+        ):
+            found.append(problem)
+        if problem := t.template_fragment(turn):
+            found.append(problem)
+        elif assistant and "you" in words and (problem := t.persona_echo(turn)):
+            found.append(problem)
+        if len(turn.tokens) >= 8 and (problem := t.self_repetition(turn)):
+            found.append(problem)
         if copied is not None:
             found.append(("assistant_copies_user", f"repeats {copied:.0%} of the user turn before it"))
         elif earlier:
             again = t.repeats_earlier(turn, earlier)
             if again is not None:
                 found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
-    for problem in found:
-        if problem is not None:
-            findings.append(LintFinding.of(problem[0], f"{role} turn {turn.index}: {problem[1]}", turn.index))
+    if found:
+        where = f"{role} turn {turn.index}: "
+        for code, detail in found:
+            findings.append(LintFinding.of(code, where + detail, turn.index))
 
 
 def lint_scenario(

@@ -71,8 +71,9 @@ _SECTION_LABEL = re.compile(r"\b(?:SITUATION|TRAP|GOAL|FACTS):", re.IGNORECASE)
 _SECTION_LABEL_SPAN = len("SITUATION") + 1
 
 
-def has_template_residue(text: str) -> bool:
-    """Jinja markers, chat-template tokens or our own prompt's section labels left in a text.
+def has_template_residue(text: str, low: str | None = None) -> bool:
+    """Jinja markers, chat-template tokens or our own prompt's section labels left in a text
+    (``low``: the text already lower-cased, when the caller has it).
 
     The full case-insensitive pattern only runs on a text holding a bracket or brace, or "lorem";
     otherwise only the section labels ("SITUATION:") can match, and they are looked for just before
@@ -85,7 +86,7 @@ def has_template_residue(text: str) -> bool:
     >>> has_template_residue("Mousetrap: a game"), has_template_residue("Note: dose at 9:00")
     (False, False)
     """
-    if "{" in text or "}" in text or "<" in text or "[" in text or "lorem" in text.lower():
+    if "{" in text or "}" in text or "<" in text or "[" in text or "lorem" in (text.lower() if low is None else low):
         return bool(_TEMPLATE_RESIDUE.search(text))
     colon = text.find(":")
     while colon >= 0:
@@ -162,7 +163,11 @@ class Words:
     def __init__(self, text: str) -> None:
         self.text = text
         self.low = low = text.lower()
-        self.tokens = tokens = tokens_of(low)
+        # tokens_of, inlined: one object per turn and per criterion, the hottest constructor of lint
+        if low.isascii():
+            self.tokens = tokens = low.encode().translate(_PUNCT).decode().split()
+        else:
+            self.tokens = tokens = tokens_of(low)
         self.words = set(tokens)
         self._stems: set[str] | None = None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Set as AbstractSet
 
-from .text import Words, grams, jaccard, jaccard_bound, tokens_of
+from .text import _PUNCT, Words, grams, jaccard, jaccard_bound, tokens_of
 
 Problem = tuple[str, str]
 
@@ -21,7 +21,12 @@ class Turn(Words):
     __slots__ = ("_grams", "index", "role")
 
     def __init__(self, index: int, role: str, text: str) -> None:
-        super().__init__(text)
+        # Words.__init__, inlined (one Turn per message: the hottest constructor of lint)
+        self.text = text
+        self.low = low = text.lower()
+        self.tokens = tokens = low.encode().translate(_PUNCT).decode().split() if low.isascii() else tokens_of(low)
+        self.words = set(tokens)
+        self._stems = None
         self.index = index
         self.role = role
         self._grams: set[tuple[str, ...]] | None = None
@@ -642,10 +647,12 @@ def self_repetition(turn: Turn) -> Problem | None:
         return None
     low = turn.low
     if low.count(".") + low.count("!") + low.count("?") + low.count("\n") >= 2:  # three sentences or more
-        seen: set[str] = set()
-        for part in low.replace("!", ".").replace("?", ".").replace("\n", ".").split("."):
-            if part.count(" ") >= 4:
-                sentence = part.strip()
+        # the sentences of five words or more, stripped: a duplicate among them is looked for in C
+        # (a set's size) before the loop that names it
+        long = [part.strip() for part in low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".") if part.count(" ") >= 4]
+        if len(set(long)) < len(long):
+            seen: set[str] = set()
+            for sentence in long:
                 if sentence in seen:
                     return "self_repetition", f"says twice: {sentence[:60]!r}"
                 seen.add(sentence)
@@ -737,13 +744,14 @@ def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, str] | None:
 
 def _windows_within(tokens: list[str], words: AbstractSet[str]) -> int:
     """How many 3-word windows of ``tokens`` lie wholly in ``words``: never fewer than the 3-grams
-    ``tokens`` shares with a text whose word set is ``words`` (one byte per token, split in C).
+    ``tokens`` shares with a text whose word set is ``words`` (one byte per token, counted in C).
 
     >>> _windows_within("a b c d x a b".split(), {"a", "b", "c", "d"})
     2
     """
-    mask = bytes(map(words.__contains__, tokens))
-    return sum(len(run) - 2 for run in mask.split(b"\x00") if len(run) > 2)
+    # one byte (0 or 1) per token read as one integer: a window is a bit set in three byte-shifted copies
+    mask = int.from_bytes(bytes(map(words.__contains__, tokens)), "big")
+    return (mask & (mask >> 8) & (mask >> 16)).bit_count()
 
 
 def _sentence_grams(turn: Turn) -> list[set[tuple[str, ...]]]:
