@@ -170,6 +170,11 @@ _SCENE = re.compile(
 _SCENE_WORDS = frozenset(
     ["sitting", "standing", "lying", "staring", "kneeling", "pacing", "seated", "perched", "huddled", "slumped", "walking", "waiting", "holding", "watching", "looking", "sit", "stand", "kneel", "wake", "walk", "step", "find", "stare", "look", "lie"]
 )
+#: A piece of text every match of :data:`_USER_HELPS` holds (one per alternative): checked before it runs.
+_USER_HELPS_LITERALS = (
+    "to help", "to assist", "i help", "i assist", "anything else i can", "as an ai", "ai language model",
+    "sorry to hear", "be your ", "understand how", "thank you for",
+)
 _USER_HELPS_WORDS = frozenset({"help", "assist", "ai", "sorry", "understand", "thank"})
 #: A turn without one of these words can match none of the helper's lines.
 _ANY_HELPS_WORDS = _USER_HELPS_WORDS.union(*(any_of for any_of, _, _ in _USER_HELPS_MORE))
@@ -238,6 +243,7 @@ _ECHOED = {
     "version": ("version of the assistant response", "version of the assistant reply"),
 }
 _ECHO_WORDS = frozenset(_ECHOED)
+_ECHO_ORDER = {key: k for k, key in enumerate(_ECHOED)}
 #: Word gates: a detector's patterns only run on a turn holding one of these words.
 _ASSISTANT_WORDS = frozenset({"assistant", "ai", "bot", "chatbot", "model"})
 _THANKS_WORDS = frozenset({"thank", "thanks", "appreciate"})
@@ -277,6 +283,8 @@ RESTATE_OPENING = 7
 RESTATE_SENTENCE = 10
 UNPUNCTUATED_WORDS = 12
 COPY_CONTAINMENT = 0.6
+#: Word-set Jaccard below which two turns cannot share REPEAT_JACCARD of their 3-grams (a cheap first test).
+_NEAR_WORDS = REPEAT_JACCARD * 0.8
 LOOP_UNIQUE_SHARE = 0.4
 
 
@@ -486,7 +494,9 @@ def user_as_assistant(turn: Turn) -> Problem | None:
     if _ANY_HELPS_WORDS.isdisjoint(words) and "be your" not in turn.low:
         return None
     m = None
-    if not _USER_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low:
+    if (not _USER_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low) and any(
+        literal in turn.low for literal in _USER_HELPS_LITERALS
+    ):
         m = _first(_USER_HELPS, turn.low)
     if m is None:
         low = turn.low
@@ -575,14 +585,14 @@ def template_fragment(turn: Turn) -> Problem | None:
     if m is None and turn.role == "user" and "you" in words and ('"' in low or "“" in low or "like" in words):
         m = _handed_script(low)
     if m is None:
-        if _ECHO_WORDS.isdisjoint(words):
+        keys = _ECHO_WORDS.intersection(words)
+        if not keys:
             return None
-        for key, phrases in _ECHOED.items():
-            if key in words:
-                for phrase in phrases:
-                    if phrase in low:
-                        at = low.index(phrase)
-                        return "template_fragment", f"echoes our prompt: {_quote(turn.text[at : at + len(phrase)], None)}"
+        for key in sorted(keys, key=_ECHO_ORDER.__getitem__) if len(keys) > 1 else keys:  # in _ECHOED's order
+            for phrase in _ECHOED[key]:
+                if phrase in low:
+                    at = low.index(phrase)
+                    return "template_fragment", f"echoes our prompt: {_quote(turn.text[at : at + len(phrase)], None)}"
         return None
     return "template_fragment", f"template fragment {_quote(turn.text, m)}"
 
@@ -646,10 +656,11 @@ def self_repetition(turn: Turn) -> Problem | None:
     if len(tokens) < 8:
         return None
     low = turn.low
-    if low.count(".") + low.count("!") + low.count("?") + low.count("\n") >= 2:  # three sentences or more
+    parts = low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".")
+    if len(parts) >= 3:  # two sentence marks or more: three sentences or more
         # the sentences of five words or more, stripped: a duplicate among them is looked for in C
         # (a set's size) before the loop that names it
-        long = [part.strip() for part in low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".") if part.count(" ") >= 4]
+        long = [part.strip() for part in parts if part.count(" ") >= 4]
         if len(set(long)) < len(long):
             seen: set[str] = set()
             for sentence in long:
@@ -668,18 +679,24 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
     if len(tokens) < 6:
         return next(((other.index, 1.0) for other in earlier if tokens == other.tokens and tokens), None)
     mine = turn.words
+    size = len(mine)
     for other in earlier:
         theirs = other.tokens
         if tokens == theirs:
             return other.index, 1.0
+        if len(theirs) < 6:
+            continue
         # the word-set Jaccard is at most the smaller set's size over the larger's: skip the sets first
-        if len(theirs) < 6 or jaccard_bound(mine, other.words) < REPEAT_JACCARD * 0.8:
+        # (jaccard_bound and jaccard, inlined: both sets are non-empty)
+        other_size = len(other.words)
+        if (size / other_size if size < other_size else other_size / size) < _NEAR_WORDS:
             continue
         # the same words (a few edits apart), or the same phrasing
-        words = jaccard(mine, other.words)
+        both = len(mine & other.words)
+        words = both / (size + other_size - both)
         if words >= REPEAT_WORDS_JACCARD and 0.75 <= len(tokens) / len(other.tokens) <= 1.33:
             return other.index, words
-        if words < REPEAT_JACCARD * 0.8:
+        if words < _NEAR_WORDS:
             continue
         sim = jaccard(turn.grams, other.grams)
         if sim >= REPEAT_JACCARD:
