@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .text import Words, grams, has_template_residue, jaccard, jaccard_bound, tokens_of
+from .text import _PUNCT, Words, grams, has_template_residue, jaccard, tokens_of
 
 Problem = tuple[str, str]
 
@@ -72,7 +72,12 @@ class CriterionText(Words):
     __slots__ = ("_lead", "_lead_grams", "points")
 
     def __init__(self, text: str, points: int) -> None:
-        super().__init__(text)
+        # Words.__init__, inlined (one object per criterion of every row)
+        self.text = text
+        self.low = low = text.lower()
+        self.tokens = tokens = low.encode().translate(_PUNCT).decode().split() if low.isascii() else tokens_of(low)
+        self.words = set(tokens)
+        self._stems = None
         self.points = points
         self._lead: list[str] | None = None
         self._lead_grams: set[tuple[str, ...]] | None = None

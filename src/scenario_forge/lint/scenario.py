@@ -10,7 +10,7 @@ from .findings import LintFinding, LintResult
 from .flaw import FLAWED_SHAPE, flaw_problems
 from .leak import QUOTE_SHARE, leak_problems
 from .rubric import CriterionText, criterion_problems, sign_problems
-from .turns import Problem, Turn
+from .turns import _ANY_HELPS_WORDS, _AS_USER_WORDS, _ASSISTANT_WORDS, _SCENE_WORDS, Problem, Turn
 
 
 def _pair(message: Any) -> tuple[str, str]:
@@ -44,24 +44,19 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
     problem: Problem | None
     bracket = "[" in text or "<" in text
     if role == "user":
-        if "user" in words or not t._ASSISTANT_WORDS.isdisjoint(words):
-            if problem := t.third_person(turn):
-                found.append(problem)
-        if "you" in words:
-            if not t._SCENE_WORDS.isdisjoint(words) and (problem := t.second_person_narration(turn)):
-                found.append(problem)
-        if not t._ANY_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low:
-            if problem := t.user_as_assistant(turn):
-                found.append(problem)
+        if ("user" in words or not _ASSISTANT_WORDS.isdisjoint(words)) and (problem := t.third_person(turn)):
+            found.append(problem)
+        if "you" in words and not _SCENE_WORDS.isdisjoint(words) and (problem := t.second_person_narration(turn)):
+            found.append(problem)
+        if (not _ANY_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low) and (problem := t.user_as_assistant(turn)):
+            found.append(problem)
         if (bracket or ":" in text) and (problem := t.role_label(turn)):
             found.append(problem)
         if (bracket or "XX" in text or "TBD" in text or "INSERT" in text or "xxx" in turn.low or "____" in text) and (
             problem := t.placeholder(turn)
         ):
             found.append(problem)
-        if problem := t.template_fragment(turn):
-            found.append(problem)
-        elif "you" in words and (problem := t.persona_echo(turn)):
+        if (problem := t.template_fragment(turn)) or ("you" in words and (problem := t.persona_echo(turn))):
             found.append(problem)
         if len(turn.tokens) >= 8 and (problem := t.self_repetition(turn)):
             found.append(problem)
@@ -82,11 +77,10 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
     else:  # the assistant's (or an unknown role's) turn
         assistant = role == "assistant"
         copied = t.copies_user(turn, previous) if assistant and previous is not None and previous.role == "user" else None
-        if "user" in words or not t._ASSISTANT_WORDS.isdisjoint(words):
-            if problem := t.third_person(turn):
-                found.append(problem)
+        if ("user" in words or not _ASSISTANT_WORDS.isdisjoint(words)) and (problem := t.third_person(turn)):
+            found.append(problem)
         # a copy of the user turn speaks as the user by construction: reported as the copy only
-        if assistant and copied is None and not t._AS_USER_WORDS.isdisjoint(words) and (problem := t.assistant_as_user(turn)):
+        if assistant and copied is None and not _AS_USER_WORDS.isdisjoint(words) and (problem := t.assistant_as_user(turn)):
             found.append(problem)
         if (bracket or ":" in text) and (problem := t.role_label(turn)):
             found.append(problem)
@@ -94,9 +88,7 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
             problem := t.placeholder(turn)
         ):
             found.append(problem)
-        if problem := t.template_fragment(turn):
-            found.append(problem)
-        elif assistant and "you" in words and (problem := t.persona_echo(turn)):
+        if (problem := t.template_fragment(turn)) or (assistant and "you" in words and (problem := t.persona_echo(turn))):
             found.append(problem)
         if len(turn.tokens) >= 8 and (problem := t.self_repetition(turn)):
             found.append(problem)

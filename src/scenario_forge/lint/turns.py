@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Set as AbstractSet
 
-from .text import _PUNCT, Words, grams, jaccard, jaccard_bound, tokens_of
+from .text import _PUNCT, Words, grams, jaccard, tokens_of
 
 Problem = tuple[str, str]
 
