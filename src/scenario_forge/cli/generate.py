@@ -60,8 +60,10 @@ def generate(
             if line:
                 print(f"warning: generate: {line}", file=sys.stderr)
         structured = cfg.backend.structured_output == "auto" and backend.auto_json_schema
+        from ..generation.capable import resolve_path
+
         before = decode_stats(backend)
-        with run_progress(console, planned.planned, planned_requests(cfg, structured)):
+        with run_progress(console, planned.planned, planned_requests(cfg, structured, resolve_path(cfg, backend))):
             manifest = as_json(run_job(given.orchestrator, cfg, DIRECT, FLOW))
     print_run_summary(manifest)
     if manifest.get("keep"):
@@ -119,8 +121,9 @@ def print_plan(p: Any) -> None:
     out.print(f"plan: {p.n} scenarios in {p.shards} shards of up to {p.shard_size} -> {p.folder} ({state}); nothing written")
     out.print(f"cells (domain x trait): {len(p.cells)}, {min(p.cells.values())}-{max(p.cells.values())} scenarios each; "
               f"{p.user_turns} user turns; pressures: " + ", ".join(f"{k} {v}" for k, v in p.pressures.items()))
-    for title, stages in (("plain-text path (every backend)", {**p.plain, **p.curation}),
-                          ("structured path (a backend that takes JSON schemas)", {**p.structured, **p.curation})):
+    for title, stages in (("short path, plain text (every backend)", {**p.plain, **p.curation}),
+                          ("short path, structured (a backend that takes JSON schemas)", {**p.structured, **p.curation}),
+                          ("capable path (--path capable; auto on a schema-decoding backend)", {**p.capable, **p.curation})):
         table = Table(title=f"requests and tokens, first attempts: {title}")
         for col in ("stage", "requests", "prompt tokens <=", "completion tokens <="):
             table.add_column(col, justify="left" if col == "stage" else "right")

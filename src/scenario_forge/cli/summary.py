@@ -22,11 +22,14 @@ if TYPE_CHECKING:
 LINE_INTERVAL_S = 30.0
 
 
-def planned_requests(config: GenerateConfig, structured: bool) -> int:
-    """The plan estimate's first-attempt generation requests (``generate --plan-only``'s figures)."""
+def planned_requests(config: GenerateConfig, structured: bool, path: str = "short") -> int:
+    """The plan estimate's first-attempt generation requests (``generate --plan-only``'s figures)
+    on the path the run takes (``capable`` or ``short``; ``structured`` picks the short path's form)."""
     from ..generation.estimate import estimate_run
 
     plan = estimate_run(config)
+    if path == "capable":
+        return sum(est.requests for est in plan.capable.values())
     stages = plan.structured if structured else plan.plain
     kinds = {kind for kinds in STAGE_KINDS.values() for kind in kinds}
     return sum(est.requests for name, est in stages.items() if name in kinds)

@@ -7,6 +7,9 @@ What is counted (first attempts; re-asks and repairs come on top and are in a ru
   turn in between (user turns - 1), and one per rubric slot (6);
 - structured path (a backend that takes JSON schemas, ``--structured-output auto``): 1 brief
   request, the same dialogue requests, and 1 rubric request;
+- capable path (``--path capable``, or ``auto`` on a backend that takes JSON schemas by default):
+  understanding, ideation, rollout turns and one rubric per scenario
+  (:mod:`scenario_forge.generation.capable.estimate`);
 - curation (when on): with the LLM judge, 3 judge requests per generated scenario (one per
   dimension), and with sign checks 1 request per rubric criterion, counted at the most criteria a
   rubric may have (10; the plain-text path writes 6). These are upper bounds: a rejected scenario
@@ -75,6 +78,7 @@ class RunPlan(BaseModel):
     user_turns: int
     plain: dict[str, StageEstimate]
     structured: dict[str, StageEstimate]
+    capable: dict[str, StageEstimate]
     curation: dict[str, StageEstimate]
 
     @staticmethod
@@ -99,12 +103,13 @@ def _base_tokens(prompts: PromptSet, name: str, **variables: Any) -> int:
     return sum(prompt_tokens(m.content) for m in prompts.render(name, **variables))
 
 
-def _stage(requests: int, prompt: float, sampling: SamplingParams) -> StageEstimate:
+def stage_estimate(requests: int, prompt: float, sampling: SamplingParams) -> StageEstimate:
     return StageEstimate(requests=int(requests), prompt_tokens=int(prompt), completion_tokens=int(requests) * sampling.max_tokens)
 
 
 def estimate_run(config: GenerateConfig) -> RunPlan:
     """Plan ``config`` and count its requests and tokens; loads no model, writes nothing."""
+    from .capable.estimate import capable_stages
     from .run import run_identity
 
     taxonomy = config.selection.taxonomy
@@ -154,9 +159,9 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
 
     def dialogue(brief_tokens: int) -> dict[str, StageEstimate]:
         return {
-            "operator": _stage(n_operator, n_operator * (b_operator + brief_tokens), s.operator),
-            "user_turn": _stage(T, T * (b_user + brief_tokens) + (u + a) * pairs_before, s.user_turn),
-            "assistant_turn": _stage(
+            "operator": stage_estimate(n_operator, n_operator * (b_operator + brief_tokens), s.operator),
+            "user_turn": stage_estimate(T, T * (b_user + brief_tokens) + (u + a) * pairs_before, s.user_turn),
+            "assistant_turn": stage_estimate(
                 T - n, (T - n) * b_assistant + u * pairs_before + a * pairs_asst, s.assistant_turn,
             ),
         }
@@ -166,15 +171,15 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
     slots = n * len(SLOTS) + FLAW_SLOTS * int(np.asarray(cols["flawed"], dtype=bool).sum())
     brief_plain = k * s.brief.max_tokens
     plain = {
-        "brief": _stage(n * k, n * (k * b_brief + s.brief.max_tokens * k * (k - 1) // 2), s.brief),
+        "brief": stage_estimate(n * k, n * (k * b_brief + s.brief.max_tokens * k * (k - 1) // 2), s.brief),
         **dialogue(brief_plain),
-        "rubric": _stage(slots, slots * (b_rubric + brief_plain + u), s.rubric),
+        "rubric": stage_estimate(slots, slots * (b_rubric + brief_plain + u), s.rubric),
     }
     brief_json = s.brief_json.max_tokens
     structured = {
-        "brief": _stage(n, n * b_brief_json, s.brief_json),
+        "brief": stage_estimate(n, n * b_brief_json, s.brief_json),
         **dialogue(brief_json),
-        "rubric": _stage(
+        "rubric": stage_estimate(
             n, n * (b_rubric_json + brief_json) + T * u + (T - n) * a + n_operator * s.operator.max_tokens, s.rubric_json,
         ),
     }
@@ -193,13 +198,13 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
             )
             carried = brief_plain + (T * u + (T - n) * a + n_operator * s.operator.max_tokens) / n + rubric_tokens
             q = len(QUESTIONS)
-            curation["judge"] = _stage(n * q, n * q * (b_judge + carried), config.curation.judge_sampling)
+            curation["judge"] = stage_estimate(n * q, n * q * (b_judge + carried), config.curation.judge_sampling)
         if config.curation.sign_checks:
             from ..grading.sign_check import SAMPLING as SIGN_SAMPLING
             from ..grading.sign_check import TEMPLATE as SIGN_TEMPLATE
 
             b_sign = _base_tokens(judge_prompts, SIGN_TEMPLATE, criterion="")
-            curation["sign_checks"] = _stage(criteria, criteria * (b_sign + s.rubric.max_tokens), SIGN_SAMPLING)
+            curation["sign_checks"] = stage_estimate(criteria, criteria * (b_sign + s.rubric.max_tokens), SIGN_SAMPLING)
 
     cells = {f"{d} x {t}": c for (d, t), c in sorted(seeds.cell_counts().items())}
     pressure_ids = [p.id for p in taxonomy.pressures]
@@ -216,6 +221,7 @@ def estimate_run(config: GenerateConfig) -> RunPlan:
         user_turns=T,
         plain=plain,
         structured=structured,
+        capable=capable_stages(seeds, config.capable, config.shard_size, prompts, taxonomy),
         curation=curation,
     )
 
