@@ -39,10 +39,13 @@ def test_capable_plan_counts_cells_ideation_calls_turns_and_rubrics(tmp_path: Pa
     assert planned_requests(cfg, structured=True, path="short") != planned_requests(cfg, structured=True, path="capable")
 
 
-def test_capable_plan_matches_a_fake_run(tmp_path: Path):
+def test_capable_plan_matches_a_fake_run(tmp_path: Path, monkeypatch):
     """The fake backend answers every capable request validly the first time: the run sends the
     plan's understanding and ideation requests, and one request per turn and one rubric for every
     scenario that reached the rollout, within the plan's token bounds."""
+    from test_capable import bag_of_words
+
+    monkeypatch.setattr("scenario_forge.generation.run.idea_embedder", lambda config: bag_of_words)  # not MiniLM: fast
     cfg = GenerateConfig(out=tmp_path / "out", backend=FAKE, n=20, curate=False, path="capable", shard_size=8)
     p = estimate.estimate_run(cfg)
     manifest = run_generate_direct(cfg)
