@@ -100,6 +100,12 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _workers(args: argparse.Namespace) -> dict[str, int]:
+    """``scenario_workers`` when given (left out otherwise, so the script also runs the code from
+    before continuous scheduling, for a side-by-side figure: ``PYTHONPATH=OLD/src``)."""
+    return {} if args.scenario_workers is None else {"scenario_workers": args.scenario_workers}
+
+
 def run_a(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """(a): one server, the direct runner."""
     procs, roots = zip(*[start_server(args.curve, args.concurrency, args.reply_tokens)])
@@ -107,7 +113,7 @@ def run_a(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         root = roots[0]
         cfg = BackendConfig(kind="openai", base_url=f"{root}/v1", concurrency=args.concurrency, timeout_s=600)
         gen = GenerateConfig(n=args.n, seed=args.seed, out=out, backend=cfg, curate=False, path=PATH,
-                             shard_size=args.shard_size, shard_workers=args.shard_workers)
+                             shard_size=args.shard_size, shard_workers=args.shard_workers, **_workers(args))
         httpx.post(f"{root}/stats/reset")
         c0, t0 = cpu_s(), time.perf_counter()
         manifest = run_generate_direct(gen)
@@ -142,7 +148,7 @@ def run_b(args: argparse.Namespace, k: int, out: Path) -> dict[str, Any]:
         cfg = BackendConfig(kind="openai", base_url=urls[0], base_urls=urls if k > 1 else [],
                             concurrency=client_concurrency, timeout_s=600)
         gen = GenerateConfig(n=args.n_per_server * k, seed=args.seed, out=out, backend=cfg, curate=False, path=PATH,
-                             shard_size=args.shard_size_b, shard_workers=shard_workers)
+                             shard_size=args.shard_size_b, shard_workers=shard_workers, **_workers(args))
         for r in roots:
             httpx.post(f"{r}/stats/reset")
         c0, w0, t0 = cpu_s(), cpu_s(resource.RUSAGE_CHILDREN), time.perf_counter()
@@ -209,7 +215,12 @@ def report_a(args: argparse.Namespace, r: dict[str, Any]) -> list[float]:
     print(f"    capacity used: {s['completion_tokens']} / ({r['wall']:.1f} s x {capacity:.0f} tok/s) = {frac:.3f} "
           f"(target >= {TARGET_A}{'' if args.quick else ', ' + ('met' if frac >= TARGET_A else 'missed')}); "
           f"{per_hour:,.0f} kept scenarios/hour")
-    return [r["wall"], frac, per_hour]
+    cpu_per_k = r["cpu"] / r["planned"] * 1000
+    server_s_per_k = s["completion_tokens"] / capacity / r["planned"] * 1000
+    print(f"    client CPU: {r['cpu']:.1f} CPU-s ({r['cpu'] / r['wall']:.2f} of a core over the wall) = {cpu_per_k:.1f} CPU-s "
+          f"per 1,000 scenarios; one server at full capacity needs {server_s_per_k:.1f} s per 1,000, so one client "
+          f"core keeps {server_s_per_k / cpu_per_k:.2f} such servers busy")
+    return [r["wall"], frac, per_hour, cpu_per_k]
 
 
 def report_b(args: argparse.Namespace, one: dict[str, Any], many: dict[str, Any]) -> tuple[float, list[float]]:
@@ -255,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                     "bench_floor.py --quick, ~122)")
     ap.add_argument("--shard-size", type=int, default=256, help="(a) scenarios per shard")
     ap.add_argument("--shard-workers", type=int, default=4, help="shards at a time (per Dask worker in (b))")
+    ap.add_argument("--scenario-workers", type=int, default=None,
+                    help="scenarios of a shard advancing side by side (GenerateConfig.scenario_workers; default: its default)")
     ap.add_argument("--servers", type=int, default=4, help="(b) servers against one")
     ap.add_argument("--n-per-server", type=int, default=250, help="(b) scenarios per server")
     ap.add_argument("--runner", choices=("dask", "direct"), default="dask",
@@ -276,9 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         args.n, args.shard_size, args.shard_workers, args.concurrency = 32, 16, 2, 64
         args.n_per_server, args.shard_size_b, args.shard_workers, args.runner = 16, 8, 2, "direct"
         args.curve = "vllm-h100-qwen3-8b"
-    if min(args.n, args.concurrency, args.servers, args.n_per_server, args.workers_per_server, args.shard_size_b) < 1:
-        print("error: --n, --concurrency, --servers, --n-per-server, --workers-per-server and --shard-size-b must be "
-              "at least 1", file=sys.stderr)
+    if min(args.n, args.concurrency, args.servers, args.n_per_server, args.workers_per_server, args.shard_size_b,
+           1 if args.scenario_workers is None else args.scenario_workers) < 1:
+        print("error: --n, --concurrency, --servers, --n-per-server, --workers-per-server, --shard-size-b and "
+              "--scenario-workers must be at least 1", file=sys.stderr)
         return 2
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     figures: list[float] = []

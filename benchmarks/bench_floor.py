@@ -15,9 +15,10 @@ In one run, on the same model file, the same threads and the same machine load:
    does nothing but decode would take the floor; the printed ratio is pipeline wall / floor
    (issue 18 target: <= 1.5). A second floor counts every prompt token (no prefix reuse) for context.
 
-The floor is optimistic for a pipeline whose requests arrive stage by stage: the last requests of a
-stage decode in a batch smaller than ``B`` at a lower aggregate rate. That shortfall is exactly
-what the ratio measures. It is not a strict lower bound either: the scheduler mixes prompt tokens into
+The floor is optimistic for a pipeline that cannot keep ``B`` sequences decoding: with continuous
+scheduling (each scenario's next request goes out as soon as its previous one returns) the batch
+drains only at the run's end and when fewer scenarios than ``B`` are in flight; below ``B`` the
+aggregate rate is lower. That shortfall is exactly what the ratio measures. It is not a strict lower bound either: the scheduler mixes prompt tokens into
 decode batches (cheaper than two separate phases), and the raw rates are measured after the pipeline,
 under the machine's load at that time, so a ratio slightly below 1 is possible on a shared machine.
 

@@ -138,10 +138,79 @@ def test_the_eval_judge_defaults_to_another_model_and_same_is_warned(run: Path, 
     assert len(err) == 1 and err[0].startswith("warning: experiment: the evaluation judge is the reward judge's model")
 
 
-def _rows(n: int, words: int) -> list[MixtureRow]:
-    return [MixtureRow.model_validate({"id": f"r{i}", "split": "train", "source": "standard", "reward_type": "exact_match",
-                                       "prompt": [{"role": "user", "content": " ".join(["w"] * words)}], "answer": "1"})
+def _rows(n: int, words: int, source: str = "standard", prefix: str = "r", domain: str | None = None) -> list[MixtureRow]:
+    return [MixtureRow.model_validate({"id": f"{prefix}{i}", "split": "train", "source": source, "reward_type": "exact_match",
+                                       "prompt": [{"role": "user", "content": " ".join(["w"] * words)}], "answer": "1",
+                                       "domain": domain})
             for i in range(n)]
+
+
+def test_the_draw_honours_the_mixture_s_composition():
+    from scenario_forge.experiment.draw import apportion, by_source, draw_prompts
+
+    # the committed CPU run's arms: 2 beneficial + 38 standard rows, 12 prompts; 0.6 and 11.4 -> 1 and 11
+    paper = _rows(2, 9, "beneficial", "b", "games") + _rows(38, 3, "standard", "s")
+    health = _rows(2, 9, "beneficial", "h", "health") + _rows(38, 3, "standard", "s")
+    drawn = draw_prompts(paper, 12, seed=0)
+    assert len(drawn) == 12 and by_source(drawn) == {"beneficial": 1, "standard": 11}
+    assert len({r.id for r in drawn}) == 12  # no row twice while the split is long enough
+    # seeded: the same for a given seed, another draw for another seed
+    assert [r.id for r in draw_prompts(paper, 12, seed=0)] == [r.id for r in drawn]
+    assert {r.id for r in draw_prompts(paper, 12, seed=1)} != {r.id for r in drawn}
+    # arms mixed from the same standard rows draw the same standard prompts: they differ in their beneficial ones
+    std = lambda rows: [r.id for r in rows if r.source == "standard"]
+    assert std(draw_prompts(health, 12, seed=0)) == std(drawn)
+    # largest remainder, exactly; a source short of its quota is passed over whole, then the rest by rank
+    assert apportion({"beneficial": 2, "standard": 5}, 10) == {"beneficial": 3, "standard": 7}  # 2.857 / 7.143
+    assert apportion({"beneficial": 5, "standard": 95}, 30) == {"beneficial": 1, "standard": 29}  # 1.5 / 28.5: a tie -> the larger
+    small = _rows(3, 9, "beneficial", "b") + _rows(3, 3, "standard", "s")
+    cycled = draw_prompts(small, 10, seed=0)
+    assert by_source(cycled) == {"beneficial": 5, "standard": 5}
+    ids = [r.id for r in cycled]
+    assert all(ids.count(f"b{i}") >= 1 and ids.count(f"s{i}") >= 1 for i in range(3))
+    # the draw without beneficial rows is all standard; a split with an id twice is refused
+    assert by_source(draw_prompts(_rows(4, 3), 3, seed=0)) == {"beneficial": 0, "standard": 3}
+    with pytest.raises(ConfigError, match="more than once"):
+        draw_prompts(_rows(2, 3) + _rows(1, 3), 2, seed=0)
+
+
+def test_an_arm_that_would_train_on_no_beneficial_prompt_is_warned_or_refused(run: Path, tmp_path: Path, monkeypatch):
+    from scenario_forge.training import dataset
+
+    data = experiment(run, tmp_path / "exp")
+    data["budget"] = {**data["budget"], "max_steps": 6, "token_tolerance": 0.9}  # 6 steps x 2 prompts = 12 prompts
+    rows = {"baseline": _rows(40, 3), "paper-5pct": _rows(2, 9, "beneficial", "b", "games") + _rows(38, 3),
+            "health-only": _rows(1, 9, "beneficial", "h", "health") + _rows(99, 3)}
+    monkeypatch.setattr(dataset, "training_rows", lambda folder, split, max_rows: ("train", rows[folder.name]))
+    folders = {a: tmp_path / a for a in rows}
+    count = lambda rs: [len(r.prompt[0].content.split()) for r in rs]
+    warned: list[str] = []
+    compute = match_compute(plan_experiment(ExperimentConfig.model_validate(data)), folders, count_tokens=count, warn=warned.append)
+    by = {c.arm: c for c in compute.arms}
+    # planned before training, per source; the estimate is over the drawn prompts (1 x 9 + 11 x 3 words)
+    assert by["paper-5pct"].prompts_by_source == {"beneficial": 1, "standard": 11}
+    assert by["paper-5pct"].train_rows_by_source == {"beneficial": 2, "standard": 38}
+    assert by["paper-5pct"].mean_prompt_tokens == pytest.approx(42 / 12, abs=0.05)
+    assert by["baseline"].prompts_by_source == {"beneficial": 0, "standard": 12} and len(by["baseline"].prompt_ids) == 12
+    # 1 of 100 rows: 0.12 of a prompt rounds to 0 -> one warning line, for that arm only (never the baseline)
+    assert by["health-only"].prompts_by_source == {"beneficial": 0, "standard": 12}
+    assert len(warned) == 1 and warned[0].startswith("experiment: arm 'health-only' would train on 0 beneficial prompts")
+    assert "1 beneficial of 100 rows" in warned[0]
+    # --strict (the file's `strict: true`) refuses it, before any training
+    with pytest.raises(ConfigError, match=r"arm 'health-only' would train on 0 beneficial prompts.*\(--strict\)"):
+        match_compute(plan_experiment(ExperimentConfig.model_validate({**data, "strict": True})), folders, count_tokens=count)
+
+
+def test_used_prompts_are_counted_per_source_from_the_reward_log(tmp_path: Path):
+    from scenario_forge.experiment.draw import used_prompts
+
+    lines = []
+    for step, sources in ((0, ["beneficial", "beneficial", "standard", "standard"]), (1, ["standard"] * 4),
+                          (1, ["standard"] * 4)):  # step 1 logged twice: rerun after a resume
+        lines += [json.dumps({"step": step, "id": "x", "source": s, "reward": 0.0}) for s in sources]
+    (tmp_path / "rewards.jsonl").write_text("\n".join(lines) + "\n")
+    assert used_prompts(tmp_path, num_generations=2, completions_per_step=4) == {"beneficial": 1, "standard": 3}
+    assert used_prompts(tmp_path / "none", 2, 4) is None
 
 
 def test_compute_is_matched_or_refused_before_training(run: Path, tmp_path: Path, monkeypatch):
@@ -187,6 +256,7 @@ def test_an_experiment_on_a_tiny_policy_resumes_after_a_failed_arm(run: Path, tm
     out = tmp_path / "exp"
     data = experiment(run, out, policy=str(policy))
     data["arms"] = [{"name": "baseline", "recipe": "baseline"}, {"name": "health-only", "recipe": "health-only"}]
+    data["budget"] = {**data["budget"], "max_steps": 6}  # 12 prompts: 5% of them is 0.6 -> 1 beneficial prompt
     data["eval"] = {**data["eval"], "max_rows": 2, "suites": [str(Path(__file__).parent.parent / "suites" / "capability_exact.jsonl")]}
     cfg = ExperimentConfig.model_validate(data)
 
@@ -214,7 +284,16 @@ def test_an_experiment_on_a_tiny_policy_resumes_after_a_failed_arm(run: Path, tm
     assert fig["arms_order"] == ["baseline", "health-only"]
     for arm in fig["arms_order"]:
         c = fig["arms"][arm]["compute"]
-        assert c["steps"] == 2 and c["completions"] == 8 and c["measured_tokens"] > 0
+        assert c["steps"] == 6 and c["completions"] == 24 and c["measured_tokens"] > 0
+        # the prompts it trained on, planned before training and counted from the trainer's reward log
+        assert c["prompts_used"] == c["prompts_planned"] and sum(c["prompts_planned"].values()) == 12
+    assert fig["arms"]["health-only"]["compute"]["prompts_planned"] == {"beneficial": 1, "standard": 11}
+    assert fig["arms"]["baseline"]["compute"]["prompts_planned"] == {"beneficial": 0, "standard": 12}
+    plan = json.loads((out / "compute_plan.json").read_text())
+    drawn = {a["arm"]: a["prompt_ids"] for a in plan["arms"]}
+    from scenario_forge.mixture import read_split
+
+    assert [r.id for r in read_split(out / "arms" / "health-only" / "prompts", "train")] == drawn["health-only"]
     # every arm answered the same rows; each non-baseline arm has the FDR headline and per-eval CIs
     for arm in ("health-only",):
         comp = fig["arms"][arm]["comparison"]
@@ -249,3 +328,20 @@ def test_the_experiment_is_one_prefect_flow_with_a_deployment():
     assert set(fan_outs) == {"mix-arm", "train-arm", "evaluate-arm"}
     assert fan_outs["train-arm"].tags == ("train",) and fan_outs["evaluate-arm"].tags == ("llm",)
     assert step_names(EXPERIMENT_STEPS)[0] == "prepare-experiment" and step_names(EXPERIMENT_STEPS)[-1] == "experiment-report"
+
+
+@pytest.mark.timeout(180)
+def test_strict_refuses_an_arm_without_a_beneficial_prompt_before_training(run: Path, tmp_path: Path, monkeypatch):
+    from tiny_mixture import tiny_policy
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "exp"
+    data = experiment(run, out, policy=str(tiny_policy(tmp_path / "policy")))
+    data["arms"] = [{"name": "baseline", "recipe": "baseline"}, {"name": "health-only", "recipe": "health-only"}]
+    path = write(tmp_path, data)  # 2 steps x 2 prompts: 4 prompts, 5% of them rounds to 0
+    result = cli("experiment", str(path), "--strict")
+    assert result.exit_code != 0
+    line = one_error_line(result)
+    assert "arm 'health-only' would train on 0 beneficial prompts" in line and "(--strict)" in line
+    assert (out / "arms" / "health-only" / "mixture" / "mixture.json").is_file()  # mixed, then refused
+    assert not any((out / "arms").glob("*/train")) and not (out / "arms" / "health-only" / "prompts").exists()

@@ -374,6 +374,12 @@ class GenerateConfig(_Config):
         default=2, ge=1, le=256,
         description="shards generated concurrently in one process (their requests share the backend's batches)",
     )
+    scenario_workers: int = Field(
+        default=256, ge=1, le=4096,
+        description="scenarios of one shard generated side by side on the short path, each sending its next request "
+        "as soon as its own previous one returns (no stage or turn waits for the whole shard)",
+        json_schema_extra=flag("--scenario-workers"),
+    )
     taxonomy: Path | None = Field(
         default=None, description="taxonomy folder; default: the shipped one", json_schema_extra=flag("--taxonomy")
     )

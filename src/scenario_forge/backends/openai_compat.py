@@ -77,6 +77,8 @@ from .base import Backend, ChatRequest, Generation
 
 T = TypeVar("T")
 
+#: Connections per httpx client ("lane"): a server's ``concurrency`` is spread over several.
+LANE_CONNECTIONS = 4
 #: Status codes worth retrying (besides every 5xx).
 RETRY_STATUS = frozenset({408, 409, 425, 429})
 #: A schema an unconstrained model never satisfies: only an enforcing server answers it exactly.
@@ -285,6 +287,8 @@ class OpenAIBackend(Backend):
         self._start_lock = threading.Lock()
         self._sem: asyncio.Semaphore | None = None
         self._sems: list[asyncio.Semaphore] = []
+        self._lanes: list[list[httpx.AsyncClient]] = []  # per server: small clients (see _start)
+        self._lane_load: list[list[int]] = []  # per server, per lane: requests in flight
         self._load = [0] * len(urls)  # this process's requests in flight, per server
         self._dead: set[int] = set()  # servers that refused connections during the current batch
         self._turn = 0
@@ -484,7 +488,11 @@ class OpenAIBackend(Backend):
                     self._load[server] += 1
                     try:
                         async with self._sems[server]:
-                            resp = await self._client.post(url, json=body)
+                            lane = self._pick_lane(server)
+                            try:
+                                resp = await self._lanes[server][lane].post(url, json=body)
+                            finally:
+                                self._lane_load[server][lane] -= 1
                     finally:
                         self._load[server] -= 1
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -524,16 +532,44 @@ class OpenAIBackend(Backend):
             retries += 1
             await asyncio.sleep(self._delay(retries, retry_after))
 
+    def _pick_lane(self, server: int) -> int:
+        """The least busy of ``server``'s lanes (loop thread only); counts the request in it.
+
+        A server's requests in flight never pass ``concurrency`` (its semaphore), so the least busy
+        lane always has a free connection: no request waits inside httpx's pool."""
+        loads = self._lane_load[server]
+        lane = loads.index(min(loads))
+        loads[lane] += 1
+        return lane
+
     async def _start(self) -> None:
         total = self.concurrency * len(self.base_urls)
-        limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
         timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0), pool=None)
-        self._client = httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=limits)
+        # Connections are spread over small clients ("lanes"): httpx's pool scans all its
+        # connections (and polls each idle socket) whenever a request enters or leaves it, so
+        # one pool of 256 connections costs the client several ms of CPU a request.
+        size = min(LANE_CONNECTIONS, self.concurrency)
+        lanes = -(-self.concurrency // size)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        tls = httpx.create_ssl_context()  # one TLS context for every lane (each costs a CA bundle load)
+        self._client = httpx.AsyncClient(headers=self._headers(), timeout=timeout, verify=tls)
+        self._lanes = [
+            [httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=limits, verify=tls) for _ in range(lanes)]
+            for _ in self.base_urls
+        ]
+        self._lane_load = [[0] * lanes for _ in self.base_urls]
         self._sem = asyncio.Semaphore(total)
         self._sems = [asyncio.Semaphore(self.concurrency) for _ in self.base_urls]
         self._down_event = asyncio.Event()
 
+    async def _close_clients(self) -> None:
+        for client in [self._client, *(c for lanes in self._lanes for c in lanes)]:
+            if client is not None:
+                with contextlib.suppress(Exception):  # closing a broken connection pool
+                    await client.aclose()
+
     async def _batch(self, requests: Sequence[ChatRequest]) -> list[Generation]:
+        self._dead.clear()  # a new batch tries every server again
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._one(r)) for r in requests]
@@ -567,7 +603,6 @@ class OpenAIBackend(Backend):
 
     def _generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
         runner = self._ensure_started()
-        runner.loop.call_soon_threadsafe(self._dead.clear)  # a new batch tries every server again
         if self._down:
             # A previous batch found the server gone: check once instead of retrying every request.
             if not runner.run(self._reachable()):
@@ -590,7 +625,6 @@ class OpenAIBackend(Backend):
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        if self._client is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection pool
-                runner.run(self._client.aclose())
+        with contextlib.suppress(Exception):
+            runner.run(self._close_clients())
         runner.stop()

@@ -147,6 +147,11 @@ class ExperimentConfig(_Config):
     mix: dict[str, Any] = Field(default_factory=dict, description="MixConfig fields shared by every arm (seed, total_rows, spread, base, ...)")
     eval: EvalSection = Field(default_factory=EvalSection)
     out: Path = Field(default=Path("outputs/experiment"), description="the experiment folder (arms/<name>/..., experiment.md)")
+    strict: bool = Field(
+        default=False,
+        description="refuse, before any training, what is otherwise a warning: a non-baseline arm whose drawn "
+        "prompts hold no beneficial row (`scenario-forge experiment --strict`)",
+    )
 
     @field_validator("name")
     @classmethod

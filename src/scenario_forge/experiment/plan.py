@@ -4,8 +4,9 @@
 train settings, suites, judges' reachability) and builds each arm's :class:`ArmPlan`.
 :func:`match_compute` runs once the arms are mixed (still before any training): every arm trains
 ``max_steps`` steps of ``batch_size x grad_accum`` completions, so steps and completions are equal
-by construction; the training tokens are estimated from each arm's train split (mean prompt tokens
-under the policy's chat template, plus the completion budget) and an arm further than
+by construction; each arm's prompts are drawn from its train split, stratified by source
+(:mod:`.draw`), and the training tokens are estimated from the drawn prompts (mean prompt tokens
+under the policy's chat template, plus the completion budget); an arm further than
 ``token_tolerance`` from the baseline is refused. After training the tokens are measured (TRL's
 ``num_input_tokens_seen``: prompt + completion tokens) and compared the same way in the report.
 
@@ -58,14 +59,17 @@ class ExperimentPlan(_Record):
 
 
 class ArmCompute(_Record):
-    """One arm's compute as planned (before training)."""
+    """One arm's compute as planned (before training), and the prompts it will train on."""
 
     arm: str
     train_rows: int
+    train_rows_by_source: dict[str, int]  #: the arm's train split per source (beneficial / standard)
     prompts: int  #: prompts drawn in the run (each sampled num_generations times)
+    prompts_by_source: dict[str, int]  #: the draw, stratified by source (experiment/draw.py)
+    prompt_ids: list[str]  #: the drawn rows' ids (repeated when a source is passed over again)
     completions: int
-    passes: float  #: prompts / train rows: above 1, TRL cycles over the split
-    mean_prompt_tokens: float
+    passes: float  #: prompts / train rows: above 1, the draw passes over the split again
+    mean_prompt_tokens: float  #: over the drawn prompts
     estimated_tokens: int  #: completions x (mean prompt tokens + max completion length): an upper bound
     estimated_gap: float | None  #: relative to the baseline's estimate
 
@@ -195,11 +199,38 @@ def prompt_tokens(rows: Sequence[MixtureRow], policy_dir: Path) -> list[int]:
     return out
 
 
-def match_compute(plan: ExperimentPlan, mixtures: dict[str, Path], count_tokens: Callable[[Sequence[MixtureRow]], list[int]] | None = None) -> ComputePlan:
-    """Each arm's planned compute; refuses (one line) an arm with no train rows, an arm whose split is
-    shorter than its prompts under ``short_data: refuse``, or estimated tokens outside the tolerance."""
+def no_beneficial_line(arm: str, train: dict[str, int], prompts: int) -> str:
+    """The warning (or, with ``strict``, the refusal) for a non-baseline arm whose draw has no beneficial prompt.
+
+    >>> no_beneficial_line("p5", {"beneficial": 1, "standard": 99}, 12)  # doctest: +NORMALIZE_WHITESPACE
+    "experiment: arm 'p5' would train on 0 beneficial prompts: its train split has 1 beneficial of 100 rows and the
+    budget draws 12 prompts (0.12 beneficial by share, rounded to 0); raise budget.max_steps or batch_size, or the
+    recipe's beneficial share"
+    """
+    rows = sum(train.values())
+    have = train.get("beneficial", 0)
+    if not have:
+        why = f"its train split has no beneficial rows ({rows} rows)"
+    else:
+        why = (f"its train split has {have} beneficial of {rows} rows and the budget draws {prompts} prompts "
+               f"({prompts * have / rows:.2g} beneficial by share, rounded to 0)")
+    return (f"experiment: arm {arm!r} would train on 0 beneficial prompts: {why}; raise budget.max_steps or "
+            "batch_size, or the recipe's beneficial share")
+
+
+def match_compute(
+    plan: ExperimentPlan,
+    mixtures: dict[str, Path],
+    count_tokens: Callable[[Sequence[MixtureRow]], list[int]] | None = None,
+    warn: Callable[[str], None] = _warn,
+) -> ComputePlan:
+    """Each arm's planned compute and the prompts it draws (stratified by source: experiment/draw.py);
+    refuses (one line) an arm with no train rows, an arm whose split is shorter than its prompts under
+    ``short_data: refuse``, or estimated tokens outside the tolerance. A non-baseline arm whose draw
+    has no beneficial prompt gets one warning line (refused under ``strict``)."""
     from ..training.dataset import training_rows
     from ..training.policy import resolve_policy
+    from .draw import by_source, draw_prompts
 
     config = plan.config
     b = config.budget
@@ -224,10 +255,22 @@ def match_compute(plan: ExperimentPlan, mixtures: dict[str, Path], count_tokens:
                 f"({b.max_steps} steps x {b.prompts_per_step}), its train split has {len(rows)} rows "
                 "(budget.short_data: refuse; `cycle` passes over it again)"
             )
-        lengths = count_tokens(rows)
-        mean_prompt = sum(lengths) / len(lengths)
+        try:
+            drawn = draw_prompts(rows, b.prompts_per_run, b.seed)
+        except ForgeError as exc:
+            raise ConfigError(f"arm {arm.name!r}: {exc}") from None
+        planned, available = by_source(drawn), by_source(rows)
+        if arm.name != config.baseline and not planned["beneficial"]:
+            line = no_beneficial_line(arm.name, available, b.prompts_per_run)
+            if config.strict:
+                raise ConfigError(f"{line} (--strict)")
+            warn(line)
+        unique = list({r.id: r for r in drawn}.values())
+        length = dict(zip((r.id for r in unique), count_tokens(unique)))
+        mean_prompt = sum(length[r.id] for r in drawn) / len(drawn)
         arms.append({
-            "arm": arm.name, "train_rows": len(rows), "prompts": b.prompts_per_run, "completions": b.completions_per_run,
+            "arm": arm.name, "train_rows": len(rows), "train_rows_by_source": available, "prompts": len(drawn),
+            "prompts_by_source": planned, "prompt_ids": [r.id for r in drawn], "completions": b.completions_per_run,
             "passes": round(passes, 3), "mean_prompt_tokens": round(mean_prompt, 1),
             "estimated_tokens": round(b.completions_per_run * (mean_prompt + b.max_completion_length)),
         })

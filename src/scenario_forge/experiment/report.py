@@ -15,6 +15,8 @@ the baseline arm's grades on the same rows), so every number here can be traced 
 '+0.123 [-0.010, +0.250]'
 >>> fmt_ci({"diff": None})
 '–'
+>>> fmt_prompts({"beneficial": 1, "standard": 11}), fmt_prompts(None)
+('1 beneficial + 11 standard', '–')
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def fmt(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "–"
     return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def fmt_prompts(by_source: dict[str, int] | None) -> str:
+    """Prompts per source as ``B beneficial + S standard``, or a dash when unknown."""
+    if by_source is None:
+        return "–"
+    return f"{by_source.get('beneficial', 0)} beneficial + {by_source.get('standard', 0)} standard"
 
 
 def fmt_ci(c: dict[str, Any] | None) -> str:
@@ -108,7 +117,9 @@ def collect(plan: ExperimentPlan, compute: ComputePlan, eval_set: Any, trainings
             "recipe": a.recipe,
             "mixture": str(a.mix.out),
             "compute": {
-                "steps": t.global_step, "completions": t.completions, "train_rows": t.train_rows,
+                "steps": t.global_step, "completions": t.completions, "train_rows": planned.train_rows,
+                "train_rows_by_source": planned.train_rows_by_source, "prompts": planned.prompts,
+                "prompts_planned": planned.prompts_by_source, "prompts_used": t.prompts_used,
                 "passes_over_train_split": planned.passes, "mean_prompt_tokens": planned.mean_prompt_tokens,
                 "estimated_tokens": planned.estimated_tokens, "estimated_gap": planned.estimated_gap,
                 "measured_tokens": t.tokens, "measured_gap": gap,
@@ -176,16 +187,25 @@ def markdown(fig: dict[str, Any], plots: dict[str, Path]) -> str:
                f"({b['num_generations']} per prompt, at most {b['max_completion_length']} new tokens) = "
                f"{b['completions_per_arm']} completions. Training tokens (prompt + completion, TRL's `num_input_tokens_seen`) "
                f"must lie within {b['token_tolerance']:.0%} of the baseline's: checked on an estimate before training "
-               f"(refused outside it), measured after. Short train splits: `{b['short_data']}`."), ""]
-    lines += ["| arm | steps | completions | train rows | passes | mean prompt tokens | est. tokens | measured tokens | vs baseline | within tolerance | train time |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+               f"(refused outside it), measured after. Short train splits: `{b['short_data']}`. Each arm's prompts are drawn "
+               "before training from its train split, stratified by source (beneficial / standard) in proportion to the "
+               "split by largest remainder, seeded; *planned* is that draw, *used* the prompts the trainer scored "
+               "(its `rewards.jsonl`)."), ""]
+    lines += ["| arm | steps | completions | train rows (beneficial + standard) | prompts planned | prompts used | passes | mean prompt tokens | est. tokens | measured tokens | vs baseline | within tolerance | train time |",
+              "|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for a in fig["arms_order"]:
         c = fig["arms"][a]["compute"]
         gap = "–" if c["measured_gap"] is None else f"{c['measured_gap']:+.1%}"
         within = "–" if c["within_tolerance"] is None else ("yes" if c["within_tolerance"] else "**no**")
-        lines.append(f"| {a} | {c['steps']} | {c['completions']} | {c['train_rows']} | {c['passes_over_train_split']} | "
+        rows = f"{c['train_rows']} ({c['train_rows_by_source']['beneficial']} + {c['train_rows_by_source']['standard']})"
+        lines.append(f"| {a} | {c['steps']} | {c['completions']} | {rows} | {fmt_prompts(c['prompts_planned'])} | "
+                     f"{fmt_prompts(c['prompts_used'])} | {c['passes_over_train_split']} | "
                      f"{c['mean_prompt_tokens']} | {c['estimated_tokens']:,} | {'–' if c['measured_tokens'] is None else format(c['measured_tokens'], ',')} | "
                      f"{gap} | {within} | {c['train_wall_s']:.0f} s |")
+    none = [a for a in others if not fig["arms"][a]["compute"]["prompts_planned"]["beneficial"]]
+    if none:
+        lines += ["", f"**No beneficial prompt:** {', '.join(none)} trained on standard prompts only (warned before training): "
+                  "its comparison with the baseline says nothing about the traits."]
     if not fig["compute_matched"]:
         lines += ["", "**Compute not matched:** at least one arm's measured training tokens fall outside the tolerance."]
     es = fig["eval_set"]

@@ -1,6 +1,9 @@
 """The experiment as steps (:data:`EXPERIMENT_STEPS`), run by :func:`run_experiment` in this process
 or by the Prefect ``experiment`` flow (``flows/experiment.py``) as tasks of the same names.
 
+Each arm trains on the prompts the compute plan drew for it (stratified by source, :mod:`.draw`),
+written at ``match-compute`` as the mixture folder ``OUT/arms/ARM/prompts``.
+
 Per-arm resume: each arm's mix, training and evaluation leaves a marker
 (``OUT/arms/ARM/{mix,train,eval}.done.json``) holding the content key of the config it finished
 with, written last. A rerun of the same file skips every stage whose marker carries the same key;
@@ -30,6 +33,7 @@ from ..hashing import content_key
 from ..mixture import MixtureMeta, read_meta, read_split, write_meta, write_split
 from ..steps import AnyStep, ForEach, Runner, Step, run_steps
 from .config import ExperimentConfig
+from .draw import PROMPTS_DIR, used_prompts, write_prompts
 from .plan import ArmPlan, ComputePlan, ExperimentPlan, arm_train_config, match_compute, plan_experiment
 
 #: The shared evaluation set's folder under OUT, and its account of what was removed.
@@ -58,12 +62,14 @@ class ArmTraining(_Record):
     arm: str
     final_model: Path
     global_step: int
-    train_rows: int
+    train_rows: int  #: rows of the dataset it trained on: its drawn prompts (repeats included)
     completions: int
     tokens: int | None  #: TRL's num_input_tokens_seen: prompt + completion tokens trained on
     mean_completion_tokens: float | None
     wall_s: float
     resumed_from: str | None = None
+    #: Prompts the trainer actually scored, per source (from its rewards.jsonl); None: no log.
+    prompts_used: dict[str, int] | None = None
 
 
 class ExperimentResult(_Record):
@@ -126,10 +132,13 @@ def _trained_keys(mixture: Path) -> set[str]:
     return {k for r in read_split(mixture, meta.train_split) for k in (r.id, r.scenario_id) if k}
 
 
-def build_eval_set(plan: ExperimentPlan, mixtures: dict[str, Path]) -> EvalSet:
+def build_eval_set(plan: ExperimentPlan, mixtures: dict[str, Path], trained_from: dict[str, Path] | None = None) -> EvalSet:
     """Write ``OUT/eval-set``: the held-out splits of ``eval.splits_from``'s mixture (the baseline's by
     default), without any row whose scenario (or standard row) some arm trained on, first
-    ``eval.max_rows`` rows of each split. Every arm is evaluated on exactly these rows."""
+    ``eval.max_rows`` rows of each split. Every arm is evaluated on exactly these rows.
+
+    ``trained_from``: each arm's drawn prompts (``OUT/arms/ARM/prompts``), the rows it trains on; without
+    it, each arm's whole train split counts as trained on."""
     from ..evaluation.run import default_splits
 
     config = plan.config
@@ -141,7 +150,7 @@ def build_eval_set(plan: ExperimentPlan, mixtures: dict[str, Path]) -> EvalSet:
             raise ConfigError(f"eval.splits: arm {source!r}'s mixture has no split {name!r}; it has: {', '.join(meta.splits)}")
         if name == meta.train_split:
             raise ConfigError(f"eval.splits: {name!r} is a training split")
-    trained = set().union(*(_trained_keys(m) for m in mixtures.values()))
+    trained = set().union(*(_trained_keys(m) for m in (trained_from or mixtures).values()))
     folder = config.out / EVAL_SET
     if folder.exists():
         shutil.rmtree(folder)
@@ -182,7 +191,8 @@ def build_eval_set(plan: ExperimentPlan, mixtures: dict[str, Path]) -> EvalSet:
 class TrainPart(_Record):
     config: ExperimentConfig
     arm: str
-    mixture: Path
+    prompts: Path  #: the arm's drawn prompts (a mixture folder): what it trains on
+    draw_key: str  #: content key of the drawn prompt ids: a changed draw is a changed training run
 
     @property
     def name(self) -> str:
@@ -210,8 +220,8 @@ def train_arm(part: TrainPart) -> ArmTraining:
     from ..training.trainer import last_checkpoint, train
 
     config, arm = part.config, part.arm
-    fresh = arm_train_config(config, arm, part.mixture)
-    key = content_key(fresh.model_dump(mode="json"))
+    fresh = arm_train_config(config, arm, part.prompts)
+    key = content_key(fresh.model_dump(mode="json"), part.draw_key)
     marker = _marker(config, arm, "train")
     done = _read_marker(marker)
     out = Path(fresh.out)
@@ -225,12 +235,14 @@ def train_arm(part: TrainPart) -> ArmTraining:
     checkpoint = last_checkpoint(out) if out.is_dir() else None
     if checkpoint is None and out.exists():
         shutil.rmtree(out)  # stopped before its first checkpoint: nothing to continue from
-    result = train(arm_train_config(config, arm, part.mixture, resume=checkpoint is not None))
+    result = train(arm_train_config(config, arm, part.prompts, resume=checkpoint is not None))
     tokens, mean_len = measured_tokens(out)
+    b = config.budget
     record = ArmTraining(
         arm=arm, final_model=result.final_model, global_step=result.global_step, train_rows=result.rows,
-        completions=result.global_step * config.budget.batch_size * config.budget.gradient_accumulation_steps,
+        completions=result.global_step * b.batch_size * b.gradient_accumulation_steps,
         tokens=tokens, mean_completion_tokens=mean_len, wall_s=result.wall_s, resumed_from=result.resumed_from,
+        prompts_used=used_prompts(out, b.num_generations, b.batch_size * b.gradient_accumulation_steps),
     )
     _write_marker(marker, key, record.model_dump(mode="json"))
     return record
@@ -242,7 +254,7 @@ def train_arm(part: TrainPart) -> ArmTraining:
 class EvalArmPart(_Record):
     plan: ExperimentPlan
     arm: str
-    mixture: Path
+    prompts: Path  #: the arm's drawn prompts: its trained domains are theirs
     final_model: Path
     eval_set: EvalSet
     baseline_eval: Path | None = None
@@ -254,8 +266,8 @@ class EvalArmPart(_Record):
 
 def arm_eval_config(part: EvalArmPart) -> Any:
     """The arm's ``EvalConfig``: its trained model on the shared evaluation set and the suites, graded
-    by the evaluation judge, against the baseline arm's grades; transfer split by its own mixture's
-    trained domains."""
+    by the evaluation judge, against the baseline arm's grades; transfer split by the domains of the
+    beneficial prompts it trained on (its drawn prompts' ``trained_domains``)."""
     from ..evaluation.config import EvalConfig
     from ..mixture import trained_domains
     from ..modelspec import model_backend_config
@@ -268,7 +280,7 @@ def arm_eval_config(part: EvalArmPart) -> Any:
         model_label=part.arm, baseline_grades=part.baseline_eval,
         baseline_label=config.baseline if part.arm != config.baseline else f"{config.baseline}-ref",
         judge=part.plan.eval_judge, answer_sampling=e.answer_sampling, refusal=e.refusal,
-        trained_domains=trained_domains(part.mixture), bootstrap=e.bootstrap, confidence=e.confidence,
+        trained_domains=trained_domains(part.prompts), bootstrap=e.bootstrap, confidence=e.confidence,
         min_pairs=e.min_pairs, fdr_q=e.fdr_q, seed=e.seed, out=config.arm_dir(part.arm) / "eval",
     )
 
@@ -307,6 +319,7 @@ class ExperimentJob:
     plan: ExperimentPlan | None = None
     mixtures: dict[str, Path] | None = None
     compute: ComputePlan | None = None
+    prompts: dict[str, Path] | None = None  #: each arm's drawn prompts (OUT/arms/ARM/prompts)
     eval_set: EvalSet | None = None
     trainings: dict[str, ArmTraining] | None = None
     baseline_eval: Path | None = None
@@ -342,16 +355,29 @@ def _merge_mixes(job: ExperimentJob, folders: list[Path]) -> ExperimentJob:
     return replace(job, mixtures={a.name: f for a, f in zip(job.need_plan().arms, folders)})
 
 
+def write_arm_prompts(config: ExperimentConfig, compute: ComputePlan, mixtures: dict[str, Path]) -> dict[str, Path]:
+    """Each arm's drawn prompts (the compute plan's ids) as the mixture folder ``OUT/arms/ARM/prompts``."""
+    from ..training.dataset import training_rows
+
+    folders = {}
+    for c in compute.arms:
+        _, rows = training_rows(mixtures[c.arm], None, None)
+        folders[c.arm] = write_prompts(mixtures[c.arm], rows, c.prompt_ids, config.arm_dir(c.arm) / PROMPTS_DIR, config.budget.seed)
+    return folders
+
+
 def _match(job: ExperimentJob) -> ExperimentJob:
     plan, mixtures = job.need_plan(), _need(job.mixtures, "the mixtures")
     compute = match_compute(plan, mixtures)
     atomic_write_text(job.config.out / "compute_plan.json", compute.model_dump_json(indent=2))
-    return replace(job, compute=compute, eval_set=build_eval_set(plan, mixtures))
+    prompts = write_arm_prompts(job.config, compute, mixtures)
+    return replace(job, compute=compute, prompts=prompts, eval_set=build_eval_set(plan, mixtures, trained_from=prompts))
 
 
 def _train_parts(job: ExperimentJob) -> list[TrainPart]:
-    mixtures = _need(job.mixtures, "the mixtures")
-    return [TrainPart(config=job.config, arm=a.name, mixture=mixtures[a.name]) for a in job.need_plan().arms]
+    prompts, compute = _need(job.prompts, "the drawn prompts"), _need(job.compute, "the compute plan")
+    keys = {c.arm: content_key(c.prompt_ids) for c in compute.arms}
+    return [TrainPart(config=job.config, arm=a.name, prompts=prompts[a.name], draw_key=keys[a.name]) for a in job.need_plan().arms]
 
 
 def _merge_trainings(job: ExperimentJob, results: list[ArmTraining]) -> ExperimentJob:
@@ -361,7 +387,7 @@ def _merge_trainings(job: ExperimentJob, results: list[ArmTraining]) -> Experime
 def _eval_part(job: ExperimentJob, arm: str, baseline_eval: Path | None) -> EvalArmPart:
     trainings = _need(job.trainings, "the trained arms")
     return EvalArmPart(
-        plan=job.need_plan(), arm=arm, mixture=_need(job.mixtures, "the mixtures")[arm],
+        plan=job.need_plan(), arm=arm, prompts=_need(job.prompts, "the drawn prompts")[arm],
         final_model=trainings[arm].final_model, eval_set=_need(job.eval_set, "the evaluation set"), baseline_eval=baseline_eval,
     )
 
@@ -396,9 +422,9 @@ EXPERIMENT_STEPS: list[AnyStep[ExperimentJob]] = [
     Step("prepare-experiment", _prepare, needs=("config",), gives=("plan",)),
     ForEach("mix-arm", parts=_mix_parts, run=mix_arm, merge=_merge_mixes, tags=("llm",), part_name=lambda p: p.name,
             needs=("plan",), gives=("mixtures",)),
-    Step("match-compute", _match, needs=("plan", "mixtures"), gives=("compute", "eval_set")),
+    Step("match-compute", _match, needs=("plan", "mixtures"), gives=("compute", "prompts", "eval_set")),
     ForEach("train-arm", parts=_train_parts, run=train_arm, merge=_merge_trainings, tags=("train",),
-            part_name=lambda p: p.name, needs=("compute", "mixtures"), gives=("trainings",)),
+            part_name=lambda p: p.name, needs=("compute", "prompts"), gives=("trainings",)),
     Step("evaluate-baseline", _evaluate_baseline, tags=("llm",), needs=("trainings", "eval_set"), gives=("baseline_eval",)),
     ForEach("evaluate-arm", parts=_eval_parts, run=evaluate_arm, merge=_merge_evals, tags=("llm",),
             part_name=lambda p: p.name, needs=("baseline_eval",), gives=("evals",)),

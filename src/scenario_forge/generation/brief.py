@@ -1,5 +1,6 @@
 """Stage 1, brief: the situation, what the user wants, what a careful assistant weighs, the trap.
 
+Each seed's brief is its own sequence of requests (:func:`brief_steps`, :mod:`.schedule`).
 Plain-text path (any backend): one short request per field, each conditioned on the fields
 already written and, where the backend can continue a partial reply, started with a fixed opening
 (``The user is ...``) so even a 135M model stays on task. Structured path (backends with JSON
@@ -14,7 +15,8 @@ from ..backends.base import ChatRequest, Generation, join_prefix
 from ..records import Brief, Briefed, Reject, ScenarioSeed
 from .context import StageContext
 from .formats import clean_sentence, parse_json_object
-from .retry import Reask, ask_with_repair
+from .retry import Reask, ask_one
+from .schedule import Steps, each, split
 
 STAGE = "brief"
 
@@ -28,73 +30,62 @@ FIELDS: dict[str, str] = {
 
 
 def write_briefs(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list[Briefed], list[Reject]]:
-    """Write a brief for every seed; seeds whose brief cannot be written become rejects."""
-    if ctx.structured:
-        return _structured(seeds, ctx)
-    written: list[dict[str, str]] = [{} for _ in seeds]
-    alive = list(range(len(seeds)))
-    rejects: list[Reject] = []
-    for field, prefix in FIELDS.items():
-        if not alive:
-            break
+    """Write a brief for every seed (each seed on its own, :mod:`.schedule`); seeds whose brief
+    cannot be written become rejects."""
+    return split(each(ctx, seeds, lambda seed: brief_steps(seed, ctx)), Briefed)
 
-        def make(i: int, attempt: int, field: str = field, prefix: str = prefix) -> ChatRequest:
+
+def brief_steps(seed: ScenarioSeed, ctx: StageContext) -> Steps[Briefed | Reject]:
+    """One seed's brief, field after field (or one JSON request), or its reject."""
+    if ctx.structured:
+        return (yield from _structured(seed, ctx))
+    written: dict[str, str] = {}
+    for field, prefix in FIELDS.items():
+
+        def make(attempt: int, field: str = field, prefix: str = prefix) -> ChatRequest:
             return ctx.request(
-                seeds[i], f"brief.{field}", attempt, "brief.j2", ctx.sampling.brief,
-                prefix=prefix, field=field, written=written[i], retry=attempt > 0,
+                seed, f"brief.{field}", attempt, "brief.j2", ctx.sampling.brief,
+                prefix=prefix, field=field, written=written, retry=attempt > 0,
             )
 
-        def check(i: int, gen: Generation, prefix: str = prefix) -> tuple[str | None, str | Reask | None]:
+        def check(gen: Generation, prefix: str = prefix) -> tuple[str | None, str | Reask | None]:
             checked = clean_sentence(join_prefix(prefix, gen.text or ""), min_words=len(prefix.split()) + 4)
             if checked.reason == "template_residue":  # prompt labels echoed back: worth a re-ask, like a turn
                 return None, Reask("template_fragment", "brief field echoes template text")
             return checked.value, checked.reason
 
-        outcomes = ask_with_repair(ctx, STAGE, alive, make, check, reasks=ctx.turn_reasks)
-        still: list[int] = []
-        for i, outcome in zip(alive, outcomes):
-            if outcome.value is None:
-                rejects.append(
-                    Reject.of(seeds[i], ctx.run_id, STAGE, f"{field}_{outcome.reason}", detail=outcome.detail, raw=outcome.raw)
-                )
-            else:
-                written[i][field] = outcome.value
-                still.append(i)
-        alive = still
-    return [Briefed(seed=seeds[i], brief=Brief(**written[i])) for i in alive], rejects
+        outcome = yield from ask_one(ctx, STAGE, make, check, reasks=ctx.turn_reasks)
+        if outcome.value is None:
+            return Reject.of(seed, ctx.run_id, STAGE, f"{field}_{outcome.reason}", detail=outcome.detail, raw=outcome.raw)
+        written[field] = outcome.value
+    return Briefed(seed=seed, brief=Brief(**written))
 
 
-def _structured(seeds: Sequence[ScenarioSeed], ctx: StageContext) -> tuple[list[Briefed], list[Reject]]:
+def _structured(seed: ScenarioSeed, ctx: StageContext) -> Steps[Briefed | Reject]:
     schema = Brief.model_json_schema()
-    errors: dict[int, str] = {}
+    error = ""
 
-    def make(i: int, attempt: int) -> ChatRequest:
+    def make(attempt: int) -> ChatRequest:
         return ctx.request(
-            seeds[i], "brief.json", attempt, "brief_json.j2", ctx.sampling.brief_json,
-            json_schema=schema, error=errors.get(i, ""),
+            seed, "brief.json", attempt, "brief_json.j2", ctx.sampling.brief_json,
+            json_schema=schema, error=error,
         )
 
-    def check(i: int, gen: Generation) -> tuple[Brief | None, str | None]:
+    def check(gen: Generation) -> tuple[Brief | None, str | None]:
+        nonlocal error
         value, reason = parse_json_object(gen.text, Brief)
         if reason is not None:
-            errors[i] = reason
+            error = reason
             return None, "invalid_json"
         assert isinstance(value, Brief)
         fields = {k: clean_sentence(v, min_words=4, max_sentences=3) for k, v in value.model_dump().items()}
         bad = next((f"{k}_{c.reason}" for k, c in fields.items() if not c.ok), None)
         if bad:
-            errors[i] = bad
+            error = bad
             return None, bad
         return Brief.model_validate({k: c.value for k, c in fields.items()}), None
 
-    outcomes = ask_with_repair(ctx, STAGE, list(range(len(seeds))), make, check)
-    kept: list[Briefed] = []
-    rejects: list[Reject] = []
-    for i, (seed, outcome) in enumerate(zip(seeds, outcomes)):
-        if outcome.value is None:
-            rejects.append(
-                Reject.of(seed, ctx.run_id, STAGE, outcome.reason or "invalid", detail=outcome.detail or errors.get(i, ""), raw=outcome.raw)
-            )
-        else:
-            kept.append(Briefed(seed=seed, brief=outcome.value))
-    return kept, rejects
+    outcome = yield from ask_one(ctx, STAGE, make, check)
+    if outcome.value is None:
+        return Reject.of(seed, ctx.run_id, STAGE, outcome.reason or "invalid", detail=outcome.detail or error, raw=outcome.raw)
+    return Briefed(seed=seed, brief=outcome.value)

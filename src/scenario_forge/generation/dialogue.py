@@ -1,7 +1,8 @@
 """Stage 2, dialogue: a multi-turn conversation in which the pressure escalates.
 
-The conversation is written turn by turn over the whole batch: user turn 1 for every scenario,
-then the assistant turn between, then user turn 2, and so on. A simulated user writes each user
+The conversation is written turn by turn, each scenario on its own (:func:`dialogue_steps`,
+:mod:`.schedule`): user turn 1, the assistant turn after it, user turn 2, and so on, each asked as
+soon as the scenario's previous turn is back (not when the whole batch's is). A simulated user writes each user
 turn (one short message in role is something even a small model manages, where a whole transcript
 is not); the earlier assistant turns are written separately. Scenarios with an operator persona
 open with a system prompt that pushes bad advice, and every assistant turn is written with that
@@ -25,7 +26,7 @@ before it joins the conversation; a turn that fails is asked again with a new se
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 from ..backends.base import ChatRequest, Generation, join_prefix
@@ -34,7 +35,8 @@ from ..records import Briefed, Dialogue, Message, Reject, Role
 from .context import StageContext
 from . import flaw as flaws
 from .formats import Checked, clean_sentence, clean_turn
-from .retry import Reask, ask_with_repair
+from .retry import Reask, ask_one
+from .schedule import Ask, Steps, each, split
 
 STAGE = "dialogue"
 
@@ -57,44 +59,47 @@ class _Draft:
 
 
 def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[Dialogue], list[Reject]]:
-    drafts = [_Draft(item) for item in items]
-    rejects: list[Reject] = []
+    """Every briefed seed's conversation (each on its own, :mod:`.schedule`), or its reject."""
+    return split(each(ctx, items, lambda item: dialogue_steps(item, ctx)), Dialogue)
+
+
+def dialogue_steps(item: Briefed, ctx: StageContext) -> Steps[Dialogue | Reject]:
+    """One scenario's conversation, turn after turn, or its reject."""
+    d = _Draft(item)
+    seed = item.seed
 
     def run_step(
         name: str,
         role: Role,
-        chosen: list[_Draft],
         make: Callable[[_Draft, int], ChatRequest],
         check: Callable[[_Draft, Generation], _Checked],
-    ) -> None:
+    ) -> Generator[Ask, list[Generation], Reject | None]:
         reasks = ctx.turn_reasks if role != "system" else 1
-        outcomes = ask_with_repair(ctx, STAGE, chosen, make, check, reasks=reasks)
-        for draft, outcome in zip(chosen, outcomes):
-            if outcome.value is None:
-                if outcome.lint:  # a turn-level lint finding survived every re-ask: the lint code is the reason
-                    reason = outcome.reason or "lint"
-                    detail = f"{name} after {outcome.reasks} re-asks: {outcome.detail}"
-                else:
-                    reason, detail = f"{name}_{outcome.reason}", outcome.detail
-                rejects.append(Reject.of(draft.item.seed, ctx.run_id, STAGE, reason, detail=detail, raw=outcome.raw))
-                drafts.remove(draft)
-            else:
-                draft.messages.append(Message(role=role, content=outcome.value))
+        outcome = yield from ask_one(ctx, STAGE, lambda a: make(d, a), lambda g: check(d, g), reasks=reasks)
+        if outcome.value is not None:
+            d.messages.append(Message(role=role, content=outcome.value))
+            return None
+        if outcome.lint:  # a turn-level lint finding survived every re-ask: the lint code is the reason
+            reason = outcome.reason or "lint"
+            detail = f"{name} after {outcome.reasks} re-asks: {outcome.detail}"
+        else:
+            reason, detail = f"{name}_{outcome.reason}", outcome.detail
+        return Reject.of(seed, ctx.run_id, STAGE, reason, detail=detail, raw=outcome.raw)
 
     # Operator persona: a system prompt that pushes the assistant toward the trap.
-    operators = [d for d in drafts if d.item.seed.operator_persona]
-    if operators:
-        run_step(
-            "operator", "system", operators,
+    if seed.operator_persona:
+        rejected = yield from run_step(
+            "operator", "system",
             lambda d, a: ctx.request(
                 d.item.seed, "operator", a, "operator.j2", ctx.sampling.operator,
                 brief=d.item.brief, retry=a > 0,
             ),
             lambda d, g: _as_pair(clean_sentence(g.text, min_words=8, max_words=90, max_sentences=4)),
         )
+        if rejected is not None:
+            return rejected
 
-    max_turns = max((d.item.seed.user_turns for d in drafts), default=0)
-    for turn in range(max_turns):
+    for turn in range(seed.user_turns):
 
         def ask_user(d: _Draft, a: int, turn: int = turn) -> ChatRequest:
             return ctx.request(
@@ -123,21 +128,18 @@ def write_dialogues(items: Sequence[Briefed], ctx: StageContext) -> tuple[list[D
             text = _whole_sentences(g, opening)
             return _linted(d, "assistant", clean_turn(text, "assistant", previous=d.said("assistant")))
 
-        users = [d for d in drafts if turn < d.item.seed.user_turns]
-        run_step("user_turn", "user", users, ask_user, check_user)
-        assistants = [d for d in drafts if turn < d.item.seed.user_turns - 1]
-        if not assistants:
-            continue
-        run_step("assistant_turn", "assistant", assistants, ask_assistant, check_assistant)
-        for d in assistants:
-            if d in drafts and _plants_flaw(d, turn):
-                d.flawed_turn_index = len(d.messages) - 1
+        rejected = yield from run_step("user_turn", "user", ask_user, check_user)
+        if rejected is not None:
+            return rejected
+        if turn >= seed.user_turns - 1:
+            break
+        rejected = yield from run_step("assistant_turn", "assistant", ask_assistant, check_assistant)
+        if rejected is not None:
+            return rejected
+        if _plants_flaw(d, turn):
+            d.flawed_turn_index = len(d.messages) - 1
 
-    dialogues = [
-        Dialogue(seed=d.item.seed, brief=d.item.brief, messages=d.messages, flawed_turn_index=d.flawed_turn_index)
-        for d in drafts
-    ]
-    return dialogues, rejects
+    return Dialogue(seed=seed, brief=item.brief, messages=d.messages, flawed_turn_index=d.flawed_turn_index)
 
 
 def _plants_flaw(draft: _Draft, turn: int) -> bool:
@@ -157,7 +159,7 @@ def _step(ctx: StageContext, draft: _Draft, turn: int) -> str:
     return steps[min(turn, len(steps) - 1)]
 
 
-#: what a turn check gives ask_with_repair: the turn, or why not (a lint finding asks again)
+#: what a turn check gives ask_one: the turn, or why not (a lint finding asks again)
 _Checked = tuple["str | None", "str | Reask | None"]
 
 

@@ -8,12 +8,13 @@ re-asks are counted in the stage's :class:`~scenario_forge.backends.base.StageUs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..backends.base import ChatRequest, Generation, StageUsage
+from ..backends.base import ChatRequest, Generation
 from .context import StageContext
+from .schedule import Ask, ask, each
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -43,6 +44,43 @@ class Outcome(Generic[V]):
     reasks: int = 0
 
 
+def ask_one(
+    ctx: StageContext,
+    stage: str,
+    make_request: Callable[[int], ChatRequest],
+    check: Callable[[Generation], tuple[V | None, str | Reask | None]],
+    *,
+    reasks: int = 1,
+) -> Generator[Ask, list[Generation], Outcome[V]]:
+    """One item's steps (:mod:`.schedule`): ask (attempt 0), re-ask a failure once (attempt 1).
+
+    ``check`` returns ``(value, None)`` or ``(None, reason)``; a backend error is its own reason.
+    A reason given as :class:`Reask` (a lint finding) buys up to ``reasks`` re-asks instead of
+    one; each is counted in ``ctx.usage[stage].reasks``. Returns the item's :class:`Outcome`.
+    """
+    lint_asks = 0
+    attempt = 0
+    while True:
+        gen = yield from ask(stage, make_request(attempt))
+        if not gen.ok:
+            outcome: Outcome[V] = Outcome(None, "backend_error", None, gen.error or "", reasks=lint_asks)
+        else:
+            value, reason = check(gen)
+            if isinstance(reason, Reask):
+                outcome = Outcome(None, reason.code, gen.text, reason.detail, lint=True, reasks=lint_asks)
+            else:
+                if reason is None and gen.finish_reason == "length" and value is None:
+                    reason = "truncated"
+                outcome = Outcome(value, reason, gen.text, reasks=lint_asks)
+        budget = reasks if outcome.lint else 1
+        if outcome.value is not None or attempt >= budget:
+            return outcome
+        if outcome.lint:
+            ctx.count_reask(stage)
+            lint_asks += 1
+        attempt += 1
+
+
 def ask_with_repair(
     ctx: StageContext,
     stage: str,
@@ -52,40 +90,9 @@ def ask_with_repair(
     *,
     reasks: int = 1,
 ) -> list[Outcome[V]]:
-    """Send one request per item (attempt 0), re-ask the failures once (attempt 1).
-
-    ``check`` returns ``(value, None)`` or ``(None, reason)``; a backend error is its own reason.
-    A reason given as :class:`Reask` (a lint finding) buys up to ``reasks`` re-asks instead of
-    one; each is counted in ``ctx.usage[stage].reasks``. The result has one :class:`Outcome` per
-    item, in order: nothing is dropped here.
-    """
-    outcomes: list[Outcome[V] | None] = [None] * len(items)
-    pending = list(range(len(items)))
-    lint_asks = [0] * len(items)
-    attempt = 0
-    while pending:
-        relinted = [i for i in pending if (previous := outcomes[i]) is not None and previous.lint]
-        if relinted:
-            ctx.usage.setdefault(stage, StageUsage()).reasks += len(relinted)
-            for i in relinted:
-                lint_asks[i] += 1
-        generations = ctx.generate(stage, [make_request(items[i], attempt) for i in pending])
-        failed: list[int] = []
-        for i, gen in zip(pending, generations):
-            if not gen.ok:
-                outcome: Outcome[V] = Outcome(None, "backend_error", None, gen.error or "", reasks=lint_asks[i])
-            else:
-                value, reason = check(items[i], gen)
-                if isinstance(reason, Reask):
-                    outcome = Outcome(None, reason.code, gen.text, reason.detail, lint=True, reasks=lint_asks[i])
-                else:
-                    if reason is None and gen.finish_reason == "length" and value is None:
-                        reason = "truncated"
-                    outcome = Outcome(value, reason, gen.text, reasks=lint_asks[i])
-            outcomes[i] = outcome
-            budget = reasks if outcome.lint else 1
-            if outcome.value is None and attempt < budget:
-                failed.append(i)
-        pending = failed
-        attempt += 1
-    return [o if o is not None else Outcome(None, "not_attempted") for o in outcomes]
+    """:func:`ask_one` for every item, each on its own (``ctx.workers`` side by side); one
+    :class:`Outcome` per item, in order: nothing is dropped here."""
+    return each(
+        ctx, items,
+        lambda item: ask_one(ctx, stage, lambda a: make_request(item, a), lambda g: check(item, g), reasks=reasks),
+    )

@@ -17,20 +17,23 @@ grammar may not enforce. Every criterion is tagged with the scenario's trait (an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from ..backends.base import ChatRequest, Generation, join_prefix
-from ..lint import lint_scenario
+from ..lint.leak import leak_problems
+from ..lint.rubric import CriterionText, criterion_problems
 from ..lint.text import has_template_residue, normalized
+from ..lint.turns import Turn
 from ..records import Criterion, Dialogue, Provenance, Reject, Scenario
 from . import flaw as flaws
 from .context import StageContext
 from .formats import clean_sentence, criterion_problem, parse_json_object, sentence_count
-from .retry import Reask, ask_with_repair
+from .retry import Outcome, Reask, ask_one
+from .schedule import Ask, Steps, each, split, together
 
 STAGE = "rubric"
 MIN_CRITERIA = 4
@@ -127,32 +130,44 @@ def rubric_problem(rubric: Sequence[Criterion]) -> str | None:
 def write_rubrics(
     dialogues: Sequence[Dialogue], ctx: StageContext, provenance: Provenance
 ) -> tuple[list[Scenario], list[Reject]]:
-    rubrics = _structured(dialogues, ctx) if ctx.structured else _slots(dialogues, ctx)
-    kept: list[Scenario] = []
-    rejects: list[Reject] = []
-    for dialogue, (rubric, reason, raw, detail) in zip(dialogues, rubrics):
-        problem = reason or rubric_problem(rubric)
-        if not problem and flaw_slots(dialogue.seed) and not _quotes_flaw(dialogue, rubric):
-            problem, detail = "flaw_criterion_missing", "no criterion quoting the flaw survived its re-asks"
-        if problem:
-            rejects.append(Reject.of(dialogue.seed, ctx.run_id, STAGE, problem, detail=detail, raw=raw))
-        else:
-            kept.append(Scenario.from_parts(dialogue, rubric, provenance))
-    return kept, rejects
+    """Every dialogue's rubric (each on its own, :mod:`.schedule`): the finished scenarios and the rejects."""
+    return split(each(ctx, dialogues, lambda d: rubric_steps(d, ctx, provenance)), Scenario)
+
+
+def rubric_steps(dialogue: Dialogue, ctx: StageContext, provenance: Provenance) -> Steps[Scenario | Reject]:
+    """One dialogue's rubric (its slots asked side by side), and the finished scenario or its reject."""
+    drafted = yield from (_structured(dialogue, ctx) if ctx.structured else _slots(dialogue, ctx))
+    rubric, reason, raw, detail = drafted
+    problem = reason or rubric_problem(rubric)
+    if not problem and flaw_slots(dialogue.seed) and not _quotes_flaw(dialogue, rubric):
+        problem, detail = "flaw_criterion_missing", "no criterion quoting the flaw survived its re-asks"
+    if problem:
+        return Reject.of(dialogue.seed, ctx.run_id, STAGE, problem, detail=detail, raw=raw)
+    return Scenario.from_parts(dialogue, rubric, provenance)
 
 
 #: Lint codes about one criterion: a slot whose sentence has one is asked again (new seed).
 CRITERION_CODES = ("rubric_empty_criterion", "rubric_self_referential", "rubric_leak")
 
 
-def criterion_lint(dialogue: Dialogue, text: str, points: int) -> Reask | None:
+def criterion_lint(dialogue: Dialogue, text: str, points: int, turns: list[Turn] | None = None) -> Reask | None:
     """The first lint finding about this one criterion in its conversation (empty,
-    self-referential, or leaked into a user or system turn), as a re-ask; None when clean."""
-    result = lint_scenario(
-        dialogue.seed.id, dialogue.messages, [Criterion(criterion=text, points=points)], trait=dialogue.seed.trait
-    )
-    finding = next((f for f in result.findings if f.code in CRITERION_CODES), None)
-    return Reask(finding.code, finding.detail) if finding else None
+    self-referential, or leaked into a user or system turn), as a re-ask; None when clean.
+
+    Runs only the detectors that can report :data:`CRITERION_CODES` (what ``lint_scenario`` on the
+    conversation and this one criterion reports for them, in the same order); ``turns``
+    (:func:`dialogue_turns`) saves re-reading the conversation for each of its slots."""
+    criteria = [CriterionText(text, points)]
+    seen = dialogue_turns(dialogue) if turns is None else turns
+    for code, detail in (*criterion_problems(criteria, trait=dialogue.seed.trait), *leak_problems(seen, criteria)):
+        if code in CRITERION_CODES:
+            return Reask(code, detail)
+    return None
+
+
+def dialogue_turns(dialogue: Dialogue) -> list[Turn]:
+    """The conversation's non-empty turns as lint reads them."""
+    return [Turn(i, m.role, m.content) for i, m in enumerate(dialogue.messages) if m.content and not m.content.isspace()]
 
 
 def _quotes_flaw(dialogue: Dialogue, rubric: Sequence[Criterion]) -> bool:
@@ -170,78 +185,82 @@ def _last_user(dialogue: Dialogue) -> str:
 _Drafted = tuple[list[Criterion], "str | None", "str | None", str]  # rubric, reason, raw output, detail
 
 
-def _slots(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Drafted]:
-    # Slots do not depend on each other: every (scenario, slot) pair goes out in one batch.
-    pairs = [(i, slot) for i in range(len(dialogues)) for slot in slots_for(dialogues[i].seed)]
+def _slots(d: Dialogue, ctx: StageContext) -> Generator[Ask, list[Generation], _Drafted]:
+    # Slots do not depend on each other: a scenario's slots go out side by side (one batch).
+    slots = slots_for(d.seed)
+    last_user = _last_user(d)
+    turns = [m.content for m in d.messages]
+    linted = dialogue_turns(d)
 
-    def make(pair: tuple[int, Slot], attempt: int) -> ChatRequest:
-        i, slot = pair
-        d = dialogues[i]
+    def make(slot: Slot, attempt: int) -> ChatRequest:
         return ctx.request(
             d.seed, f"rubric.{slot.name}", attempt, "rubric.j2", ctx.sampling.rubric,
-            prefix=slot.prefix, slot=slot.name, brief=d.brief, last_user=_last_user(d),
+            prefix=slot.prefix, slot=slot.name, brief=d.brief, last_user=last_user,
             claim=flaws.claim(d.seed) or "", correct=flaws.correct(d.seed) or "", retry=attempt > 0,
         )
 
-    def check(pair: tuple[int, Slot], gen: Generation) -> tuple[str | None, str | Reask | None]:
-        prefix_words = len(pair[1].prefix.split())
+    def check(slot: Slot, gen: Generation) -> tuple[str | None, str | Reask | None]:
+        prefix_words = len(slot.prefix.split())
         checked = clean_sentence(
-            join_prefix(pair[1].prefix, gen.text or ""), min_words=prefix_words + 3, max_words=max(45, prefix_words + 25),
-            max_sentences=sentence_count(pair[1].prefix) + 1,
+            join_prefix(slot.prefix, gen.text or ""), min_words=prefix_words + 3, max_words=max(45, prefix_words + 25),
+            max_sentences=sentence_count(slot.prefix) + 1,
         )
         if checked.value is None:
             return None, checked.reason
         # the model's words may not copy the conversation; a flaw slot's opening quotes it on purpose
-        written = checked.value[len(pair[1].prefix):] if checked.value.startswith(pair[1].prefix) else checked.value
-        problem = criterion_problem(written, [m.content for m in dialogues[pair[0]].messages])
+        written = checked.value[len(slot.prefix):] if checked.value.startswith(slot.prefix) else checked.value
+        problem = criterion_problem(written, turns)
         if problem:
             return None, problem
-        finding = criterion_lint(dialogues[pair[0]], checked.value, pair[1].points)
+        finding = criterion_lint(d, checked.value, slot.points, linted)
         return (None, finding) if finding else (checked.value, None)
 
-    found: list[list[Criterion]] = [[] for _ in dialogues]
-    raws: list[str | None] = [None] * len(dialogues)
-    outcomes = ask_with_repair(ctx, STAGE, pairs, make, check, reasks=ctx.turn_reasks)
-    for (i, slot), outcome in zip(pairs, outcomes):
+    def slot_steps(slot: Slot) -> Generator[Ask, list[Generation], Outcome[str]]:
+        return ask_one(ctx, STAGE, lambda a: make(slot, a), lambda g: check(slot, g), reasks=ctx.turn_reasks)
+
+    outcomes: list[Outcome[str]] = yield from together([slot_steps(slot) for slot in slots])
+    found: list[Criterion] = []
+    raw: str | None = None
+    for slot, outcome in zip(slots, outcomes):
         text = outcome.value
-        if text is None or any(normalized(c.criterion) == normalized(text) for c in found[i]):
-            raws[i] = outcome.raw  # a slot that failed twice (or repeats another) is left out
+        if text is None or any(normalized(c.criterion) == normalized(text) for c in found):
+            raw = outcome.raw  # a slot that failed twice (or repeats another) is left out
             continue
-        found[i].append(Criterion(criterion=text, points=slot.points, tags=tags_for(dialogues[i], slot.name)))
-    return [(rubric, None, raws[i], "") for i, rubric in enumerate(found)]
+        found.append(Criterion(criterion=text, points=slot.points, tags=tags_for(d, slot.name)))
+    return found, None, raw, ""
 
 
-def _structured(dialogues: Sequence[Dialogue], ctx: StageContext) -> list[_Drafted]:
+def _structured(d: Dialogue, ctx: StageContext) -> Generator[Ask, list[Generation], _Drafted]:
     schema = _RubricJSON.model_json_schema()
-    errors: dict[int, str] = {}
+    error = ""
 
-    def make(i: int, attempt: int) -> ChatRequest:
-        d = dialogues[i]
+    def make(attempt: int) -> ChatRequest:
         return ctx.request(
             d.seed, "rubric.json", attempt, "rubric_json.j2", ctx.sampling.rubric_json,
             json_schema=schema, brief=d.brief, messages=d.messages,
             claim=flaws.claim(d.seed) or "", correct=flaws.correct(d.seed) or "",
-            min_criteria=MIN_CRITERIA, max_criteria=MAX_CRITERIA, error=errors.get(i, ""),
+            min_criteria=MIN_CRITERIA, max_criteria=MAX_CRITERIA, error=error,
         )
 
-    def check(i: int, gen: Generation) -> tuple[list[Criterion] | None, str | None]:
+    def check(gen: Generation) -> tuple[list[Criterion] | None, str | None]:
+        nonlocal error
         value, reason = parse_json_object(gen.text, _RubricJSON)
         if reason is not None:
-            errors[i] = reason
+            error = reason
             return None, "invalid_json"
         assert isinstance(value, _RubricJSON)
         items = [c for c in value.criteria if c.points != 0 and not has_template_residue(c.criterion)]
         rubric = [
-            Criterion(criterion=c.criterion.strip(), points=c.points, tags=tags_for(dialogues[i], "model"))
+            Criterion(criterion=c.criterion.strip(), points=c.points, tags=tags_for(d, "model"))
             for c in items
         ]
         problem = rubric_problem(rubric)
-        if not problem and flaw_slots(dialogues[i].seed) and not _quotes_flaw(dialogues[i], rubric):
+        if not problem and flaw_slots(d.seed) and not _quotes_flaw(d, rubric):
             problem = "flaw_criterion_missing"
         if problem:
-            errors[i] = problem
+            error = problem
             return None, problem
         return rubric, None
 
-    outcomes = ask_with_repair(ctx, STAGE, list(range(len(dialogues))), make, check)
-    return [(o.value or [], o.reason, o.raw, o.detail or errors.get(i, "")) for i, o in enumerate(outcomes)]
+    o = yield from ask_one(ctx, STAGE, make, check)
+    return o.value or [], o.reason, o.raw, o.detail or error

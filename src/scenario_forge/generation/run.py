@@ -35,13 +35,14 @@ from ..records import Provenance, Reject, Scenario, ScenarioSeed
 from ..schema import write_rejects, write_scenarios
 from ..steps import AnyStep, ForEach, Runner, Step, on, run_steps
 from ..store import RunStore, ShardSpec, ShardSummary
-from .brief import write_briefs
+from .brief import brief_steps
 from .capable import CapableContext, check_capable_templates, idea_embedder, resolve_path, write_capable
 from .context import StageContext
-from .dialogue import write_dialogues
+from .dialogue import dialogue_steps
 from .keep import replacement_seeds, round_row
 from .preflight import check_templates
-from .rubric import write_rubrics
+from .rubric import rubric_steps
+from .schedule import Steps, each, split
 
 
 class PreparedRun(BaseModel):
@@ -162,17 +163,14 @@ def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
         run_id=run.run_id,
         structured=config.backend.structured_output == "auto" and backend.auto_json_schema,
         turn_reasks=config.turn_reasks,
+        workers=config.scenario_workers,
     )
     progress.report("shard_start", index=shard.index, planned=len(shard.seeds), total=len(run.shards))
     if resolve_path(config, backend) == "capable":
         capable = CapableContext(ctx, config.capable, run.root / ".cache", idea_embedder(config))
         scenarios, rejects = write_capable(capable, shard.seeds, run.provenance)
     else:
-        briefed, rejects = write_briefs(shard.seeds, ctx)
-        dialogues, more = write_dialogues(briefed, ctx)
-        rejects += more
-        scenarios, more = write_rubrics(dialogues, ctx, run.provenance)
-        rejects += more
+        scenarios, rejects = write_short(shard.seeds, ctx, run.provenance)
     summary = ShardSummary(
         index=shard.index,
         key=shard.key,
@@ -187,6 +185,24 @@ def run_shard(run: PreparedRun, shard: ShardSpec) -> ShardSummary:
     store.save_shard(shard, scenarios, rejects, summary)
     progress.report("shard_done", index=shard.index, summary=summary, total=len(run.shards))
     return summary
+
+
+def write_short(seeds: Sequence[ScenarioSeed], ctx: StageContext, provenance: Provenance) -> tuple[list[Scenario], list[Reject]]:
+    """The short path over ``seeds``: brief, dialogue and rubric, each scenario on its own
+    (``ctx.workers`` side by side, :mod:`.schedule`): its next request goes out as soon as its own
+    previous one is back. Kept scenarios and rejects, each in seed order."""
+    return split(each(ctx, seeds, lambda seed: short_steps(seed, ctx, provenance)), Scenario)
+
+
+def short_steps(seed: ScenarioSeed, ctx: StageContext, provenance: Provenance) -> Steps[Scenario | Reject]:
+    """One seed through the short path's stages: the scenario, or the first stage's reject."""
+    briefed = yield from brief_steps(seed, ctx)
+    if isinstance(briefed, Reject):
+        return briefed
+    dialogue = yield from dialogue_steps(briefed, ctx)
+    if isinstance(dialogue, Reject):
+        return dialogue
+    return (yield from rubric_steps(dialogue, ctx, provenance))
 
 
 class ShardWork(BaseModel):

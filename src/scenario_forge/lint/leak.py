@@ -20,7 +20,7 @@ words with it but do not quote it with its verb, so they are spared.
 from __future__ import annotations
 
 from .rubric import CriterionText
-from .turns import Turn
+from .turns import Turn, _windows_within
 
 Problem = tuple[str, str]
 
@@ -51,6 +51,11 @@ def _quoted(c: CriterionText, turn: Turn, share: float) -> bool:
     if len(body) < 2 + MIN_QUOTE_GRAMS:
         return False
     g = c.body_grams
+    # a cheap bound first: the body's 3-word windows wholly made of the turn's words are never fewer
+    # than the 3-grams the two share, so too few of them rule the quote out before the turn's
+    # 3-grams are built
+    if _windows_within(body, turn.words) < share * len(g):
+        return False
     shared = g & turn.grams
     if len(shared) < share * len(g):
         return False

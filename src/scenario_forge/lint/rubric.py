@@ -125,14 +125,19 @@ def criterion_problems(
     ['template_fragment']
     """
     out: list[Problem] = []
-    seen: list[tuple[int, CriterionText]] = []
+    # the criteria kept so far, by sign (a positive and a negative line on the same point are not duplicates)
+    seen_by_sign: tuple[list[tuple[int, CriterionText]], list[tuple[int, CriterionText]]] = ([], [])
     trait_phrase, trait_word = _trait_phrase(trait) if trait else ("", "")
     slot = _SLOT_WORDS | labels if labels else _SLOT_WORDS
+    # what the residue and quotation tests start from, looked for once in all the criteria joined
+    every = "\x00".join([c.text for c in criteria])
+    residue = "{" in every or "}" in every or "<" in every or "[" in every or ":" in every or "lorem" in every.lower()
+    quotes = '"' in every or "“" in every
     for i, c in enumerate(criteria):
         if len(c.tokens) < MIN_CRITERION_WORDS:
             out.append(("rubric_empty_criterion", f"criterion {i}: {c.text.strip()[:60]!r} has {len(c.tokens)} words"))
             continue
-        if has_template_residue(c.text, c.low) or (
+        if (residue and has_template_residue(c.text, c.low)) or (
             "typical" in c.words and _RUBRIC_PROMPT_ECHO.search(c.low)
         ):
             # "States {{ criterion }}", "<your criterion here>", "SITUATION: ...", or rubric.j2's own
@@ -142,17 +147,15 @@ def criterion_problems(
         if (
             c.words <= slot  # holds _EMPTY_WORDS too
             or (len(c.tokens) <= _SELF_REF_WORDS and _SELF_REF.match(c.text))
-            or (('"' in c.text or "“" in c.text) and (_CANNED_REPLY.match(c.text) or (":" in c.text and _SAMPLE_ANSWER.match(c.text))))
+            or (quotes and ('"' in c.text or "“" in c.text) and (_CANNED_REPLY.match(c.text) or (":" in c.text and _SAMPLE_ANSWER.match(c.text))))
             or ("message" in c.words and _echoes_the_message(c))
             or (trait_phrase and trait_word in c.low and trait_phrase in " ".join(c.tokens))
         ):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} names nothing checkable"))
             continue
-        positive = c.points > 0
+        seen = seen_by_sign[c.points > 0]
         size = len(c.words)
         for j, other in seen:
-            if positive != (other.points > 0):
-                continue  # a positive and a negative line on the same point are not duplicates
             if c.tokens == other.tokens:
                 same = True
             elif (size / len(other.words) if size < len(other.words) else len(other.words) / size) < 0.5:

@@ -29,20 +29,40 @@ def _criterion(criterion: Any) -> tuple[str, int]:
     return criterion.criterion, criterion.points
 
 
-def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final: bool, findings: list[LintFinding]) -> None:
+def _leftover_gates(texts: list[str]) -> tuple[bool, bool]:
+    """Whether any of ``texts`` (a scenario's turns) may hold a template mark or bracket (``[ < { }``),
+    and whether any may hold an unbracketed fill-in (``XX``, ``TBD``, ``INSERT``, ``xxx`` in any case,
+    ``____``): looked for once in the turns joined, so that most scenarios, which hold none, skip
+    those searches in every turn.
+
+    >>> _leftover_gates(["Is 5 mg safe?", "Usually, yes."]), _leftover_gates(["See [1].", "Call XXX"])
+    ((False, False), (True, True))
+    """
+    every = "\x00".join(texts)
+    marks = "[" in every or "<" in every or "{" in every or "}" in every
+    fill_ins = "XX" in every or "TBD" in every or "INSERT" in every or "____" in every or "xxx" in every.lower()
+    return marks, fill_ins
+
+
+def _turn_findings(
+    turn: Turn, earlier: list[Turn], previous: Turn | None, final: bool, findings: list[LintFinding],
+    marks: bool = True, fill_ins: bool = True,
+) -> None:
     """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it),
     in report order: role confusion, leftovers, repetition, truncation.
 
     Each detector is only called when its own first test (a word in the turn's word set, a
     character in its text) says it could fire: the same tests the detectors start with, made here
-    so that a clean turn costs no function call per detector.
+    so that a clean turn costs no function call per detector. ``marks`` / ``fill_ins`` False: the
+    scenario holds no bracket or template mark / no unbracketed fill-in (:func:`_leftover_gates`).
     """
     role = turn.role
     words = turn.words
     text = turn.text
     found: list[Problem] = []
     problem: Problem | None
-    bracket = "[" in text or "<" in text
+    bracket = marks and ("[" in text or "<" in text)
+    fill_in = bracket or fill_ins and ("XX" in text or "TBD" in text or "INSERT" in text or "xxx" in turn.low or "____" in text)
     if role == "user":
         if ("user" in words or not _ASSISTANT_WORDS.isdisjoint(words)) and (problem := t.third_person(turn)):
             found.append(problem)
@@ -52,11 +72,9 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
             found.append(problem)
         if (bracket or ":" in text) and (problem := t.role_label(turn)):
             found.append(problem)
-        if (bracket or "XX" in text or "TBD" in text or "INSERT" in text or "xxx" in turn.low or "____" in text) and (
-            problem := t.placeholder(turn)
-        ):
+        if fill_in and (problem := t.placeholder(turn)):
             found.append(problem)
-        if (problem := t.template_fragment(turn)) or ("you" in words and (problem := t.persona_echo(turn))):
+        if (problem := t.template_fragment(turn, marks)) or ("you" in words and (problem := t.persona_echo(turn))):
             found.append(problem)
         if len(turn.tokens) >= 8 and (problem := t.self_repetition(turn)):
             found.append(problem)
@@ -84,11 +102,9 @@ def _turn_findings(turn: Turn, earlier: list[Turn], previous: Turn | None, final
             found.append(problem)
         if (bracket or ":" in text) and (problem := t.role_label(turn)):
             found.append(problem)
-        if (bracket or "XX" in text or "TBD" in text or "INSERT" in text or "xxx" in turn.low or "____" in text) and (
-            problem := t.placeholder(turn)
-        ):
+        if fill_in and (problem := t.placeholder(turn)):
             found.append(problem)
-        if (problem := t.template_fragment(turn)) or (assistant and "you" in words and (problem := t.persona_echo(turn))):
+        if (problem := t.template_fragment(turn, marks)) or (assistant and "you" in words and (problem := t.persona_echo(turn))):
             found.append(problem)
         if len(turn.tokens) >= 8 and (problem := t.self_repetition(turn)):
             found.append(problem)
@@ -145,6 +161,7 @@ def lint_scenario(
 
     # turn by turn
     final = len(roles) - 1 if roles and roles[-1] == "user" else -1
+    marks, fill_ins = _leftover_gates([c for _, c in pairs if c])
     seen: list[Turn] = []
     earlier: list[Turn] = []
     previous: Turn | None = None
@@ -155,7 +172,7 @@ def lint_scenario(
             continue
         turn = Turn(i, role, text)
         seen.append(turn)
-        _turn_findings(turn, earlier, previous, i == final, findings)
+        _turn_findings(turn, earlier, previous, i == final, findings, marks, fill_ins)
         if role != "system":
             earlier.append(turn)
         previous = turn

@@ -554,11 +554,15 @@ def placeholder(turn: Turn) -> Problem | None:
     return None
 
 
-def template_fragment(turn: Turn) -> Problem | None:
-    """Template residue, generator scaffolding, or our own prompts' instructions echoed back."""
+def template_fragment(turn: Turn, marks: bool = True) -> Problem | None:
+    """Template residue, generator scaffolding, or our own prompts' instructions echoed back.
+
+    ``marks=False`` tells that the text holds none of ``{ } < [`` (the caller looked in every
+    turn of a scenario at once), so the template marks are not looked for.
+    """
     low = turn.low
     m = None
-    if "{" in low or "}" in low or "<" in low or "[" in low:
+    if marks and ("{" in low or "}" in low or "<" in low or "[" in low):
         marks = _CODE_SPAN.sub(_blank, low) if "`" in low else low
         for hit in _TEMPLATE_MARK.finditer(marks):
             if hit.group(0)[0] == "{" and hit.group(0)[1] not in "{%#" and _F_STRING.search(marks, 0, hit.start()):
@@ -751,8 +755,9 @@ def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, str] | None:
             and _windows_within(tokens, other.words) >= 5  # a cheap bound first: no 3-grams built
             and len(turn.grams & other.grams) >= 5
         ):
+            others = _sentence_grams(other)  # once, not once per sentence of this turn
             for mine in _sentence_grams(turn):
-                for theirs in _sentence_grams(other):
+                for theirs in others:
                     alike = jaccard(mine, theirs)
                     if alike >= REPEAT_JACCARD:
                         return other.index, f"a sentence {alike:.0%} alike"
