@@ -10,6 +10,7 @@ compare against runs without reuse. The real engine runs in tests/test_backend_l
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -243,3 +244,28 @@ def test_apply_keeps_only_the_reused_prefix() -> None:
     assert cache.tokens[1] == [1, 2, 3]
     cache.apply(Placement(0, 2))
     assert cache.tokens[0] == [1, 2]
+
+
+def test_close_gives_up_on_a_lock_held_for_good() -> None:
+    """At interpreter exit the daemon decode thread can be stopped holding the loop's lock; a close
+    from the final garbage collection must not wait for it forever (a process once hung at exit)."""
+    scheduler = DecodeScheduler(FakeEngine(), 2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with scheduler._cond:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(5)
+    try:
+        start = time.perf_counter()
+        assert scheduler.close(timeout=0.2) is False
+        assert time.perf_counter() - start < 5
+    finally:
+        release.set()
+        holder.join(5)
+    assert scheduler.close(timeout=5) is True  # free again: closes as before
+    assert scheduler.closing

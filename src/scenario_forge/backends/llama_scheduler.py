@@ -189,10 +189,19 @@ class DecodeScheduler:
             self._cond.notify_all()
 
     def close(self, timeout: float = 60) -> bool:
-        """Stop the loop (failing what still waits); False if it is still inside a decode after ``timeout``."""
-        with self._cond:
+        """Stop the loop (failing what still waits); False if it is still inside a decode after ``timeout``,
+        or if the loop's lock cannot be had within ``timeout``.
+
+        The lock is taken with a timeout: at interpreter exit the decode thread (a daemon) is stopped
+        wherever it is, possibly holding the lock for good, and a close run by the final garbage
+        collection would otherwise wait for it forever (seen: a process hung at exit)."""
+        if not self._cond.acquire(timeout=timeout):
+            return False
+        try:
             self._closing = True
             self._cond.notify_all()
+        finally:
+            self._cond.release()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=timeout)

@@ -39,6 +39,7 @@ it fills a schema's shape with little content.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,10 @@ class LlamaCppBackend(Backend):
             engine.close()
 
     def __del__(self) -> None:
+        if sys.is_finalizing():
+            # interpreter exit: the daemon decode thread may be stopped holding its lock; the OS frees
+            # the model, and waiting on that lock would hang the exit
+            return
         try:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
