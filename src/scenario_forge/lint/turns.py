@@ -554,15 +554,15 @@ def placeholder(turn: Turn) -> Problem | None:
     return None
 
 
-def template_fragment(turn: Turn, marks: bool = True) -> Problem | None:
+def template_fragment(turn: Turn, has_marks: bool = True) -> Problem | None:
     """Template residue, generator scaffolding, or our own prompts' instructions echoed back.
 
-    ``marks=False`` tells that the text holds none of ``{ } < [`` (the caller looked in every
+    ``has_marks=False`` tells that the text holds none of ``{ } < [`` (the caller looked in every
     turn of a scenario at once), so the template marks are not looked for.
     """
     low = turn.low
     m = None
-    if marks and ("{" in low or "}" in low or "<" in low or "[" in low):
+    if has_marks and ("{" in low or "}" in low or "<" in low or "[" in low):
         marks = _CODE_SPAN.sub(_blank, low) if "`" in low else low
         for hit in _TEMPLATE_MARK.finditer(marks):
             if hit.group(0)[0] == "{" and hit.group(0)[1] not in "{%#" and _F_STRING.search(marks, 0, hit.start()):
