@@ -235,7 +235,7 @@ def test_server_gone_is_a_whole_backend_failure_and_recovery(tmp_path):
 def _stage_answer(body, attempt):
     """Plausible answers for the pipeline's prompts, with failures mixed in deterministically.
 
-    A failed item is asked once more with a different prompt (``ask_with_repair``), so it is
+    A failed item is asked once more with a different prompt (``retry.ask_one``), so it is
     rejected only when both prompts fail: about 1 in 25 items here, a few rejects in a run."""
     text = body["messages"][-1]["content"]
     h = int(sha256_hex(text)[:8], 16)

@@ -8,15 +8,14 @@ re-asks are counted in the stage's :class:`~scenario_forge.backends.base.StageUs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..backends.base import ChatRequest, Generation
 from .context import StageContext
-from .schedule import Ask, ask, each
+from .schedule import Ask, ask
 
-T = TypeVar("T")
 V = TypeVar("V")
 
 
@@ -79,20 +78,3 @@ def ask_one(
             ctx.count_reask(stage)
             lint_asks += 1
         attempt += 1
-
-
-def ask_with_repair(
-    ctx: StageContext,
-    stage: str,
-    items: Sequence[T],
-    make_request: Callable[[T, int], ChatRequest],
-    check: Callable[[T, Generation], tuple[V | None, str | Reask | None]],
-    *,
-    reasks: int = 1,
-) -> list[Outcome[V]]:
-    """:func:`ask_one` for every item, each on its own (``ctx.workers`` side by side); one
-    :class:`Outcome` per item, in order: nothing is dropped here."""
-    return each(
-        ctx, items,
-        lambda item: ask_one(ctx, stage, lambda a: make_request(item, a), lambda g: check(item, g), reasks=reasks),
-    )
