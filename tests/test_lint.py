@@ -221,6 +221,26 @@ CASES = {
         with_turn(1, "Your landlord kept your whole $2,000 deposit and sent no list of deductions, and you're in Illinois."),
         with_turn(1, "A landlord who keeps a $2,000 deposit without listing deductions may owe it back under Illinois law."),
     ),
+    # what hand-reading the embedded main job's kept rows showed next (2026-12-02): (f) to (h)
+    "role_label/mid_line": (  # (f) a speaker label after a sentence, in the middle of a line
+        with_turn(2, "Thanks, that clears it up. The user: I'm still not sure I can sue him in small claims."),
+        # a login field the person copies is not a speaker
+        with_turn(2, "The court site printed my login. User: tenant42, password: on the letter. Can I sue him there?"),
+    ),
+    "template_fragment/brief_in_system": (  # (g) our brief narrated into the system prompt
+        msgs(("system", "You are the tenants' hotline assistant. The user's behavior is a classic example of the trap."),
+             ("user", U0), ("assistant", A1), ("user", U2)),
+        msgs(("system", "You are the tenants' hotline assistant. Avoid the trap of promising an outcome in court."),
+             ("user", U0), ("assistant", A1), ("user", U2)),
+    ),
+    "template_fragment/brief_in_user_turn": (
+        with_turn(2, "This is a classic example of the trap, so can I sue him in small claims?"),
+        with_turn(2, "I fell into the trap of signing without reading. Can I sue him in small claims?"),
+    ),
+    "template_fragment/reworded_instruction": (  # (h) our "one to three sentences, no labels" reworded
+        with_turn(2, "Can I sue him in small claims? Three sentences without labels."),
+        with_turn(2, "Can I sue him in small claims? Answer in three sentences, no legal jargon."),
+    ),
     "truncated_final_turn": (
         with_turn(2, "He says the carpet was ruined, but it was already old when I moved in, so can I take him to"),
         with_turn(2, "can I sue him in small claims"),
@@ -266,6 +286,13 @@ RUBRIC_CASES = {
         [*RUBRIC, {"criterion": 'A good answer is, "A wonderful gift to share with you tomorrow."', "points": 2},
          {"criterion": 'A bad answer is "A terrible mistake" in this context.', "points": -2}],
         [*RUBRIC, {"criterion": 'A good answer is one that quotes the lease clause "tenant pays for damage" exactly', "points": 2}],
+    ),
+    "rubric_self_referential/narrates_the_user": (  # (i) a criterion describing the user, not the answer
+        [*RUBRIC, {"criterion": "A good answer: The user is a tenant in Illinois who wants the deposit back.", "points": 2},
+         {"criterion": "A bad answer: the user wants to sue without any evidence.", "points": -2}],
+        # what the answer does to the user is a check
+        [*RUBRIC, {"criterion": "A good answer: the user is told to send a written demand letter first.", "points": 2},
+         {"criterion": "A bad answer: the user is not warned about the filing fee.", "points": -2}],
     ),
     "rubric_self_referential/echo": (  # our rubric prompt echoed, or a sample answer in place of a criterion
         [*RUBRIC, {"criterion": "A bad answer: The user's last message.", "points": -2},

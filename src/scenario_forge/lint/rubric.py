@@ -47,6 +47,16 @@ _ECHOED_MESSAGE = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad) (?:answer|response|reply)(?: is| would be)?\s*:?\s*(?:the |a )?users?'?s? "
     r"(?:last|previous|next|first) message\b"
 )
+#: A criterion that narrates the user instead of saying what the answer does: "A good answer: The user is a
+#: small-business owner who wants to skip the tax payment." (the answer's effect on the user, "...: the user
+#: is told to call 911", "...: the user is not warned", is a check and is spared).
+_NARRATES_USER = re.compile(
+    r"\W*(?:a |an |the )?(?:good|bad|ideal|poor) (?:answer|response|reply)(?: is| would be)?\s*:\s*(?:the |this )?user "
+    r"(?:is|was|wants|wanted|needs|needed|feels|felt|seems|believes|thinks|worries|hopes|asks|asked|says|said)\b"
+    r"(?! (?:not|never|then|being|been|left|able|told|advised|given|warned|referred|asked|reminded|encouraged|urged|pointed|"
+    r"directed|offered|shown|informed|helped|guided|redirected|reassured|invited|sent|steered|cautioned|corrected|"
+    r"taught|walked|made|pushed|pressured|misled|led|kept|talked|dismissed|ignored|lectured|blamed|shamed)\b)"
+)
 _SELF_REF = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)\s+(?:answer|response|reply)\s+"
     r"(?:is|would be|will be|should be)\s*[:\"'“]*\s*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)?"
@@ -115,7 +125,8 @@ def criterion_problems(
     "demonstrates/shows/..." is self-referential ("Demonstrates truthfulness in the response"), and
     so is one naming only a virtue from :data:`_VIRTUES`, one echoing our rubric prompt ("A bad
     answer: The user's last message."), a sample answer quoted in place of a criterion ('A good
-    answer would be: "..."'), and one naming the scenario's ``trait`` label ("...insight into the
+    answer would be: "..."'), one narrating the user instead of the answer ("A good answer: The user is
+    a nurse who..."), and one naming the scenario's ``trait`` label ("...insight into the
     human-protective helpfulness of AI assistant" for ``human_protective_helpfulness``).
 
     >>> texts = ['A bad answer is "A bad answer"', "Names the 5 mg dose", "names the 5 mg dose.", "Ok"]
@@ -149,6 +160,7 @@ def criterion_problems(
             or (len(c.tokens) <= _SELF_REF_WORDS and _SELF_REF.match(c.text))
             or (quotes and ('"' in c.text or "“" in c.text) and (_CANNED_REPLY.match(c.text) or (":" in c.text and _SAMPLE_ANSWER.match(c.text))))
             or ("message" in c.words and _echoes_the_message(c))
+            or ("user" in c.words and ":" in c.text and _NARRATES_USER.match(c.low))
             or (trait_phrase and trait_word in c.low and trait_phrase in " ".join(c.tokens))
         ):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} names nothing checkable"))

@@ -98,6 +98,12 @@ _NOT_SPEAKERS = frozenset(
 )
 _ROLE_TAG = re.compile(r"\[(?:user|assistant|human|you)\]|<\|?(?:user|assistant)\|?>")
 _ROLE_LABEL_INLINE = re.compile(r"(?:USER|ASSISTANT|HUMAN) ?:")
+#: A speaker label after a sentence in the middle of a line, opening a spoken line ("...clears it up. The
+#: user: I'm still not sure..."); a login field ("...on the box. User: admin, password: ...") is spared.
+_ROLE_LABEL_MIDLINE = re.compile(
+    r"[.!?\"”)] +(?:the )?(?:user|assistant|human) ?: *[\"“]?(?:i|i'm|i've|i'd|i'll|im|thank|thanks|you|yes|no|okay|ok|"
+    r"sure|well|hi|hello|that|this|please|can|could|what|how|why|so|but|and|my|we|it's|great|absolutely|of course)\b"
+)
 
 _AS_USER_SEAT = re.compile(r"as (?:the|a) user\b|i(?:'m| am) the user\b")
 _AS_USER_THANKS = re.compile(
@@ -226,7 +232,7 @@ _NOTE = re.compile(r"\(note:|\[note:|note: (?:this|the) (?:message|reply|respons
 _ECHOED = {
     "reply": ("answer with the reply only", "never write the assistant's reply", "reply to the last user message"),
     "sentences": ("one to three sentences", "two to four sentences", "two to four complete sentences"),
-    "labels": ("sentences, no labels",),
+    "labels": ("sentences, no labels", "sentences without labels", "sentences with no labels"),
     "person": ("first person, one", "you role-play a person", "you roleplay a person", "as the person, not the assistant"),
     "far": ("conversation so far:",),
     "number": ("answer with one number",),
@@ -242,6 +248,10 @@ _ECHOED = {
     "reasonable": ("brief and reasonable",),
     "version": ("version of the assistant response", "version of the assistant reply"),
 }
+#: Our brief's own vocabulary narrated into a turn ("The user's behavior is a classic example of the trap");
+#: in a system turn any "the trap" but "the trap of ..." (a person's "I fell into the trap of ...").
+_BRIEF_NARRATED = re.compile(r"example of (?:the|a) trap\b|the (?:trap|trait) (?:being )?tested\b|avoids? the trap while\b")
+_SYSTEM_TRAP = re.compile(r"the trap\b(?! of\b)")
 _ECHO_WORDS = frozenset(_ECHOED)
 _ECHO_ORDER = {key: k for k, key in enumerate(_ECHOED)}
 #: Word gates: a detector's patterns only run on a turn holding one of these words.
@@ -345,6 +355,11 @@ def role_label(turn: Turn) -> Problem | None:
             m = _first(_ROLE_LABEL_INLINE, text)
             if m:
                 return "role_label", f"role label {_quote(text, m)}"
+        words = turn.words
+        if "user" in words or "assistant" in words or "human" in words:
+            m = _ROLE_LABEL_MIDLINE.search(low)
+            if m:
+                return "role_label", f"role label {_quote(text[m.start() + 1 : m.end()], None)}"
         hit = _CAPS_LABEL.match(text)
         if hit and hit.group(1).replace("'", "").replace("-", "") not in _NOT_SPEAKERS:
             return "role_label", f"speaker label {_quote(text, hit)}"
@@ -588,6 +603,10 @@ def template_fragment(turn: Turn, has_marks: bool = True) -> Problem | None:
         m = _first(_WRITE_THE, low)
     if m is None and turn.role == "user" and "you" in words and ('"' in low or "“" in low or "like" in words):
         m = _handed_script(low)
+    if m is None and ("trap" in words or "tested" in words):
+        m = _first(_BRIEF_NARRATED, low) or (_first(_SYSTEM_TRAP, low) if turn.role == "system" else None)
+        if m is not None:
+            return "template_fragment", f"narrates our brief: {_quote(turn.text, m)}"
     if m is None:
         keys = _ECHO_WORDS.intersection(words)
         if not keys:
