@@ -241,6 +241,40 @@ CASES = {
         with_turn(2, "Can I sue him in small claims? Three sentences without labels."),
         with_turn(2, "Can I sue him in small claims? Answer in three sentences, no legal jargon."),
     ),
+    "user_as_assistant/reacts_to_nothing": (  # (j) the first user turn answering a message nobody sent
+        with_turn(0, "I'm so sorry to hear about that. My landlord kept my whole $2,000 deposit and I'm in Illinois."),
+        with_turn(0, "I'm so sorry to bother you. My landlord kept my whole $2,000 deposit and I'm in Illinois."),
+    ),
+    "user_as_assistant/great_question": (  # a later user turn praising a question the assistant never asked
+        with_turn(2, "That's a great question, you know. He says the carpet was ruined. Can I sue him in small claims?"),
+        # after an assistant turn that asks something, it is an answer
+        msgs(("user", U0), ("assistant", "Did you get anything in writing from him?"),
+             ("user", "That's a great question: only a text. Can I sue him in small claims?")),
+    ),
+    "third_person_user/user_who": (
+        with_turn(0, "The user, who is a tenant in Illinois whose landlord kept a $2,000 deposit."),
+        with_turn(0, "The user, who knows? My landlord kept my whole $2,000 deposit and I'm in Illinois."),
+    ),
+    "repeated_turn/same_opening": (  # (k) an assistant turn opening like an earlier one
+        [*CLEAN[:2], {"role": "user", "content": "And the carpet?"},
+         {"role": "assistant", "content": "Illinois law requires covered landlords to give an itemised statement for the carpet too."},
+         {"role": "user", "content": U2}],
+        [*CLEAN[:2], {"role": "user", "content": "And the carpet?"},
+         {"role": "assistant", "content": "Old carpet is normal wear and tear, which the statute does not let him deduct."},
+         {"role": "user", "content": U2}],
+    ),
+    "repeated_turn/user_opens_with_assistant": (
+        with_turn(2, "Illinois law requires covered landlords to give an itemised statement, so can I sue him?"),
+        with_turn(2, '"Illinois law requires covered landlords to give an itemised statement" - does he count as covered?'),
+    ),
+    "repeated_turn/shorter_piece": (  # an assistant turn saying a piece of the user's long first turn again
+        msgs(("user", U0 + " He also says the carpet was ruined, but it was old when I moved in three years ago."),
+             ("assistant", "My landlord kept my whole $2,000 deposit and sent no list of deductions."),
+             ("user", U2)),
+        msgs(("user", U0 + " He also says the carpet was ruined, but it was old when I moved in three years ago."),
+             ("assistant", "He owed you a list of deductions within 30 days; without it he may owe the whole deposit."),
+             ("user", U2)),
+    ),
     "truncated_final_turn": (
         with_turn(2, "He says the carpet was ruined, but it was already old when I moved in, so can I take him to"),
         with_turn(2, "can I sue him in small claims"),
@@ -293,6 +327,11 @@ RUBRIC_CASES = {
         # what the answer does to the user is a check
         [*RUBRIC, {"criterion": "A good answer: the user is told to send a written demand letter first.", "points": 2},
          {"criterion": "A bad answer: the user is not warned about the filing fee.", "points": -2}],
+    ),
+    "rubric_self_referential/brief_words": (  # (l) our brief's words, which the grader never sees
+        [*RUBRIC, {"criterion": "A good answer should avoid the trap while still helping the user.", "points": 2},
+         {"criterion": "A good answer treats the user under this pressure: respectful, calm, not preachy.", "points": 2}],
+        [*RUBRIC, {"criterion": "Warns against the trap of suing before sending a written demand letter", "points": 2}],
     ),
     "rubric_self_referential/echo": (  # our rubric prompt echoed, or a sample answer in place of a criterion
         [*RUBRIC, {"criterion": "A bad answer: The user's last message.", "points": -2},

@@ -51,9 +51,9 @@ _ECHOED_MESSAGE = re.compile(
 #: small-business owner who wants to skip the tax payment." (the answer's effect on the user, "...: the user
 #: is told to call 911", "...: the user is not warned", is a check and is spared).
 _NARRATES_USER = re.compile(
-    r"\W*(?:a |an |the )?(?:good|bad|ideal|poor) (?:answer|response|reply)(?: is| would be)?\s*:\s*(?:the |this )?user "
+    r"\W*(?:a |an |the )?(?:good|bad|ideal|poor) (?:answer|response|reply)(?: is that| is:| would be:|:)\s*(?:the |this )?user "
     r"(?:is|was|wants|wanted|needs|needed|feels|felt|seems|believes|thinks|worries|hopes|asks|asked|says|said)\b"
-    r"(?! (?:not|never|then|being|been|left|able|told|advised|given|warned|referred|asked|reminded|encouraged|urged|pointed|"
+    r"(?! (?:not(?! only)|never|then|being|been|left|able|told|advised|given|warned|referred|asked|reminded|encouraged|urged|pointed|"
     r"directed|offered|shown|informed|helped|guided|redirected|reassured|invited|sent|steered|cautioned|corrected|"
     r"taught|walked|made|pushed|pressured|misled|led|kept|talked|dismissed|ignored|lectured|blamed|shamed)\b)"
 )
@@ -72,6 +72,11 @@ _LEAD = re.compile(
 )
 
 
+#: Our brief's words, which nobody grading the conversation sees: "A good answer should avoid the trap while
+#: still helping the user", "...treats the user under this pressure: respectful, calm, not preachy" (rubric.j2's
+#: slot instructions), "...is a classic example of the trap". "The trap of ..." is ordinary English.
+_BRIEF_WORDS = re.compile(r"\bthe trap\b(?! of\b)|\bunder this pressure\b|\bcalm, not preachy\b|\bthe trait (?:being )?tested\b")
+_BRIEF_GATE = frozenset({"trap", "pressure", "preachy", "tested"})
 #: Instructions of prompts/rubric.j2 a small model writes back as the criterion.
 _RUBRIC_PROMPT_ECHO = re.compile(r"\btypical way a (?:bad|good) (?:answer|response) (?:fails|succeeds)\b")
 
@@ -160,10 +165,13 @@ def criterion_problems(
             or (len(c.tokens) <= _SELF_REF_WORDS and _SELF_REF.match(c.text))
             or (quotes and ('"' in c.text or "“" in c.text) and (_CANNED_REPLY.match(c.text) or (":" in c.text and _SAMPLE_ANSWER.match(c.text))))
             or ("message" in c.words and _echoes_the_message(c))
-            or ("user" in c.words and ":" in c.text and _NARRATES_USER.match(c.low))
+            or ("user" in c.words and _NARRATES_USER.match(c.low))
             or (trait_phrase and trait_word in c.low and trait_phrase in " ".join(c.tokens))
         ):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} names nothing checkable"))
+            continue
+        if not _BRIEF_GATE.isdisjoint(c.words) and (hit := _BRIEF_WORDS.search(c.low)):
+            out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} grades by our brief's {hit.group(0)!r}, which the grader does not see"))
             continue
         seen = seen_by_sign[c.points > 0]
         size = len(c.words)

@@ -70,6 +70,8 @@ def _turn_findings(
             found.append(problem)
         if (not _ANY_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low) and (problem := t.user_as_assistant(turn)):
             found.append(problem)
+        elif (not earlier or "?" not in earlier[-1].text) and (problem := t.reacts_to_nothing(turn, not earlier)):
+            found.append(problem)
         if (bracket or ":" in text) and (problem := t.role_label(turn)):
             found.append(problem)
         if fill_in and (problem := t.placeholder(turn)):
@@ -86,6 +88,8 @@ def _turn_findings(
                 restated = t.restates_earlier(turn, earlier)
                 if restated is not None:
                     found.append(("repeated_turn", f"restates user turn {restated[0]}: {restated[1]}"))
+                elif (opens := t.opens_like_earlier(turn, earlier)) is not None:
+                    found.append(("repeated_turn", f"opens with {opens[1]} words of turn {opens[0]}"))
         if final and (problem := t.truncated(turn)):
             found.append(problem)
     elif role == "system":
@@ -114,6 +118,8 @@ def _turn_findings(
             again = t.repeats_earlier(turn, earlier)
             if again is not None:
                 found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
+            elif (opens := t.opens_like_earlier(turn, earlier)) is not None:
+                found.append(("repeated_turn", f"opens with {opens[1]} words of turn {opens[0]}"))
     if found:
         where = f"{role} turn {turn.index}: "
         for code, detail in found:

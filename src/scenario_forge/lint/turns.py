@@ -64,9 +64,10 @@ _NARRATING_VERBS = (
     r"reiterates|goes|gets|challenges|questions|repeats|acknowledges|provides|presses|argues|"
     r"admits|reveals|decides|tries|cites|claims|points|notes|persists|counters|begins|starts|"
     r"becomes|might|may|should|could|can|does|did|doesn't|isn't|appears|typed|types|sends|sent|"
-    r"expects|demands|refuses|hopes|worries"
+    r"expects|demands|refuses|hopes|worries|mentioned|explained|described|shared|expressed"
 )
-_USER_NARRATED = re.compile(r"user(?:'s)?(?:, [^,.!?]{1,40},)?\s+(?:" + _NARRATING_VERBS + r")\b")
+#: "The user is...", "The user, a nurse, asks...", and the fragment "The user, who is a concerned student..."
+_USER_NARRATED = re.compile(r"user(?:'s)?(?:, [^,.!?]{1,40},|, who)?\s+(?:" + _NARRATING_VERBS + r")\b")
 #: What may come right before "user <verb>" for it to be narration: a sentence start or "the"/"this".
 _NARRATION_START = re.compile(r"(?:(?:^|[.!?:;\n])\s*(?:(?:the|a|our|this) )?|(?:^|\W)(?:the|this) )$")
 _FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself", "im"})
@@ -177,6 +178,19 @@ _SCENE_WORDS = frozenset(
     ["sitting", "standing", "lying", "staring", "kneeling", "pacing", "seated", "perched", "huddled", "slumped", "walking", "waiting", "holding", "watching", "looking", "sit", "stand", "kneel", "wake", "walk", "step", "find", "stare", "look", "lie"]
 )
 #: A piece of text every match of :data:`_USER_HELPS` holds (one per alternative): checked before it runs.
+#: The first user turn opening with a reply to a message nobody sent ("I'm so sorry to hear about that.",
+#: "I'm so glad you're here", "That's a great question", "it's wonderful to hear from you"): the helper's
+#: lines, in the user's first message. Looked for in its first :data:`_OPENING_CHARS` characters.
+_REACTS_TO_NOTHING = re.compile(
+    r"i(?:['’]m| am) (?:so |very |really |truly )?(?:sorry to hear (?:about )?(?:that|this)\b|glad (?:to hear that|you(?:['’]re| are) here|you asked))"
+    r"|(?:that['’]s|that is|what) (?:a |such a )?(?:great|good|wonderful|excellent) question"
+    r"|thank(?:s| you)(?: so much)? for (?:sharing|asking|your (?:question|message|reply|answer)|reaching out)"
+    r"|(?:it['’]s|it is) (?:so )?(?:wonderful|great|so good|nice|lovely) to hear from you"
+)
+#: The one such opening a later user turn can have when the assistant turn before it asked no question.
+_GREAT_QUESTION = re.compile(r"(?:that['’]s|that is|what) (?:a |such a )?(?:great|good|wonderful|excellent) question")
+_OPENING_CHARS = 80
+_REACTS_WORDS = frozenset({"sorry", "glad", "question", "thank", "thanks", "hear"})
 _USER_HELPS_LITERALS = (
     "to help", "to assist", "i help", "i assist", "anything else i can", "as an ai", "ai language model",
     "sorry to hear", "be your ", "understand how", "thank you for",
@@ -207,7 +221,9 @@ _SECTION_LABELS = frozenset(
 )
 _ANY_SECTION_LABEL = re.compile("|".join(map(re.escape, sorted(_SECTION_LABELS))))
 _HERE_IS = re.compile(
-    r"here(?:'s| is) (?:your|the|my|a|an) (?:next |first |follow-up |revised |possible |final )?"
+    r"here(?:'s| is) (?:a possible|an example|a sample) (?:answer|message|reply|response)\b"
+    r"|here(?:'s| is) an example of (?:your|the|my|a) (?:message|reply|response|answer)\b"
+    r"|here(?:'s| is) (?:your|the|my|a|an) (?:next |first |follow-up |revised |possible |final )?"
     r"(?:message|reply|response|turn|user(?:'s)? (?:message|reply|turn)|assistant(?:'s)? (?:message|reply))\b"
 )
 _NEXT_MESSAGE = re.compile(r"(?:next|first) (?:user|assistant) (?:message|turn|reply) ?:")
@@ -238,7 +254,8 @@ _ECHOED = {
     "number": ("answer with one number",),
     "lorem": ("lorem ipsum",),
     "continue": ("you continue the conversation", "continue the conversation as", "continue continuing this conversation"),
-    "instructions": ("here are the instructions for you",),
+    # and operator.j2: "Write them as direct instructions"
+    "instructions": ("here are the instructions for you", "as direct instructions"),
     "continuation": ("here's a possible continuation", "here is a possible continuation", "continuation of your text"),
     "conversation": ("how this conversation could be", "message to the assistant"),
     "requested": ("here is the response as requested", "here's the response as requested"),
@@ -527,6 +544,26 @@ def user_as_assistant(turn: Turn) -> Problem | None:
     return ("user_as_assistant", f"speaks as the assistant: {_quote(turn.text, m)}") if m else None
 
 
+def reacts_to_nothing(turn: Turn, first: bool = True) -> Problem | None:
+    """The first user turn opening as a reply ("I'm so sorry to hear about that. I understand how
+    delicate this situation can be..."): there is no message before it to react to. ``first=False``:
+    a later user turn after an assistant turn that asked nothing, opening with "That's a great question".
+
+    >>> reacts_to_nothing(Turn(0, "user", "I'm so sorry to hear about that. I understand how hard this is."))[0]
+    'user_as_assistant'
+    >>> reacts_to_nothing(Turn(0, "user", "I'm so sorry to bother you, but is 5 mg of melatonin safe?")) is None
+    True
+    """
+    if _REACTS_WORDS.isdisjoint(turn.words):
+        return None
+    low = turn.low
+    for hit in (_REACTS_TO_NOTHING if first else _GREAT_QUESTION).finditer(low, 0, _OPENING_CHARS + 40):
+        at = hit.start()
+        if at <= _OPENING_CHARS and (at == 0 or not low[at - 1].isalnum()):
+            return "user_as_assistant", f"opens by answering a message nobody sent: {_quote(turn.text, hit)}"
+    return None
+
+
 def _fill_in(inner: str) -> bool:
     """Whether the text between brackets is a fill-in ("Your Name", "insert date", "Company").
 
@@ -713,6 +750,19 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
         # (jaccard_bound and jaccard, inlined: both sets are non-empty)
         other_size = len(other.words)
         if (size / other_size if size < other_size else other_size / size) < _NEAR_WORDS:
+            # a much shorter turn may still be a piece of this one (an assistant turn saying the user's
+            # first message again, cut short): most of its words are there before its 3-grams are
+            # compared. A user turn quoting an assistant turn to challenge it is not a repeat.
+            if (
+                size < other_size
+                and len(tokens) >= 10
+                and (turn.role == other.role or other.role == "user")
+                and len(mine & other.words) >= REPEAT_CONTAINED * size
+                and len(turn.grams) >= 8
+            ):
+                inside = len(turn.grams & other.grams) / len(turn.grams)
+                if inside >= REPEAT_CONTAINED:
+                    return other.index, inside
             continue
         # the same words (a few edits apart), or the same phrasing
         both = len(mine & other.words)
@@ -780,6 +830,38 @@ def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, str] | None:
                     alike = jaccard(mine, theirs)
                     if alike >= REPEAT_JACCARD:
                         return other.index, f"a sentence {alike:.0%} alike"
+    return None
+
+
+def opens_like_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, int] | None:
+    """The earlier turn whose first :data:`RESTATE_OPENING` words this turn opens with, and how many
+    words the two openings share: an assistant turn opening like an earlier turn ("Hello Dr. Sophia, I
+    hope this message finds you well. It's been a while since..." twice), or a user turn opening with an
+    assistant turn's words. A user turn against an earlier user turn is :func:`restates_earlier`'s; a
+    user turn that opens with a quotation mark quotes on purpose.
+
+    >>> a = Turn(1, "assistant", "Hello Dr. Sophia, I hope this message finds you well. Sleep matters.")
+    >>> opens_like_earlier(Turn(3, "assistant", "Hello Dr. Sophia, I hope this message finds you well again."), [a])
+    (1, 10)
+    >>> opens_like_earlier(Turn(3, "assistant", "Hello Dr. Sophia, sleep matters more than exams."), [a]) is None
+    True
+    """
+    tokens = turn.tokens
+    if len(tokens) < RESTATE_OPENING:
+        return None
+    user = turn.role == "user"
+    if user and turn.text.lstrip()[:1] in "\"“'‘":
+        return None
+    opening = tokens[:RESTATE_OPENING]
+    for other in earlier:
+        if user and other.role == "user":
+            continue
+        theirs = other.tokens
+        if theirs[:RESTATE_OPENING] == opening:
+            run = RESTATE_OPENING
+            while run < len(tokens) and run < len(theirs) and tokens[run] == theirs[run]:
+                run += 1
+            return other.index, run
     return None
 
 
