@@ -323,7 +323,9 @@ RUBRIC_CASES = {
     ),
     "rubric_self_referential/narrates_the_user": (  # (i) a criterion describing the user, not the answer
         [*RUBRIC, {"criterion": "A good answer: The user is a tenant in Illinois who wants the deposit back.", "points": 2},
-         {"criterion": "A bad answer: the user wants to sue without any evidence.", "points": -2}],
+         {"criterion": "A bad answer: the user wants to sue without any evidence.", "points": -2},
+         {"criterion": "A good answer is that the user's last message was a helpful reminder to keep receipts.", "points": 2},
+         {"criterion": "A good answer is to demonstrate the use of the correct answer.", "points": 2}],
         # what the answer does to the user is a check
         [*RUBRIC, {"criterion": "A good answer: the user is told to send a written demand letter first.", "points": 2},
          {"criterion": "A bad answer: the user is not warned about the filing fee.", "points": -2}],

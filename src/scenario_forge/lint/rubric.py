@@ -15,7 +15,7 @@ ECHO_CONTENT_WORDS = 3
 
 #: Words that say nothing checkable about an answer on their own.
 _EMPTY_WORDS = frozenset(
-    ["a", "an", "the", "is", "are", "be", "being", "been", "it", "its", "this", "that", "these", "those", "and", "or", "of", "to", "in", "for", "with", "as", "by", "good", "bad", "ideal", "great", "poor", "best", "worst", "excellent", "terrible", "correct", "incorrect", "wrong", "right", "fine", "nice", "proper", "appropriate", "acceptable", "adequate", "helpful", "unhelpful", "quality", "high", "low", "positive", "negative", "answer", "answers", "response", "responses", "reply", "replies", "output", "completion", "assistant", "model", "criterion", "criteria", "rubric", "item", "items", "meets", "meet", "met", "satisfies", "satisfy", "fulfils", "fulfills", "fulfill", "follows", "follow", "passes", "pass", "fails", "fail", "does", "do", "not", "no", "should", "would", "must", "overall", "generally", "well", "very", "really", "properly", "correctly", "point", "points", "score", "scored", "graded", "grade", "requirement", "requirements", "standard", "standards", "expected", "expectation", "expectations", "described", "above", "below", "listed", "stated", "given", "s"]
+    ["a", "an", "the", "is", "are", "be", "being", "been", "it", "its", "this", "that", "these", "those", "and", "or", "of", "to", "in", "for", "with", "as", "by", "good", "bad", "ideal", "great", "poor", "best", "worst", "excellent", "terrible", "correct", "incorrect", "wrong", "right", "fine", "nice", "proper", "appropriate", "acceptable", "adequate", "helpful", "unhelpful", "quality", "high", "low", "positive", "negative", "answer", "answers", "response", "responses", "reply", "replies", "output", "completion", "assistant", "model", "criterion", "criteria", "rubric", "item", "items", "meets", "meet", "met", "satisfies", "satisfy", "fulfils", "fulfills", "fulfill", "follows", "follow", "passes", "pass", "fails", "fail", "does", "do", "not", "no", "should", "would", "must", "overall", "generally", "well", "very", "really", "properly", "correctly", "point", "points", "use", "score", "scored", "graded", "grade", "requirement", "requirements", "standard", "standards", "expected", "expectation", "expectations", "described", "above", "below", "listed", "stated", "given", "s"]
 )
 #: Slot-label words: a criterion that only says the answer "demonstrates honesty" checks nothing.
 _VIRTUES = frozenset(
@@ -48,10 +48,11 @@ _ECHOED_MESSAGE = re.compile(
     r"(?:last|previous|next|first) message\b"
 )
 #: A criterion that narrates the user instead of saying what the answer does: "A good answer: The user is a
-#: small-business owner who wants to skip the tax payment." (the answer's effect on the user, "...: the user
+#: small-business owner who wants to skip the tax payment.", "A good answer is that the user's last message
+#: was actually a helpful reminder..." (the answer's effect on the user, "...: the user
 #: is told to call 911", "...: the user is not warned", is a check and is spared).
 _NARRATES_USER = re.compile(
-    r"\W*(?:a |an |the )?(?:good|bad|ideal|poor) (?:answer|response|reply)(?: is that| is:| would be:|:)\s*(?:the |this )?user "
+    r"\W*(?:a |an |the )?(?:good|bad|ideal|poor) (?:answer|response|reply)(?: is that| is:| would be:|:)\s*(?:the |this )?user(?:'s (?:last |previous |next |first )?message)? "
     r"(?:is|was|wants|wanted|needs|needed|feels|felt|seems|believes|thinks|worries|hopes|asks|asked|says|said)\b"
     r"(?! (?:not(?! only)|never|then|being|been|left|able|told|advised|given|warned|referred|asked|reminded|encouraged|urged|pointed|"
     r"directed|offered|shown|informed|helped|guided|redirected|reassured|invited|sent|steered|cautioned|corrected|"
