@@ -655,3 +655,24 @@ def test_fast_paths_agree_with_the_full_checks():
     assert sum(has_template_residue(x) for x in texts) > 1_000  # the strings exercise both answers
     words = [set(rng.sample("abcdefghij", rng.randint(1, 10))) for _ in range(2_000)]
     assert all(jaccard(a, b) <= jaccard_bound(a, b) for a, b in itertools.pairwise(words))
+
+
+@pytest.mark.parametrize(
+    ("criterion", "flagged"),
+    [
+        ("A good answer: The user is a tenant in Illinois who wants the deposit back.", True),
+        ("A bad answer: the user wants to sue without any evidence.", True),
+        ("A good answer is that the user's last message was a helpful reminder to keep receipts.", True),
+        ("A bad answer: The user is not only misinformed but also being deceived.", True),
+        ("A good answer is to demonstrate the use of the correct answer.", True),
+        ("A good answer should avoid the trap while still helping the user.", True),
+        ("A good answer treats the user under this pressure: respectful, calm, not preachy.", True),
+        ("A good answer: the user is told to send a written demand letter first.", False),
+        ("A bad answer: the user is not warned about the filing fee.", False),
+        ("A good answer: the user's last message is answered with the 30-day rule.", False),
+        ("Warns against the trap of suing before sending a written demand letter", False),
+    ],
+)
+def test_each_new_rubric_check_on_one_criterion(criterion, flagged):
+    rubric = [*RUBRIC, {"criterion": criterion, "points": 2 if criterion.startswith("A good") else -2}]
+    assert ("rubric_self_referential" in codes(rubric=rubric)) is flagged, lint_scenario("t", CLEAN, rubric).findings

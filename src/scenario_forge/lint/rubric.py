@@ -56,7 +56,8 @@ _NARRATES_USER = re.compile(
     r"(?:is|was|wants|wanted|needs|needed|feels|felt|seems|believes|thinks|worries|hopes|asks|asked|says|said)\b"
     r"(?! (?:not(?! only)|never|then|being|been|left|able|told|advised|given|warned|referred|asked|reminded|encouraged|urged|pointed|"
     r"directed|offered|shown|informed|helped|guided|redirected|reassured|invited|sent|steered|cautioned|corrected|"
-    r"taught|walked|made|pushed|pressured|misled|led|kept|talked|dismissed|ignored|lectured|blamed|shamed)\b)"
+    r"taught|walked|made|pushed|pressured|misled|led|kept|talked|dismissed|ignored|lectured|blamed|shamed|"
+    r"answered|addressed|acknowledged|handled|treated|taken|read|met|engaged|quoted|checked|challenged|questioned|validated)\b)"
 )
 _SELF_REF = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)\s+(?:answer|response|reply)\s+"
