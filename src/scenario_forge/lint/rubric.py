@@ -154,14 +154,18 @@ def criterion_problems(
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} names nothing checkable"))
             continue
         seen = seen_by_sign[c.points > 0]
-        size = len(c.words)
+        mine = c.words
+        size = len(mine)
         for j, other in seen:
+            theirs = other.words
+            other_size = len(theirs)
             if c.tokens == other.tokens:
                 same = True
-            elif (size / len(other.words) if size < len(other.words) else len(other.words) / size) < 0.5:
+            elif (size / other_size if size < other_size else other_size / size) < 0.5:
                 continue  # a word-set Jaccard of at least 0.5 needs sets of similar sizes (jaccard_bound, inlined)
             else:
-                words = jaccard(c.words, other.words)
+                both = len(mine & theirs)
+                words = both / (size + other_size - both)  # jaccard, inlined (both sets are non-empty)
                 same = words >= 0.5 and (
                     (len(c.stems) >= 2 and c.stems == other.stems)
                     or (words >= DUPLICATE_JACCARD * 0.8 and jaccard(grams(c.tokens, 2), grams(other.tokens, 2)) >= DUPLICATE_JACCARD)
