@@ -248,6 +248,10 @@ _ECHO_ORDER = {key: k for k, key in enumerate(_ECHOED)}
 _ASSISTANT_WORDS = frozenset({"assistant", "ai", "bot", "chatbot", "model"})
 _THANKS_WORDS = frozenset({"thank", "thanks", "appreciate"})
 _AS_USER_WORDS = frozenset({"user", "thank", "thanks", "appreciate", "me", "my", "what"})
+#: third_person's gate: "user" or one of _ASSISTANT_WORDS.
+_NARRATOR_WORDS = _ASSISTANT_WORDS | {"user"}
+#: Words one of template_fragment's tests starts from: its echo keys, "here", "write"/"writing".
+_TEMPLATE_WORDS = _ECHO_WORDS | {"here", "write", "writing"}
 #: Code spans and quotations: template marks and fill-ins inside them are the user's subject matter
 #: (a Jinja line they ask about, a lease template they quote), not leftovers.
 _CODE_SPAN = re.compile(r"`[^`]*`")
@@ -661,7 +665,7 @@ def self_repetition(turn: Turn) -> Problem | None:
         return None
     low = turn.low
     parts = low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".")
-    if len(parts) >= 3:  # two sentence marks or more: three sentences or more
+    if len(parts) >= 3 and _may_repeat(parts):  # two sentence marks or more: three sentences or more
         # the sentences of five words or more, stripped: a duplicate among them is looked for in C
         # (a set's size) before the loop that names it
         long = [part.strip() for part in parts if part.count(" ") >= 4]
@@ -674,6 +678,27 @@ def self_repetition(turn: Turn) -> Problem | None:
     if len(tokens) >= 20 and len(turn.words) / len(tokens) < LOOP_UNIQUE_SHARE:
         return "self_repetition", f"{len(turn.words)} distinct words in {len(tokens)}"
     return None
+
+
+def _may_repeat(parts: list[str]) -> bool:
+    """Whether two of ``parts`` (a text split at sentence marks) may be the same sentence once
+    stripped: the test :func:`self_repetition` makes before it picks out its long sentences, done
+    on every part with C loops only (``map``, ``set``, ``count``) so that most turns, whose
+    sentences all differ, skip the Python loop.
+
+    Stripped parts that all differ, apart from empty ones, cannot hold a repeated long sentence,
+    unless two of the empty ones are long: whitespace-only parts (not ``""``) holding four spaces.
+    Two whitespace-only parts or more answer True (rare: the caller then looks for itself).
+
+    >>> _may_repeat(["a b c", " d e f", "", ""]), _may_repeat(["a b c", " a b c", "x"]), _may_repeat(["a", " ", "  "])
+    (False, True, True)
+    """
+    stripped = list(map(str.strip, parts))
+    empty = stripped.count("")
+    # more parts than distinct stripped ones, beyond the repeats of "": a non-empty sentence is repeated
+    if len(set(stripped)) + (empty - 1 if empty else 0) < len(parts):
+        return True
+    return empty - parts.count("") >= 2  # whitespace-only parts: "" stripped, not "" before
 
 
 def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None:
@@ -752,7 +777,12 @@ def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, str] | None:
         if (
             len(tokens) >= RESTATE_SENTENCE
             and len(other.tokens) >= RESTATE_SENTENCE
-            and _windows_within(tokens, other.words) >= 5  # a cheap bound first: no 3-grams built
+            # a cheap bound first, no 3-grams built: either turn's windows wholly made of the other's
+            # words are never fewer than the 3-grams the two share, so the shorter turn's are counted
+            and (
+                _windows_within(tokens, other.words) if len(tokens) <= len(other.tokens)
+                else _windows_within(other.tokens, turn.words)
+            ) >= 5
             and len(turn.grams & other.grams) >= 5
         ):
             others = _sentence_grams(other)  # once, not once per sentence of this turn
