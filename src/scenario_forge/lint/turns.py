@@ -199,7 +199,24 @@ _SECTION_LABEL = re.compile(r"[A-Z][A-Z ]{2,12}:")
 _SECTION_LABELS = frozenset(
     f"{label}:" for label in ("SITUATION", "TRAP", "GOAL", "FACTS", "KEY FACTS", "USER GOAL", "PERSONA", "ESCALATION", "BRIEF")
 )
-_ANY_SECTION_LABEL = re.compile("|".join(map(re.escape, sorted(_SECTION_LABELS))))
+#: The labels as a tuple for ``str.endswith``: every label ends with its colon.
+_SECTION_LABEL_ENDS = tuple(sorted(_SECTION_LABELS))
+
+
+def _has_section_label(text: str) -> bool:
+    """Whether ``text`` holds one of :data:`_SECTION_LABELS`: looked for where it would end, at each
+    colon (one ``endswith`` per colon, rather than a pattern of nine alternatives tried at every
+    position of the text).
+
+    >>> _has_section_label("Note: GOAL: x"), _has_section_label("Goal: x"), _has_section_label("KEY FACTS:")
+    (True, False, True)
+    """
+    colon = text.find(":")
+    while colon >= 0:
+        if text.endswith(_SECTION_LABEL_ENDS, 0, colon + 1):
+            return True
+        colon = text.find(":", colon + 1)
+    return False
 _HERE_IS = re.compile(
     r"here(?:'s| is) (?:your|the|my|a|an) (?:next |first |follow-up |revised |possible |final )?"
     r"(?:message|reply|response|turn|user(?:'s)? (?:message|reply|turn)|assistant(?:'s)? (?:message|reply))\b"
@@ -311,12 +328,16 @@ def third_person(turn: Turn) -> Problem | None:
                 break
         m = m or _first(_IN_THIS, low)
     if m is None and not _ASSISTANT_WORDS.isdisjoint(words):
+        named = False
         for hit in _THE_ASSISTANT.finditer(low):
+            named = True
             # "She asks the assistant..." narrates; "My company wants the AI to answer refunds" is a person
             if _word_before(low, hit.start()) in _NARRATES_AT and not _speaks_in_first_person(low, hit.start()):
                 m = hit
                 break
-        m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low)
+        # both patterns hold "the assistant/ai/chatbot": without a _THE_ASSISTANT match, neither can match
+        if named:
+            m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low)
     return ("third_person_user", f"narrates about the user: {_quote(turn.text, m)}") if m else None
 
 
@@ -575,7 +596,7 @@ def template_fragment(turn: Turn, has_marks: bool = True) -> Problem | None:
             break
     words = turn.words
     if m is None and ":" in low:
-        if _ANY_SECTION_LABEL.search(turn.text):
+        if _has_section_label(turn.text):
             for hit in _SECTION_LABEL.finditer(turn.text):
                 if hit.group(0) in _SECTION_LABELS:
                     m = hit
