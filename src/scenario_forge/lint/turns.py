@@ -744,16 +744,20 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
         # the same words (a few edits apart), or the same phrasing
         both = len(mine & other.words)
         words = both / (size + other_size - both)
-        if words >= REPEAT_WORDS_JACCARD and 0.75 <= len(tokens) / len(other.tokens) <= 1.33:
+        if words >= REPEAT_WORDS_JACCARD and 0.75 <= len(tokens) / len(theirs) <= 1.33:
             return other.index, words
         if words < _NEAR_WORDS:
             continue
-        sim = jaccard(turn.grams, other.grams)
+        # the 3-gram Jaccard and containment, from one intersection (jaccard, inlined: both sets are non-empty)
+        my_grams = turn.grams
+        their_grams = other.grams
+        shared = len(my_grams & their_grams)
+        sim = shared / (len(my_grams) + len(their_grams) - shared)
         if sim >= REPEAT_JACCARD:
             return other.index, sim
         # a shorter turn that is (nearly) a piece of an earlier one: "Thank you for your kind words, ..." again
-        if len(turn.grams) >= 8:
-            inside = len(turn.grams & other.grams) / len(turn.grams)
+        if len(my_grams) >= 8:
+            inside = shared / len(my_grams)
             if inside >= REPEAT_CONTAINED:
                 return other.index, inside
     return None
