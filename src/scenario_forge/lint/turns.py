@@ -217,6 +217,8 @@ def _has_section_label(text: str) -> bool:
             return True
         colon = text.find(":", colon + 1)
     return False
+
+
 _HERE_IS = re.compile(
     r"here(?:'s| is) (?:your|the|my|a|an) (?:next |first |follow-up |revised |possible |final )?"
     r"(?:message|reply|response|turn|user(?:'s)? (?:message|reply|turn)|assistant(?:'s)? (?:message|reply))\b"
