@@ -59,7 +59,8 @@ def flaw_problems(
     if not flaw or not flaw.strip():
         return [("flaw_missing", f"no flaw recorded for flawed turn {i}")]
     text = contents[i]
-    if len(text.split()) < 4 or _HEDGE_ONLY.match(text):
+    # fewer than four words: at most five pieces are split off to tell (not every word of the turn)
+    if len(text.split(None, 4)) < 4 or _HEDGE_ONLY.match(text):
         return [("flaw_missing", f"turn {i} states nothing to rest on: {text.strip()[:60]!r}")]
     numbers = set(_NUMBER.findall(flaw.replace(",", "")))
     if numbers and not numbers & set(_NUMBER.findall(text.replace(",", ""))):

@@ -47,6 +47,11 @@ def _quoted(c: CriterionText, turn: Turn, share: float) -> bool:
     """
     if len(c.words & turn.words) < share * len(c.words) * 0.8:
         return False
+    return _quotes(c, turn, share)
+
+
+def _quotes(c: CriterionText, turn: Turn, share: float) -> bool:
+    """:func:`_quoted` once its first test (the words the two share) has passed."""
     body = c.body
     if len(body) < 2 + MIN_QUOTE_GRAMS:
         return False
@@ -92,6 +97,7 @@ def leak_problems(turns: list[Turn], criteria: list[CriterionText], share: float
     if not criteria:
         return out
     # a criterion shares too few words with a turn to be quoted in it unless it shares this many
+    # (the first test of _quoted, made here so that _quotes need not make it again)
     needed = [(c, c.words, share * len(c.words) * 0.8) for c in criteria]
     for turn in turns:
         if turn.role == "assistant" or len(turn.tokens) < 3:
@@ -106,7 +112,7 @@ def leak_problems(turns: list[Turn], criteria: list[CriterionText], share: float
             continue
         words = turn.words
         for c, theirs, need in needed:
-            if len(theirs & words) >= need and _quoted(c, turn, share):
+            if len(theirs & words) >= need and _quotes(c, turn, share):
                 out.append(("rubric_leak", f"user turn {turn.index} quotes criterion {c.text[:70]!r}"))
                 break
     return out

@@ -67,6 +67,22 @@ _SELF_REF = re.compile(
 )
 #: The most words a criterion :data:`_SELF_REF` matches can have ("the good answer would be the good answer").
 _SELF_REF_WORDS = 8
+#: ASCII characters ``\W`` matches: what an ASCII criterion :data:`_SELF_REF` matches may end with.
+_ASCII_NON_WORD = "".join(chr(k) for k in range(128) if not (chr(k).isalnum() or chr(k) == "_"))
+
+
+def _may_self_ref(low: str) -> bool:
+    """Whether a criterion (``low``: lower-cased) may match :data:`_SELF_REF`, which ends with
+    answer/response/reply and non-word characters only: a test of its end instead of the pattern,
+    for ASCII text (where the pattern's IGNORECASE is lower-casing; other text may hold characters
+    it matches otherwise, such as "ſ" for "s", and always goes to the pattern).
+
+    >>> _may_self_ref('a bad answer is "a bad answer"'), _may_self_ref("names the 5 mg dose."), _may_self_ref("the reſponse")
+    (True, False, True)
+    """
+    return not low.isascii() or low.rstrip(_ASCII_NON_WORD).endswith(("answer", "response", "reply"))
+
+
 #: Leading boilerplate of a criterion ("A good answer should not ..."), dropped before quoting checks.
 _LEAD = re.compile(
     r"\s*(?:(?:a|the|an)\s+)?(?:good|bad|ideal|strong|weak|poor|correct)?\s*(?:answer|response|reply)?\s*"
@@ -164,7 +180,7 @@ def criterion_problems(
             continue
         if (
             c.words <= slot  # holds _EMPTY_WORDS too
-            or (len(c.tokens) <= _SELF_REF_WORDS and _SELF_REF.match(c.text))
+            or (len(c.tokens) <= _SELF_REF_WORDS and _may_self_ref(c.low) and _SELF_REF.match(c.text))
             or (quotes and ('"' in c.text or "“" in c.text) and (_CANNED_REPLY.match(c.text) or (":" in c.text and _SAMPLE_ANSWER.match(c.text))))
             or ("message" in c.words and _echoes_the_message(c))
             or ("user" in c.words and _NARRATES_USER.match(c.low))
@@ -176,14 +192,18 @@ def criterion_problems(
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} grades by our brief's {hit.group(0)!r}, which the grader does not see"))
             continue
         seen = seen_by_sign[c.points > 0]
-        size = len(c.words)
+        mine = c.words
+        size = len(mine)
         for j, other in seen:
+            theirs = other.words
+            other_size = len(theirs)
             if c.tokens == other.tokens:
                 same = True
-            elif (size / len(other.words) if size < len(other.words) else len(other.words) / size) < 0.5:
+            elif (size / other_size if size < other_size else other_size / size) < 0.5:
                 continue  # a word-set Jaccard of at least 0.5 needs sets of similar sizes (jaccard_bound, inlined)
             else:
-                words = jaccard(c.words, other.words)
+                both = len(mine & theirs)
+                words = both / (size + other_size - both)  # jaccard, inlined (both sets are non-empty)
                 same = words >= 0.5 and (
                     (len(c.stems) >= 2 and c.stems == other.stems)
                     or (words >= DUPLICATE_JACCARD * 0.8 and jaccard(grams(c.tokens, 2), grams(other.tokens, 2)) >= DUPLICATE_JACCARD)

@@ -10,7 +10,7 @@ from .findings import LintFinding, LintResult
 from .flaw import FLAWED_SHAPE, flaw_problems
 from .leak import QUOTE_SHARE, leak_problems
 from .rubric import CriterionText, criterion_problems, sign_problems
-from .turns import _ANY_HELPS_WORDS, _AS_USER_WORDS, _ASSISTANT_WORDS, _SCENE_WORDS, Problem, Turn
+from .turns import _ANY_HELPS_WORDS, _AS_USER_WORDS, _NARRATOR_WORDS, _SCENE_WORDS, _TEMPLATE_WORDS, Problem, Turn
 
 
 def _pair(message: Any) -> tuple[str, str]:
@@ -29,18 +29,44 @@ def _criterion(criterion: Any) -> tuple[str, int]:
     return criterion.criterion, criterion.points
 
 
+#: The roles of an alternating conversation (after an optional system message), by its length.
+_ALTERNATING = [["user", "assistant"][k % 2] for k in range(64)]
+
+
+def _alternating(n: int) -> list[str]:
+    """The first ``n`` roles of an alternating conversation: user, assistant, user...
+
+    >>> _alternating(3)
+    ['user', 'assistant', 'user']
+    """
+    return _ALTERNATING[:n] if n <= len(_ALTERNATING) else [["user", "assistant"][k % 2] for k in range(n)]
+
+
 def _leftover_gates(texts: list[str]) -> tuple[bool, bool]:
     """Whether any of ``texts`` (a scenario's turns) may hold a template mark or bracket (``[ < { }``),
     and whether any may hold an unbracketed fill-in (``XX``, ``TBD``, ``INSERT``, ``xxx`` in any case,
     ``____``): looked for once in the turns joined, so that most scenarios, which hold none, skip
     those searches in every turn.
 
+    A search for one character runs at memchr speed, one for a longer string steps through the
+    text a few characters at a time: each fill-in is only looked for when one of its rarer
+    characters is there (``X``, ``B``, ``R``, ``_``, ``x``), and the text is only lower-cased for
+    ``xxx`` when it holds an ``X`` (without one, ``xxx`` in any case is ``xxx``).
+
     >>> _leftover_gates(["Is 5 mg safe?", "Usually, yes."]), _leftover_gates(["See [1].", "Call XXX"])
     ((False, False), (True, True))
+    >>> _leftover_gates(["Box: xXx"]), _leftover_gates(["TBD"]), _leftover_gates(["name: ____"]), _leftover_gates(["call xxx"])
+    ((False, True), (False, True), (False, True), (False, True))
     """
     every = "\x00".join(texts)
     marks = "[" in every or "<" in every or "{" in every or "}" in every
-    fill_ins = "XX" in every or "TBD" in every or "INSERT" in every or "____" in every or "xxx" in every.lower()
+    fill_ins = (
+        ("X" in every and ("XX" in every or "xxx" in every.lower()))
+        or ("x" in every and "xxx" in every)
+        or ("B" in every and "TBD" in every)
+        or ("R" in every and "INSERT" in every)
+        or ("_" in every and "____" in every)
+    )
     return marks, fill_ins
 
 
@@ -52,31 +78,47 @@ def _turn_findings(
     in report order: role confusion, leftovers, repetition, truncation.
 
     Each detector is only called when its own first test (a word in the turn's word set, a
-    character in its text) says it could fire: the same tests the detectors start with, made here
-    so that a clean turn costs no function call per detector. ``marks`` / ``fill_ins`` False: the
-    scenario holds no bracket or template mark / no unbracketed fill-in (:func:`_leftover_gates`).
+    character or phrase in its text) says it could fire: the same tests the detectors start with,
+    made here so that a clean turn costs no function call per detector (persona_echo's three
+    phrases all hold "re a"; template_fragment's tests each start from a mark, a colon, one of
+    :data:`_TEMPLATE_WORDS`, "next"/"first" with "s", or, in a user turn, "you" with a quotation
+    mark or "like"). ``marks`` / ``fill_ins`` False: the scenario holds no bracket or template
+    mark / no unbracketed fill-in (:func:`_leftover_gates`).
     """
     role = turn.role
     words = turn.words
     text = turn.text
+    low = turn.low
     found: list[Problem] = []
     problem: Problem | None
     bracket = marks and ("[" in text or "<" in text)
-    fill_in = bracket or fill_ins and ("XX" in text or "TBD" in text or "INSERT" in text or "xxx" in turn.low or "____" in text)
+    fill_in = bracket or fill_ins and ("XX" in text or "TBD" in text or "INSERT" in text or "xxx" in low or "____" in text)
+    colon = ":" in text
+    # template_fragment's tests but the quoted script's, which only user turns are tested for
+    template = (
+        colon
+        or not _TEMPLATE_WORDS.isdisjoint(words)
+        or ("s" in words and ("next" in words or "first" in words))
+        or (marks and ("{" in low or "}" in low or "<" in low or "[" in low))
+    )
     if role == "user":
-        if ("user" in words or not _ASSISTANT_WORDS.isdisjoint(words)) and (problem := t.third_person(turn)):
+        if not _NARRATOR_WORDS.isdisjoint(words) and (problem := t.third_person(turn)):
             found.append(problem)
         if "you" in words and not _SCENE_WORDS.isdisjoint(words) and (problem := t.second_person_narration(turn)):
             found.append(problem)
-        if (not _ANY_HELPS_WORDS.isdisjoint(words) or "be your" in turn.low) and (problem := t.user_as_assistant(turn)):
+        if (not _ANY_HELPS_WORDS.isdisjoint(words) or "be your" in low) and (problem := t.user_as_assistant(turn)):
             found.append(problem)
         elif (not earlier or "?" not in earlier[-1].text) and (problem := t.reacts_to_nothing(turn, not earlier)):
             found.append(problem)
-        if (bracket or ":" in text) and (problem := t.role_label(turn)):
+        if (bracket or colon) and (problem := t.role_label(turn)):
             found.append(problem)
         if fill_in and (problem := t.placeholder(turn)):
             found.append(problem)
-        if (problem := t.template_fragment(turn, marks)) or ("you" in words and (problem := t.persona_echo(turn))):
+        you = "you" in words
+        if (
+            (template or (you and ('"' in low or "“" in low or "like" in words)))
+            and (problem := t.template_fragment(turn, marks))
+        ) or (you and "re a" in low and (problem := t.persona_echo(turn))):
             found.append(problem)
         if len(turn.tokens) >= 8 and (problem := t.self_repetition(turn)):
             found.append(problem)
@@ -99,16 +141,18 @@ def _turn_findings(
     else:  # the assistant's (or an unknown role's) turn
         assistant = role == "assistant"
         copied = t.copies_user(turn, previous) if assistant and previous is not None and previous.role == "user" else None
-        if ("user" in words or not _ASSISTANT_WORDS.isdisjoint(words)) and (problem := t.third_person(turn)):
+        if not _NARRATOR_WORDS.isdisjoint(words) and (problem := t.third_person(turn)):
             found.append(problem)
         # a copy of the user turn speaks as the user by construction: reported as the copy only
         if assistant and copied is None and not _AS_USER_WORDS.isdisjoint(words) and (problem := t.assistant_as_user(turn)):
             found.append(problem)
-        if (bracket or ":" in text) and (problem := t.role_label(turn)):
+        if (bracket or colon) and (problem := t.role_label(turn)):
             found.append(problem)
         if fill_in and (problem := t.placeholder(turn)):
             found.append(problem)
-        if (problem := t.template_fragment(turn, marks)) or (assistant and "you" in words and (problem := t.persona_echo(turn))):
+        if (template and (problem := t.template_fragment(turn, marks))) or (
+            assistant and "you" in words and "re a" in low and (problem := t.persona_echo(turn))
+        ):
             found.append(problem)
         if len(turn.tokens) >= 8 and (problem := t.self_repetition(turn)):
             found.append(problem)
@@ -158,8 +202,8 @@ def lint_scenario(
     roles = [r for r, _ in pairs]
 
     # conversation shape
-    body = roles[1:] if roles and roles[0] == "system" else roles
-    if body and (body[::2].count("user") != len(body[::2]) or body[1::2].count("assistant") != len(body[1::2])):
+    start = 1 if roles and roles[0] == "system" else 0
+    if len(roles) > start and roles[start:] != _alternating(len(roles) - start):
         findings.append(LintFinding.of("roles_not_alternating", "roles: " + ",".join(roles)))
     if not roles or roles[-1] != "user":
         detail = "no turns" if not roles else ("no user turn" if "user" not in roles else f"the last turn is {roles[-1]!r}")
@@ -183,9 +227,11 @@ def lint_scenario(
             earlier.append(turn)
         previous = turn
 
-    # rubric
-    for code, detail in sign_problems([p for _, p in criteria]):
-        findings.append(LintFinding.of(code, detail))
+    # rubric (sign_problems only called when a sign is missing: most rubrics have both)
+    points = [p for _, p in criteria]
+    if not points or max(points) <= 0 or min(points) >= 0:
+        for code, detail in sign_problems(points):
+            findings.append(LintFinding.of(code, detail))
     texts = [CriterionText(c, p) for c, p in criteria]
     for code, detail in criterion_problems(texts, trait=trait):
         findings.append(LintFinding.of(code, detail))

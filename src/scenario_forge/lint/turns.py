@@ -219,7 +219,26 @@ _SECTION_LABEL = re.compile(r"[A-Z][A-Z ]{2,12}:")
 _SECTION_LABELS = frozenset(
     f"{label}:" for label in ("SITUATION", "TRAP", "GOAL", "FACTS", "KEY FACTS", "USER GOAL", "PERSONA", "ESCALATION", "BRIEF")
 )
-_ANY_SECTION_LABEL = re.compile("|".join(map(re.escape, sorted(_SECTION_LABELS))))
+#: The labels as a tuple for ``str.endswith``: every label ends with its colon.
+_SECTION_LABEL_ENDS = tuple(sorted(_SECTION_LABELS))
+
+
+def _has_section_label(text: str) -> bool:
+    """Whether ``text`` holds one of :data:`_SECTION_LABELS`: looked for where it would end, at each
+    colon (one ``endswith`` per colon, rather than a pattern of nine alternatives tried at every
+    position of the text).
+
+    >>> _has_section_label("Note: GOAL: x"), _has_section_label("Goal: x"), _has_section_label("KEY FACTS:")
+    (True, False, True)
+    """
+    colon = text.find(":")
+    while colon >= 0:
+        if text.endswith(_SECTION_LABEL_ENDS, 0, colon + 1):
+            return True
+        colon = text.find(":", colon + 1)
+    return False
+
+
 _HERE_IS = re.compile(
     r"here(?:'s| is) (?:a possible|an example|a sample) (?:answer|message|reply|response)\b"
     r"|here(?:'s| is) an example of (?:your|the|my|a) (?:message|reply|response|answer)\b"
@@ -275,6 +294,10 @@ _ECHO_ORDER = {key: k for k, key in enumerate(_ECHOED)}
 _ASSISTANT_WORDS = frozenset({"assistant", "ai", "bot", "chatbot", "model"})
 _THANKS_WORDS = frozenset({"thank", "thanks", "appreciate"})
 _AS_USER_WORDS = frozenset({"user", "thank", "thanks", "appreciate", "me", "my", "what"})
+#: third_person's gate: "user" or one of _ASSISTANT_WORDS.
+_NARRATOR_WORDS = _ASSISTANT_WORDS | {"user"}
+#: Words one of template_fragment's tests starts from: its echo keys, "here", "write"/"writing", and our brief's "trap"/"tested".
+_TEMPLATE_WORDS = _ECHO_WORDS | {"here", "write", "writing", "trap", "tested"}
 #: Code spans and quotations: template marks and fill-ins inside them are the user's subject matter
 #: (a Jinja line they ask about, a lease template they quote), not leftovers.
 _CODE_SPAN = re.compile(r"`[^`]*`")
@@ -334,12 +357,16 @@ def third_person(turn: Turn) -> Problem | None:
                 break
         m = m or _first(_IN_THIS, low)
     if m is None and not _ASSISTANT_WORDS.isdisjoint(words):
+        named = False
         for hit in _THE_ASSISTANT.finditer(low):
+            named = True
             # "She asks the assistant..." narrates; "My company wants the AI to answer refunds" is a person
             if _word_before(low, hit.start()) in _NARRATES_AT and not _speaks_in_first_person(low, hit.start()):
                 m = hit
                 break
-        m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low)
+        # both patterns hold "the assistant/ai/chatbot": without a _THE_ASSISTANT match, neither can match
+        if named:
+            m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low)
     return ("third_person_user", f"narrates about the user: {_quote(turn.text, m)}") if m else None
 
 
@@ -623,7 +650,7 @@ def template_fragment(turn: Turn, has_marks: bool = True) -> Problem | None:
             break
     words = turn.words
     if m is None and ":" in low:
-        if _ANY_SECTION_LABEL.search(turn.text):
+        if _has_section_label(turn.text):
             for hit in _SECTION_LABEL.finditer(turn.text):
                 if hit.group(0) in _SECTION_LABELS:
                     m = hit
@@ -717,7 +744,7 @@ def self_repetition(turn: Turn) -> Problem | None:
         return None
     low = turn.low
     parts = low.replace("!", ".").replace("?", ".").replace("\n", ".").split(".")
-    if len(parts) >= 3:  # two sentence marks or more: three sentences or more
+    if len(parts) >= 3 and _may_repeat(parts):  # two sentence marks or more: three sentences or more
         # the sentences of five words or more, stripped: a duplicate among them is looked for in C
         # (a set's size) before the loop that names it
         long = [part.strip() for part in parts if part.count(" ") >= 4]
@@ -730,6 +757,27 @@ def self_repetition(turn: Turn) -> Problem | None:
     if len(tokens) >= 20 and len(turn.words) / len(tokens) < LOOP_UNIQUE_SHARE:
         return "self_repetition", f"{len(turn.words)} distinct words in {len(tokens)}"
     return None
+
+
+def _may_repeat(parts: list[str]) -> bool:
+    """Whether two of ``parts`` (a text split at sentence marks) may be the same sentence once
+    stripped: the test :func:`self_repetition` makes before it picks out its long sentences, done
+    on every part with C loops only (``map``, ``set``, ``count``) so that most turns, whose
+    sentences all differ, skip the Python loop.
+
+    Stripped parts that all differ, apart from empty ones, cannot hold a repeated long sentence,
+    unless two of the empty ones are long: whitespace-only parts (not ``""``) holding four spaces.
+    Two whitespace-only parts or more answer True (rare: the caller then looks for itself).
+
+    >>> _may_repeat(["a b c", " d e f", "", ""]), _may_repeat(["a b c", " a b c", "x"]), _may_repeat(["a", " ", "  "])
+    (False, True, True)
+    """
+    stripped = list(map(str.strip, parts))
+    empty = stripped.count("")
+    # more parts than distinct stripped ones, beyond the repeats of "": a non-empty sentence is repeated
+    if len(set(stripped)) + (empty - 1 if empty else 0) < len(parts):
+        return True
+    return empty - parts.count("") >= 2  # whitespace-only parts: "" stripped, not "" before
 
 
 def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None:
@@ -767,16 +815,20 @@ def repeats_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, float] | None
         # the same words (a few edits apart), or the same phrasing
         both = len(mine & other.words)
         words = both / (size + other_size - both)
-        if words >= REPEAT_WORDS_JACCARD and 0.75 <= len(tokens) / len(other.tokens) <= 1.33:
+        if words >= REPEAT_WORDS_JACCARD and 0.75 <= len(tokens) / len(theirs) <= 1.33:
             return other.index, words
         if words < _NEAR_WORDS:
             continue
-        sim = jaccard(turn.grams, other.grams)
+        # the 3-gram Jaccard and containment, from one intersection (jaccard, inlined: both sets are non-empty)
+        my_grams = turn.grams
+        their_grams = other.grams
+        shared = len(my_grams & their_grams)
+        sim = shared / (len(my_grams) + len(their_grams) - shared)
         if sim >= REPEAT_JACCARD:
             return other.index, sim
         # a shorter turn that is (nearly) a piece of an earlier one: "Thank you for your kind words, ..." again
-        if len(turn.grams) >= 8:
-            inside = len(turn.grams & other.grams) / len(turn.grams)
+        if len(my_grams) >= 8:
+            inside = shared / len(my_grams)
             if inside >= REPEAT_CONTAINED:
                 return other.index, inside
     return None
@@ -821,7 +873,12 @@ def restates_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, str] | None:
         if (
             len(tokens) >= RESTATE_SENTENCE
             and len(other.tokens) >= RESTATE_SENTENCE
-            and _windows_within(tokens, other.words) >= 5  # a cheap bound first: no 3-grams built
+            # a cheap bound first, no 3-grams built: either turn's windows wholly made of the other's
+            # words are never fewer than the 3-grams the two share, so the shorter turn's are counted
+            and (
+                _windows_within(tokens, other.words) if len(tokens) <= len(other.tokens)
+                else _windows_within(other.tokens, turn.words)
+            ) >= 5
             and len(turn.grams & other.grams) >= 5
         ):
             others = _sentence_grams(other)  # once, not once per sentence of this turn
