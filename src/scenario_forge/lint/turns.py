@@ -379,7 +379,8 @@ def _speaks_in_first_person(low: str, at: int) -> bool:
 
 
 def role_label(turn: Turn) -> Problem | None:
-    """Speaker labels at a line start ("User:", "**Assistant:**") or chat tags ("[user]", "<|assistant|>")."""
+    """Speaker labels at a line start ("User:", "**Assistant:**"), after a sentence mid-line opening a
+    spoken line ("...clears it up. The user: I'm still..."), or chat tags ("[user]", "<|assistant|>")."""
     text = turn.text
     if ":" in text:
         low = turn.low
