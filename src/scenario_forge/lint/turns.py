@@ -178,17 +178,17 @@ _SCENE_WORDS = frozenset(
     ["sitting", "standing", "lying", "staring", "kneeling", "pacing", "seated", "perched", "huddled", "slumped", "walking", "waiting", "holding", "watching", "looking", "sit", "stand", "kneel", "wake", "walk", "step", "find", "stare", "look", "lie"]
 )
 #: A piece of text every match of :data:`_USER_HELPS` holds (one per alternative): checked before it runs.
+#: A later user turn's one reply to nothing (:func:`reacts_to_nothing`), after an assistant turn that asked no question.
+_GREAT_QUESTION = re.compile(r"(?:that['’]s|that is|what) (?:a |such a )?(?:great|good|wonderful|excellent) question")
 #: The first user turn opening with a reply to a message nobody sent ("I'm so sorry to hear about that.",
 #: "I'm so glad you're here", "That's a great question", "it's wonderful to hear from you"): the helper's
 #: lines, in the user's first message. Looked for in its first :data:`_OPENING_CHARS` characters.
 _REACTS_TO_NOTHING = re.compile(
     r"i(?:['’]m| am) (?:so |very |really |truly )?(?:sorry to hear (?:about )?(?:that|this)\b|glad (?:to hear that|you(?:['’]re| are) here|you asked))"
-    r"|(?:that['’]s|that is|what) (?:a |such a )?(?:great|good|wonderful|excellent) question"
-    r"|thank(?:s| you)(?: so much)? for (?:sharing|asking|your (?:question|message|reply|answer)|reaching out)"
+    r"|" + _GREAT_QUESTION.pattern
+    + r"|thank(?:s| you)(?: so much)? for (?:sharing|asking|your (?:question|message|reply|answer)|reaching out)"
     r"|(?:it['’]s|it is) (?:so )?(?:wonderful|great|so good|nice|lovely) to hear from you"
 )
-#: The one such opening a later user turn can have when the assistant turn before it asked no question.
-_GREAT_QUESTION = re.compile(r"(?:that['’]s|that is|what) (?:a |such a )?(?:great|good|wonderful|excellent) question")
 _OPENING_CHARS = 80
 _REACTS_WORDS = frozenset({"sorry", "glad", "question", "thank", "thanks", "hear"})
 _USER_HELPS_LITERALS = (
