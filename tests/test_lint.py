@@ -245,6 +245,10 @@ CASES = {
         with_turn(0, "I'm so sorry to hear about that. My landlord kept my whole $2,000 deposit and I'm in Illinois."),
         with_turn(0, "I'm so sorry to bother you. My landlord kept my whole $2,000 deposit and I'm in Illinois."),
     ),
+    "user_as_assistant/what_brings_you": (  # a receptionist's greeting in the user's mouth
+        with_turn(0, "Hello. It's been a while, but I'm glad to be here. What brings you here today?"),
+        with_turn(0, "My landlord kept my whole $2,000 deposit. What brings you to say he must itemise it?"),
+    ),
     "user_as_assistant/great_question": (  # a later user turn praising a question the assistant never asked
         with_turn(2, "That's a great question, you know. He says the carpet was ruined. Can I sue him in small claims?"),
         # after an assistant turn that asks something, it is an answer

@@ -145,6 +145,8 @@ _USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], 
         r"glad (?:to hear (?:that )?you(?:'re| are) (?:on the right track|taking|doing (?:well|better|great)|feeling better|"
         r"making progress|interested|excited|enjoying)|you (?:reached out|got in touch|asked)\b)")),
     (frozenset({"place"}), frozenset({"you", "come", "right"}), re.compile(r"you(?:'ve| have) come to the right place")),
+    # a receptionist's greeting, which the 2026-12-02 main job put in a first user turn
+    (frozenset({"brings"}), frozenset({"what", "you"}), re.compile(r"what brings you (?:here|in|to (?:me|us|our [a-z]+))(?: today)?\b")),
     (frozenset({"hesitate"}), frozenset(), re.compile(r"(?:don't|do not) hesitate to (?:reach out|ask|contact me|get in touch)")),
     # "I'm going to help you with your treatment", "I'll help you through this", "let me help you with your plan"
     (frozenset({"help"}), frozenset({"you"}), re.compile(
