@@ -239,6 +239,8 @@ def test_rubric_without_the_flaw_is_asked_again_then_rejected(tmp_path):
     a = next(r for r in rejects if r.id == "sc-a")
     assert (a.stage, a.reason) == ("rubric", "no_trap_criterion")
     assert "no_trap_criterion" in script.to("sc-a", "rubric")[-1].messages[-1].content  # the reason is fed back
+    # the dialogue written before the rubric failed is kept with the reject
+    assert a.messages and a.messages[-1].role == "user" and len(a.messages) >= 3
 
 
 def _about_the_user(criteria: list[dict]) -> list[dict]:

@@ -178,6 +178,7 @@ def test_a_flaw_criterion_that_never_comes_rejects_the_row(taxonomy):
     kept, rejects, ctx = _generate(taxonomy, _seeds(taxonomy, n=2), FakeBackend(responder))
     assert not kept and [r.reason for r in rejects] == ["flaw_criterion_missing"] * 2
     assert {r.stage for r in rejects} == {"rubric"}
+    assert all(r.messages and r.messages[-1].role == "user" for r in rejects)  # the dialogue is kept
 
 
 @pytest.mark.parametrize("quoting", [True, False])

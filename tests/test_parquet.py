@@ -34,7 +34,7 @@ PINNED = {
         "templates: string, taxonomy_name: string, taxonomy_version: string, taxonomy_hash: string, plan_seed: int64>",
         "quality": "struct<realism: double, tests_trait: double, gradable: double, score: double, judge_model: string>",
     },
-    Reject: {k: S for k in ("id", "run_id", "stage", "reason", "detail", "domain", "trait", "pressure", "raw")},
+    Reject: {**{k: S for k in ("id", "run_id", "stage", "reason", "detail", "domain", "trait", "pressure", "raw")}, "messages": MESSAGES},
     MixtureRow: {
         "id": S, "split": S, "source": S, "reward_type": S, "prompt": MESSAGES, "rubric": RUBRIC, "answer": S,
         "task": S, "domain": S, "trait": S, "facet": S, "pressure": S, "shape": S, "persona_variant": S,
@@ -111,3 +111,25 @@ def test_a_file_of_another_record_is_refused(tmp_path: Path) -> None:
         read_records(path, Scenario)
     with pytest.raises(ConfigError, match="not a grades file"):
         read_grades(path)
+
+
+def test_a_rejects_file_written_before_the_messages_column_still_reads(tmp_path: Path) -> None:
+    """``Reject.messages`` came later: a rejects file without that column reads with it empty, and a
+    reject holding a conversation keeps it through the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from scenario_forge.records import Message
+    from scenario_forge.schema import read_rejects
+
+    old = tmp_path / "old.parquet"
+    pq.write_table(pa.Table.from_pylist([{
+        "id": "a", "run_id": "r", "stage": "rubric", "reason": "x", "detail": "", "domain": "d", "trait": "t",
+        "pressure": "p", "raw": "reply",
+    }]), old)
+    (read,) = read_rejects(old)
+    assert (read.raw, read.messages) == ("reply", None)
+    new = tmp_path / "rejects.parquet"
+    talk = [Message(role="user", content="Is 5 mg safe?"), Message(role="assistant", content="Usually.")]
+    write_rejects(new, [Reject(id="b", run_id="r", stage="rubric", reason="x", domain="d", trait="t", pressure="p", messages=talk)])
+    assert read_rejects(new)[0].messages == talk

@@ -166,7 +166,13 @@ class Scenario(Record):
 
 
 class Reject(Record):
-    """A row the pipeline dropped, kept with the stage and reason that dropped it."""
+    """A row the pipeline dropped, kept with the stage and reason that dropped it.
+
+    ``raw`` is the model's last reply (at most 4,000 characters). ``messages`` is the conversation
+    already written when a later stage dropped the row (a rubric reject, or a finished row that
+    fails lint): the most expensive part of a scenario, kept so that it can be read, labelled or
+    given a new rubric. Curation rejects leave it out: their rows stay in ``generated.parquet``.
+    """
 
     id: str
     run_id: str
@@ -177,6 +183,7 @@ class Reject(Record):
     trait: str
     pressure: str
     raw: str | None = None
+    messages: list[Message] | None = None
 
     @field_validator("detail", "raw")
     @classmethod
@@ -205,6 +212,7 @@ class Reject(Record):
         reason: str,
         detail: str = "",
         raw: str | None = None,
+        messages: list[Message] | None = None,
     ) -> Reject:
         return cls(
             id=seed.id,
@@ -216,6 +224,7 @@ class Reject(Record):
             trait=seed.trait,
             pressure=seed.pressure,
             raw=raw[:4000] if raw is not None else None,
+            messages=messages,
         )
 
 

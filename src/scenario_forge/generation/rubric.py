@@ -142,7 +142,7 @@ def rubric_steps(dialogue: Dialogue, ctx: StageContext, provenance: Provenance) 
     if not problem and flaw_slots(dialogue.seed) and not _quotes_flaw(dialogue, rubric):
         problem, detail = "flaw_criterion_missing", "no criterion quoting the flaw survived its re-asks"
     if problem:
-        return Reject.of(dialogue.seed, ctx.run_id, STAGE, problem, detail=detail, raw=raw)
+        return Reject.of(dialogue.seed, ctx.run_id, STAGE, problem, detail=detail, raw=raw, messages=dialogue.messages)
     return Scenario.from_parts(dialogue, rubric, provenance)
 
 

@@ -142,7 +142,10 @@ def write_rubric(run: CapableContext, planned: Planned, dialogue: Dialogue, prov
 
     asked = ask_json(ctx, STAGE, RubricReply, make, check, retries=run.retries)
     if asked.value is None:
-        return Reject.of(seed, ctx.run_id, STAGE, asked.reason or "invalid_json", detail=asked.detail, raw=asked.raw)
+        return Reject.of(
+            seed, ctx.run_id, STAGE, asked.reason or "invalid_json", detail=asked.detail, raw=asked.raw,
+            messages=dialogue.messages,
+        )
     rubric = to_rubric(asked.value)
     # every structural check on the finished row (turn checks ran per turn, rubric checks above)
     lint = lint_scenario(
@@ -151,5 +154,8 @@ def write_rubric(run: CapableContext, planned: Planned, dialogue: Dialogue, prov
     )
     if lint.findings:
         first = lint.findings[0]
-        return Reject.of(seed, ctx.run_id, "lint", first.code, detail="; ".join(f.detail for f in lint.findings), raw=asked.raw)
+        return Reject.of(
+            seed, ctx.run_id, "lint", first.code, detail="; ".join(f.detail for f in lint.findings), raw=asked.raw,
+            messages=dialogue.messages,
+        )
     return Scenario.from_parts(dialogue, rubric, provenance)
