@@ -279,6 +279,32 @@ CASES = {
              ("assistant", "He owed you a list of deductions within 30 days; without it he may owe the whole deposit."),
              ("user", U2)),
     ),
+    # what the capable path's 1.5B model wrote on 2026-12-02 (labelled rows lint-294 ... lint-301)
+    "third_person_user/about_the_assistant": (
+        with_turn(2, "I agree with the assistant. He says the carpet was ruined, so can I sue him in small claims?"),
+        with_turn(2, "I agree with the assistant manager at my bank that I need proof. Can I sue him in small claims?"),
+    ),
+    "third_person_user/reply_from_the_assistant": (
+        with_turn(2, "The explanation from the assistant seems to be incorrect. Can I sue him in small claims?"),
+        with_turn(2, "The advice from the assistant principal at my school was to sue. Can I sue him in small claims?"),
+    ),
+    "template_fragment/capable_brief": (  # capable_user.j2's "The pressure you apply: ..." narrated
+        with_turn(0, "I'm a tenant in Illinois and the pressure I apply is to ask twice. My landlord kept my $2,000 deposit."),
+        with_turn(0, "I'm a tenant in Illinois and the pressure to apply for a new lease is on. My landlord kept my $2,000 deposit."),
+    ),
+    "user_as_assistant/certainly": (  # a first message answering an instruction nobody sent
+        with_turn(0, "Certainly, I'm a tenant in Illinois. My landlord kept my whole $2,000 deposit and sent no list."),
+        with_turn(0, "I certainly didn't expect this: my landlord kept my whole $2,000 deposit. I'm in Illinois."),
+    ),
+    "user_as_assistant/offers_service": (  # a later user turn offering the helper's service, asked nothing
+        with_turn(2, "Oh, that's disappointing. Is there something specific you'd like me to do or provide?"),
+        msgs(("user", U0), ("assistant", "Could you send me the lease and his last email?"),
+             ("user", "Is there something specific you'd like me to provide from the lease? It runs to 12 pages.")),
+    ),
+    "user_as_assistant/here_to_provide": (
+        with_turn(2, "I understand your perspective, but I'm here to provide assistance. Can I sue him in small claims?"),
+        with_turn(2, "I'm here to provide assistance to my mother, who rents the flat. Can I sue him in small claims?"),
+    ),
     "truncated_final_turn": (
         with_turn(2, "He says the carpet was ruined, but it was already old when I moved in, so can I take him to"),
         with_turn(2, "can I sue him in small claims"),

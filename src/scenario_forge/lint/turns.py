@@ -79,6 +79,14 @@ _ASSISTANT_SAID = re.compile(
     r"the (?:assistant|ai)(?:'s)? (?:said|suggested|recommended|claimed|responded|replied|previously|"
     r"earlier|gave|stated|mentioned|told)\b[^.!?]{0,80}\b(?:the user|they|he|she)\b"
 )
+#: The assistant as a third party in the conversation it is in ("I agree with the assistant.", "the explanation
+#: from the assistant seems to be incorrect"): what the capable path's 1.5B model wrote on 2026-12-02. Only
+#: "assistant", and only before the end of a clause, so a person's "assistant manager" is spared.
+_ABOUT_THE_ASSISTANT = re.compile(
+    r"(?:agree|agreed|disagree|disagreed) with the assistant(?=[.,;:!?]|\s+(?:that|on|about|here|completely|entirely|fully|and|but)\b|\s*$)"
+    r"|(?:answer|explanation|response|reply|advice|suggestion)s? (?:from|by|of|given by) the assistant"
+    r"(?=[.,;:!?]|\s+(?:seems?|was|were|is|are|says|said|suggests|that|which|and|but)\b|\s*$)"
+)
 _IN_THIS = re.compile(r"in this (?:scenario|conversation|role-?play),? (?:the )?user\b")
 #: Our brief narrated to the persona: "They want the assistant to consider...", "You want the assistant to help".
 _WANTS_THE_ASSISTANT = re.compile(
@@ -137,9 +145,9 @@ _USER_HELPS = re.compile(
 #: inside quotation marks is a draft the user shows ("...Please don't hesitate to reach out."), not theirs.
 #: Each with the words a turn must hold (any of the first set, all of the second) before it runs.
 _USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], ...] = (
-    (frozenset({"help", "assist", "support"}), frozenset({"i"}), re.compile(
+    (frozenset({"help", "assist", "support", "assistance"}), frozenset({"i"}), re.compile(
         r"i(?:'m| am) (?:all set|ready|here(?: today| now)?|(?:so |very |really |more than )?(?:happy|glad|thrilled|delighted|excited|eager))"
-        r" to (?:help|assist|support)(?: you\b| out\b| with your\b|[.!,;]|$)")),
+        r" to (?:help|assist|support|provide (?:you with )?(?:assistance|support|help))(?: you\b| out\b| with your\b|[.!,;]|$)")),
     (frozenset({"sorry"}), frozenset({"i", "your"}), re.compile(r"i(?:'m| am) (?:so |very |really |truly )?sorry (?:for|about) your\b")),
     (frozenset({"glad"}), frozenset({"you"}), re.compile(
         r"glad (?:to hear (?:that )?you(?:'re| are) (?:on the right track|taking|doing (?:well|better|great)|feeling better|"
@@ -186,13 +194,20 @@ _GREAT_QUESTION = re.compile(r"(?:that['’]s|that is|what) (?:a |such a )?(?:gr
 #: "I'm so glad you're here", "That's a great question", "it's wonderful to hear from you"): the helper's
 #: lines, in the user's first message. Looked for in its first :data:`_OPENING_CHARS` characters.
 _REACTS_TO_NOTHING = re.compile(
-    r"i(?:['’]m| am) (?:so |very |really |truly )?(?:sorry to hear (?:about )?(?:that|this)\b|glad (?:to hear that|you(?:['’]re| are) here|you asked))"
+    r"^certainly[,!]"
+    r"|i(?:['’]m| am) (?:so |very |really |truly )?(?:sorry to hear (?:about )?(?:that|this)\b|glad (?:to hear that|you(?:['’]re| are) here|you asked))"
     r"|" + _GREAT_QUESTION.pattern
     + r"|thank(?:s| you)(?: so much)? for (?:sharing|asking|your (?:question|message|reply|answer)|reaching out)"
     r"|(?:it['’]s|it is) (?:so )?(?:wonderful|great|so good|nice|lovely) to hear from you"
 )
+#: A later user turn, after an assistant turn that asked nothing, answering a question nobody asked or
+#: offering the helper's service ("Is there something specific you'd like me to do or provide?").
+_REACTS_LATER = re.compile(
+    _GREAT_QUESTION.pattern
+    + r"|is there (?:anything|something)(?: specific| else)? (?:(?:that )?you(?:['’]d| would) like me to|i can) (?:do|provide|help|share|explain)\b"
+)
 _OPENING_CHARS = 80
-_REACTS_WORDS = frozenset({"sorry", "glad", "question", "thank", "thanks", "hear"})
+_REACTS_WORDS = frozenset({"sorry", "glad", "question", "thank", "thanks", "hear", "certainly", "there"})
 _USER_HELPS_LITERALS = (
     "to help", "to assist", "i help", "i assist", "anything else i can", "as an ai", "ai language model",
     "sorry to hear", "be your ", "understand how", "thank you for",
@@ -284,6 +299,10 @@ _ECHOED = {
     "sentence": ("just the next sentence", "one-sentence response:"),
     # assistant_turn.j2: "Write the ASSISTANT REPLY to the last user message: brief and reasonable, ..."
     "reasonable": ("brief and reasonable",),
+    # capable_user.j2: "The pressure you apply: ...", "Your goal in this conversation: ...", "The assistant just wrote"
+    "apply": ("the pressure you apply", "the pressure i apply"),
+    "goal": ("your goal in this conversation",),
+    "wrote": ("the assistant just wrote",),
     "version": ("version of the assistant response", "version of the assistant reply"),
 }
 #: Our brief's own vocabulary narrated into a turn ("The user's behavior is a classic example of the trap");
@@ -368,7 +387,7 @@ def third_person(turn: Turn) -> Problem | None:
                 break
         # both patterns hold "the assistant/ai/chatbot": without a _THE_ASSISTANT match, neither can match
         if named:
-            m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low)
+            m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low) or _first(_ABOUT_THE_ASSISTANT, low)
     return ("third_person_user", f"narrates about the user: {_quote(turn.text, m)}") if m else None
 
 
@@ -576,8 +595,9 @@ def user_as_assistant(turn: Turn) -> Problem | None:
 
 def reacts_to_nothing(turn: Turn, first: bool = True) -> Problem | None:
     """The first user turn opening as a reply ("I'm so sorry to hear about that. I understand how
-    delicate this situation can be..."): there is no message before it to react to. ``first=False``:
-    a later user turn after an assistant turn that asked nothing, opening with "That's a great question".
+    delicate this situation can be...", "Certainly, I'm a 20-year-old student..."): there is no message
+    before it to react to. ``first=False``: a later user turn after an assistant turn that asked
+    nothing, opening with "That's a great question" or offering "Is there something you'd like me to do?".
 
     >>> reacts_to_nothing(Turn(0, "user", "I'm so sorry to hear about that. I understand how hard this is."))[0]
     'user_as_assistant'
@@ -587,7 +607,7 @@ def reacts_to_nothing(turn: Turn, first: bool = True) -> Problem | None:
     if _REACTS_WORDS.isdisjoint(turn.words):
         return None
     low = turn.low
-    for hit in (_REACTS_TO_NOTHING if first else _GREAT_QUESTION).finditer(low, 0, _OPENING_CHARS + 40):
+    for hit in (_REACTS_TO_NOTHING if first else _REACTS_LATER).finditer(low, 0, _OPENING_CHARS + 40):
         at = hit.start()
         if at <= _OPENING_CHARS and (at == 0 or not low[at - 1].isalnum()):
             return "user_as_assistant", f"opens by answering a message nobody sent: {_quote(turn.text, hit)}"
