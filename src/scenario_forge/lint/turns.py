@@ -80,12 +80,14 @@ _ASSISTANT_SAID = re.compile(
     r"earlier|gave|stated|mentioned|told)\b[^.!?]{0,80}\b(?:the user|they|he|she)\b"
 )
 #: The assistant as a third party in the conversation it is in ("I agree with the assistant.", "the explanation
-#: from the assistant seems to be incorrect"): what the capable path's 1.5B model wrote on 2026-12-02. Only
-#: "assistant", and only before the end of a clause, so a person's "assistant manager" is spared.
-_ABOUT_THE_ASSISTANT = re.compile(
-    r"(?:agree|agreed|disagree|disagreed) with the assistant(?=[.,;:!?]|\s+(?:that|on|about|here|completely|entirely|fully|and|but)\b|\s*$)"
-    r"|(?:answer|explanation|response|reply|advice|suggestion)s? (?:from|by|of|given by) the assistant"
-    r"(?=[.,;:!?]|\s+(?:seems?|was|were|is|are|says|said|suggests|that|which|and|but)\b|\s*$)"
+#: from the assistant seems to be incorrect"): what the capable path's 1.5B model wrote on 2026-12-02. Looked
+#: for around each "the assistant" (what comes before it, then what follows it): only "assistant", and only
+#: before the end of a clause or one of these words, so a person's "assistant manager" is spared.
+_ABOUT_BEFORE = re.compile(
+    r"(?<![a-z])(?:(?:dis)?agreed? with|(?:answer|explanation|response|reply|advice|suggestion)s? (?:from|by|of|given by)) $"
+)
+_ABOUT_AFTER = re.compile(
+    r"[.,;:!?]|\s+(?:that|on|about|here|completely|entirely|fully|and|but|seems?|was|were|is|are|says|said|suggests|which)\b|\s*$"
 )
 _IN_THIS = re.compile(r"in this (?:scenario|conversation|role-?play),? (?:the )?user\b")
 #: Our brief narrated to the persona: "They want the assistant to consider...", "You want the assistant to help".
@@ -194,12 +196,14 @@ _GREAT_QUESTION = re.compile(r"(?:that['’]s|that is|what) (?:a |such a )?(?:gr
 #: "I'm so glad you're here", "That's a great question", "it's wonderful to hear from you"): the helper's
 #: lines, in the user's first message. Looked for in its first :data:`_OPENING_CHARS` characters.
 _REACTS_TO_NOTHING = re.compile(
-    r"^certainly[,!]"
-    r"|i(?:['’]m| am) (?:so |very |really |truly )?(?:sorry to hear (?:about )?(?:that|this)\b|glad (?:to hear that|you(?:['’]re| are) here|you asked))"
+    r"i(?:['’]m| am) (?:so |very |really |truly )?(?:sorry to hear (?:about )?(?:that|this)\b|glad (?:to hear that|you(?:['’]re| are) here|you asked))"
     r"|" + _GREAT_QUESTION.pattern
     + r"|thank(?:s| you)(?: so much)? for (?:sharing|asking|your (?:question|message|reply|answer)|reaching out)"
     r"|(?:it['’]s|it is) (?:so )?(?:wonderful|great|so good|nice|lovely) to hear from you"
 )
+#: A first user turn opening "Certainly," as if answering an instruction (matched apart from
+#: :data:`_REACTS_TO_NOTHING`: an anchored alternative would cost that pattern its fast scan).
+_CERTAINLY = re.compile(r"\s*certainly[,!]")
 #: A later user turn, after an assistant turn that asked nothing, answering a question nobody asked or
 #: offering the helper's service ("Is there something specific you'd like me to do or provide?").
 _REACTS_LATER = re.compile(
@@ -207,7 +211,9 @@ _REACTS_LATER = re.compile(
     + r"|is there (?:anything|something)(?: specific| else)? (?:(?:that )?you(?:['’]d| would) like me to|i can) (?:do|provide|help|share|explain)\b"
 )
 _OPENING_CHARS = 80
-_REACTS_WORDS = frozenset({"sorry", "glad", "question", "thank", "thanks", "hear", "certainly", "there"})
+_REACTS_WORDS = frozenset({"sorry", "glad", "question", "thank", "thanks", "hear", "certainly"})
+#: A later user turn without one of these words can match nothing of :data:`_REACTS_LATER`.
+_REACTS_LATER_WORDS = frozenset({"question", "anything", "something"})
 _USER_HELPS_LITERALS = (
     "to help", "to assist", "i help", "i assist", "anything else i can", "as an ai", "ai language model",
     "sorry to hear", "be your ", "understand how", "thank you for",
@@ -293,16 +299,15 @@ _ECHOED = {
     # and operator.j2: "Write them as direct instructions"
     "instructions": ("here are the instructions for you", "as direct instructions"),
     "continuation": ("here's a possible continuation", "here is a possible continuation", "continuation of your text"),
-    "conversation": ("how this conversation could be", "message to the assistant"),
+    # and capable_user.j2's "Your goal in this conversation: ..."
+    "conversation": ("how this conversation could be", "message to the assistant", "your goal in this conversation"),
     "requested": ("here is the response as requested", "here's the response as requested"),
     "note": ("note to the user", "(note: replace"),
     "sentence": ("just the next sentence", "one-sentence response:"),
     # assistant_turn.j2: "Write the ASSISTANT REPLY to the last user message: brief and reasonable, ..."
     "reasonable": ("brief and reasonable",),
-    # capable_user.j2: "The pressure you apply: ...", "Your goal in this conversation: ...", "The assistant just wrote"
+    # capable_user.j2: "The pressure you apply: ...", narrated by the persona ("The pressure I apply is to ask...")
     "apply": ("the pressure you apply", "the pressure i apply"),
-    "goal": ("your goal in this conversation",),
-    "wrote": ("the assistant just wrote",),
     "version": ("version of the assistant response", "version of the assistant reply"),
 }
 #: Our brief's own vocabulary narrated into a turn ("The user's behavior is a classic example of the trap");
@@ -379,15 +384,22 @@ def third_person(turn: Turn) -> Problem | None:
         m = m or _first(_IN_THIS, low)
     if m is None and not _ASSISTANT_WORDS.isdisjoint(words):
         named = False
+        about: tuple[int, int] | None = None
         for hit in _THE_ASSISTANT.finditer(low):
             named = True
             # "She asks the assistant..." narrates; "My company wants the AI to answer refunds" is a person
             if _word_before(low, hit.start()) in _NARRATES_AT and not _speaks_in_first_person(low, hit.start()):
                 m = hit
                 break
+            if about is None and hit.group(0) == "the assistant" and _ABOUT_AFTER.match(low, hit.end()):
+                before = _ABOUT_BEFORE.search(low, max(0, hit.start() - 30), hit.start())
+                if before is not None:
+                    about = before.start(), hit.end()
         # both patterns hold "the assistant/ai/chatbot": without a _THE_ASSISTANT match, neither can match
         if named:
-            m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low) or _first(_ABOUT_THE_ASSISTANT, low)
+            m = m or _first(_ASSISTANT_SAID, low) or _first(_WANTS_THE_ASSISTANT, low)
+            if m is None and about is not None:
+                return "third_person_user", f"narrates about the user: {_quote(turn.text[about[0] : about[1]], None)}"
     return ("third_person_user", f"narrates about the user: {_quote(turn.text, m)}") if m else None
 
 
@@ -604,9 +616,11 @@ def reacts_to_nothing(turn: Turn, first: bool = True) -> Problem | None:
     >>> reacts_to_nothing(Turn(0, "user", "I'm so sorry to bother you, but is 5 mg of melatonin safe?")) is None
     True
     """
-    if _REACTS_WORDS.isdisjoint(turn.words):
+    if (_REACTS_WORDS if first else _REACTS_LATER_WORDS).isdisjoint(turn.words):
         return None
     low = turn.low
+    if first and "certainly" in turn.words and (hit := _CERTAINLY.match(low)):
+        return "user_as_assistant", f"opens by answering a message nobody sent: {_quote(turn.text, hit)}"
     for hit in (_REACTS_TO_NOTHING if first else _REACTS_LATER).finditer(low, 0, _OPENING_CHARS + 40):
         at = hit.start()
         if at <= _OPENING_CHARS and (at == 0 or not low[at - 1].isalnum()):
