@@ -98,7 +98,11 @@ def test_continuous_scheduling_gives_the_rows_of_the_stage_by_stage_code(tmp_pat
     assert expected["scenarios"] and {r["stage"] for r in expected["rejects"]} >= stages
     assert sum(u["reasks"] for u in expected["usage"].values()) > 0
     assert got["scenarios"] == expected["scenarios"]  # kept rows: same content, same (seed) order
-    assert _by_id(got["rejects"]) == _by_id(expected["rejects"])  # rejects: now in seed order, not stage order
+    # rejects: now in seed order, not stage order. The fixture predates Reject.messages: compared on its
+    # columns, and the new one holds the dialogue on exactly the rubric rejects (written after one)
+    fields = set(expected["rejects"][0])
+    assert _by_id([{k: v for k, v in r.items() if k in fields} for r in got["rejects"]]) == _by_id(expected["rejects"])
+    assert all(bool(r["messages"]) == (r["stage"] == "rubric") for r in got["rejects"])
     planned = {seed_id: i for i, seed_id in enumerate(_planned(tmp_path, name))}
     assert [planned[r["id"]] for r in got["rejects"]] == sorted(planned[r["id"]] for r in got["rejects"])
     assert got["usage"] == expected["usage"]
