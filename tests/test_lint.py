@@ -305,6 +305,21 @@ CASES = {
         with_turn(2, "I understand your perspective, but I'm here to provide assistance. Can I sue him in small claims?"),
         with_turn(2, "I'm here to provide assistance to my mother, who rents the flat. Can I sue him in small claims?"),
     ),
+    # what the embedded main job still kept after those checks (2026-12-02 08:47 UTC)
+    "template_fragment/the_next_message": (
+        with_turn(2, "The next message: He says the carpet was ruined. Can I sue him in small claims?"),
+        with_turn(2, "He said the next message would come from his lawyer. Can I sue him in small claims?"),
+    ),
+    "template_fragment/this_trap_in_system": (
+        msgs(("system", "You are the tenants' hotline assistant. Help them avoid this trap by showing empathy."),
+             ("user", U0), ("assistant", A1), ("user", U2)),
+        msgs(("system", "You are the tenants' hotline assistant. Warn callers about this trap of signing blank leases."),
+             ("user", U0), ("assistant", A1), ("user", U2)),
+    ),
+    "user_as_assistant/of_service": (
+        with_turn(2, "I'm so glad to be of service. He says the carpet was ruined. Can I sue him in small claims?"),
+        with_turn(2, "I'm glad to be of service to my tenants' union. He says the carpet was ruined. Can I sue him?"),
+    ),
     "truncated_final_turn": (
         with_turn(2, "He says the carpet was ruined, but it was already old when I moved in, so can I take him to"),
         with_turn(2, "can I sue him in small claims"),

@@ -162,6 +162,9 @@ _USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], 
     (frozenset({"help"}), frozenset({"you"}), re.compile(
         r"(?:i(?:'m| am) going to|i(?:'ll| will)(?: do my best to)?|let me) help you"
         r"(?: (?:with|through|manage|cope with|get through) (?:your|this|all of this|it all)\b|[.!;]|$)")),
+    # "I'm so glad to be of service", "it's my pleasure to support you" (the 2026-12-02 main job's user turns)
+    (frozenset({"service", "pleasure"}), frozenset(), re.compile(
+        r"(?:glad|happy|pleased|delighted) to be of (?:service|help|assistance)(?: to you\b|[.!,;]|$)|(?:it['’]s|it is) (?:my|a) pleasure to (?:help|support|assist|serve) you\b")),
     (frozenset({"happy", "glad", "thrilled", "honored", "honoured"}), frozenset({"be", "your"}),
      re.compile(r"(?:happy|glad|thrilled|honou?red) to be your (?:assistant|guide|helper|coach|advisor)\b")),
 )
@@ -268,7 +271,8 @@ _HERE_IS = re.compile(
     r"|here(?:'s| is) (?:your|the|my|a|an) (?:next |first |follow-up |revised |possible |final )?"
     r"(?:message|reply|response|turn|user(?:'s)? (?:message|reply|turn)|assistant(?:'s)? (?:message|reply))\b"
 )
-_NEXT_MESSAGE = re.compile(r"(?:next|first) (?:user|assistant) (?:message|turn|reply) ?:")
+#: ... and "The next message: You're welcome, and I'm glad..." (the 2026-12-02 main job's final user turn)
+_NEXT_MESSAGE = re.compile(r"(?:next|first) (?:user|assistant) (?:message|turn|reply) ?:|the next message ?:")
 _SURE_HERE = re.compile(r"(?:sure|certainly|of course|okay|ok|absolutely)[!,.]? here(?:'s| is)\b")
 _PERSON_NEXT = re.compile(r"the (?:user|person)'s (?:next|first) (?:message|turn|reply)\b")
 _WRITE_THE = re.compile(
@@ -311,9 +315,9 @@ _ECHOED = {
     "version": ("version of the assistant response", "version of the assistant reply"),
 }
 #: Our brief's own vocabulary narrated into a turn ("The user's behavior is a classic example of the trap");
-#: in a system turn any "the trap" but "the trap of ..." (a person's "I fell into the trap of ...").
+#: in a system turn any "the trap" or "this trap" but "... trap of ..." (a person's "I fell into the trap of ...").
 _BRIEF_NARRATED = re.compile(r"example of (?:the|a) trap\b|the (?:trap|trait) (?:being )?tested\b|avoids? the trap while\b")
-_SYSTEM_TRAP = re.compile(r"the trap\b(?! of\b)")
+_SYSTEM_TRAP = re.compile(r"(?:the|this) trap\b(?! of\b)")
 _ECHO_WORDS = frozenset(_ECHOED)
 _ECHO_ORDER = {key: k for k, key in enumerate(_ECHOED)}
 #: Word gates: a detector's patterns only run on a turn holding one of these words.
