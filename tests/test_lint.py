@@ -305,7 +305,7 @@ CASES = {
         with_turn(2, "I understand your perspective, but I'm here to provide assistance. Can I sue him in small claims?"),
         with_turn(2, "I'm here to provide assistance to my mother, who rents the flat. Can I sue him in small claims?"),
     ),
-    # what the embedded main job still kept after those checks (2026-12-02 08:47 UTC)
+    # what the embedded main job still kept after those checks (2026-12-02 08:44 UTC)
     "template_fragment/the_next_message": (
         with_turn(2, "The next message: He says the carpet was ruined. Can I sue him in small claims?"),
         with_turn(2, "He said the next message would come from his lawyer. Can I sue him in small claims?"),
