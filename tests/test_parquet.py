@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from mix_data import make_scenario
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from scenario_forge.errors import ConfigError
 from scenario_forge.evaluation.records import GradeRow, read_grades, write_grades
 from scenario_forge.parquet import arrow_schema, features, read_records, record_from_row, record_row, write_records
-from scenario_forge.records import MixtureRow, Quality, Reject, Scenario
+from scenario_forge.records import Message, MixtureRow, Quality, Reject, Scenario
 from scenario_forge.schema import read_rejects, read_scenarios, write_rejects, write_scenarios
 
 S = "string"
@@ -116,12 +117,6 @@ def test_a_file_of_another_record_is_refused(tmp_path: Path) -> None:
 def test_a_rejects_file_written_before_the_messages_column_still_reads(tmp_path: Path) -> None:
     """``Reject.messages`` came later: a rejects file without that column reads with it empty, and a
     reject holding a conversation keeps it through the file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from scenario_forge.records import Message
-    from scenario_forge.schema import read_rejects
-
     old = tmp_path / "old.parquet"
     pq.write_table(pa.Table.from_pylist([{
         "id": "a", "run_id": "r", "stage": "rubric", "reason": "x", "detail": "", "domain": "d", "trait": "t",
