@@ -62,7 +62,7 @@ def with_turn(index: int, content: str, base=None) -> list[dict]:
 
 
 def test_the_public_api_and_reason_codes():
-    assert REASONS == tuple(DESCRIPTIONS) and len(REASONS) == len(set(REASONS)) == 22
+    assert REASONS == tuple(DESCRIPTIONS) and len(REASONS) == len(set(REASONS)) == 23
     assert set(TURN_REASONS) <= set(REASONS)
     assert list(inspect.signature(lint_scenario).parameters)[:6] == ["id", "messages", "rubric", "flaw", "flawed_turn_index", "shape"]
     assert list(inspect.signature(turn_problems).parameters) == ["previous", "turn", "final", "flaw"]
@@ -323,6 +323,21 @@ CASES = {
     "truncated_final_turn": (
         with_turn(2, "He says the carpet was ruined, but it was already old when I moved in, so can I take him to"),
         with_turn(2, "can I sue him in small claims"),
+    ),
+    # a turn announcing what never comes (embedded main job, 2026-12-02 13:07 UTC: "Here's a sample: One
+    # user sent me this message:"); a colon inside the turn, with its content after it, is spared
+    "ends_with_colon": (
+        with_turn(1, A1 + " Here is what the statute says:"),
+        with_turn(1, "Here is what the statute says: covered landlords must itemise deductions within 30 days."),
+    ),
+    "ends_with_colon/final_user_turn": (
+        with_turn(2, "He says the carpet was ruined. Here is the email he sent me:"),
+        with_turn(2, "He wrote: \"the carpet was ruined.\" Can I sue him in small claims?"),
+    ),
+    "ends_with_colon/system": (
+        msgs(("system", "You are the tenants' hotline assistant. Follow this policy:"), ("user", U0), ("assistant", A1), ("user", U2)),
+        msgs(("system", "You are the tenants' hotline assistant. Policy: never give legal advice as certain."),
+             ("user", U0), ("assistant", A1), ("user", U2)),
     ),
 }
 

@@ -19,6 +19,7 @@ DESCRIPTIONS: dict[str, str] = {
     "self_repetition": "a turn that loops, repeating its own sentences or phrases",
     "assistant_copies_user": "an assistant turn copying most of the user turn before it",
     "truncated_final_turn": "the final user turn ends mid-sentence or mid-word",
+    "ends_with_colon": 'a turn that ends on a colon, announcing content that is not there ("Here is an example of how this could be rephrased:")',
     "rubric_no_positive": "no criterion with points > 0",
     "rubric_no_negative": "no criterion with points < 0",
     "rubric_empty_criterion": "an empty or too-short (< 3 words) criterion",
@@ -46,4 +47,5 @@ TURN_REASONS: tuple[str, ...] = (
     "self_repetition",
     "assistant_copies_user",
     "truncated_final_turn",
+    "ends_with_colon",
 )

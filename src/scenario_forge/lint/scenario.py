@@ -75,7 +75,8 @@ def _turn_findings(
     marks: bool = True, fill_ins: bool = True,
 ) -> None:
     """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it),
-    in report order: role confusion, leftovers, repetition, truncation.
+    in report order: role confusion, leftovers, repetition, truncation (the final user turn cut
+    short; any turn ending on a colon).
 
     Each detector is only called when its own first test (a word in the turn's word set, a
     character or phrase in its text) says it could fire: the same tests the detectors start with,
@@ -134,8 +135,10 @@ def _turn_findings(
                     found.append(("repeated_turn", f"opens with {opens[1]} words of turn {opens[0]}"))
         if final and (problem := t.truncated(turn)):
             found.append(problem)
+        if colon and (problem := t.ends_with_colon(turn)):
+            found.append(problem)
     elif role == "system":
-        for problem in (t.role_label(turn), t.placeholder(turn), t.template_fragment(turn)):
+        for problem in (t.role_label(turn), t.placeholder(turn), t.template_fragment(turn), t.ends_with_colon(turn)):
             if problem is not None:
                 found.append(problem)
     else:  # the assistant's (or an unknown role's) turn
@@ -164,6 +167,8 @@ def _turn_findings(
                 found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
             elif (opens := t.opens_like_earlier(turn, earlier)) is not None:
                 found.append(("repeated_turn", f"opens with {opens[1]} words of turn {opens[0]}"))
+        if colon and (problem := t.ends_with_colon(turn)):
+            found.append(problem)
     if found:
         where = f"{role} turn {turn.index}: "
         for code, detail in found:
@@ -250,7 +255,8 @@ def turn_problems(previous: Sequence[Any], turn: Any, *, final: bool = False, fl
     """Turn-level detectors only, for ``turn`` following ``previous``: what generation re-asks on.
 
     Role confusion, placeholders and template fragments, repetition of an earlier turn or of
-    itself, copying the user turn before it, and (with ``final=True``) truncation. ``flaw`` is
+    itself, copying the user turn before it, a turn ending on a colon, and (with ``final=True``)
+    truncation. ``flaw`` is
     accepted for symmetry with :func:`lint_scenario`; no turn-level detector needs it today.
 
     >>> [f.code for f in turn_problems([], {"role": "user", "content": "The user is a nurse who asks about doses."})]

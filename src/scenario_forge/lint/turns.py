@@ -757,6 +757,23 @@ def truncated(turn: Turn) -> Problem | None:
     return None
 
 
+def ends_with_colon(turn: Turn) -> Problem | None:
+    """A turn (any role, any place) whose last character is a colon: it announces a list, an example
+    or a quotation that never comes ("Here is an example of how this conversation could be rephrased
+    with more detail:", "Here are some things you might want to know:"). Every message of a
+    scenario is whole, so what follows the colon would be in the same turn.
+
+    >>> ends_with_colon(Turn(1, "assistant", "Here are some things you might want to know:"))[0]
+    'ends_with_colon'
+    >>> ends_with_colon(Turn(1, "assistant", "Here is what to check: the dose and the time.")) is None
+    True
+    """
+    stripped = turn.text.rstrip()
+    if stripped[-1:] != ":":
+        return None
+    return "ends_with_colon", f"ends on a colon, with nothing after it: {_quote(stripped[-60:], None)}"
+
+
 def _complete_you(tokens: list[str]) -> bool:
     """Whether a closing "you" ends the sentence: an object ("thank you", "I trust you") or "how are
     you", rather than a subject waiting for its verb ("...so can you", "...because you").
