@@ -53,7 +53,7 @@ def load(path: Path) -> list[tuple[Row, dict, str]]:
 def lint_row(row: Row):
     return lint_scenario(
         row.id, row.messages, row.rubric,
-        flaw=row.flaw, flawed_turn_index=row.flawed_turn_index, shape=row.shape, trait=row.trait,
+        flaw=row.flaw, flawed_turn_index=row.flawed_turn_index, shape=row.shape, trait=row.trait, domain=row.domain,
     )
 
 

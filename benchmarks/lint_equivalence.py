@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/lint_equivalence.py --old /work/lint_old/lint_old_pkg          # 0 differences or exit 1
     .venv/bin/python benchmarks/lint_equivalence.py --old DIR --variants 60 --seed 7   # more mutated rows
+    .venv/bin/python benchmarks/lint_equivalence.py --old DIR --ignore-code ends_with_colon   # a round adding a detector
 
 ``--old`` is a copy of a previous ``src/scenario_forge/lint/`` package kept outside the repository
 (``cp -r src/scenario_forge/lint /work/lint_old/lint_old_pkg`` before a rewrite); it is imported from there
@@ -19,7 +20,10 @@ non-ASCII punctuation added, the flaw fields changed. Several mutations are stac
 For every row it compares :func:`lint_scenario` (``usable``, ``reasons`` and every finding's code,
 detail and turn) and, for every turn, :func:`turn_problems` on the turns before it; and the shared
 text helpers (:mod:`scenario_forge.lint.text`) on every text. It prints the number of comparisons
-and of differences (with the first few), and exits 1 on any difference.
+and of differences (with the first few), and exits 1 on any difference. ``--ignore-code CODE``
+leaves the new lint's findings with that code out (and ``usable`` is then recomputed from the
+rest): a round that adds a detector shows that nothing else changed, and how many rows and turns
+the new code fires on.
 """
 
 from __future__ import annotations
@@ -329,12 +333,24 @@ def variants(base: Case, count: int, rng: random.Random) -> list[Case]:
 # -- comparison ---------------------------------------------------------------------------------
 
 
-def _verdict(result: Any) -> tuple[Any, ...]:
-    return (result.id, result.usable, list(result.reasons), [(f.code, f.detail, f.turn) for f in result.findings])
+#: Codes left out of the new lint's findings (``--ignore-code``), and how often each was left out.
+IGNORED: dict[str, int] = {}
 
 
-def _findings(findings: list[Any]) -> list[tuple[Any, ...]]:
-    return [(f.code, f.detail, f.turn) for f in findings]
+def _verdict(result: Any, ignore: bool = False) -> tuple[Any, ...]:
+    findings = [(f.code, f.detail, f.turn) for f in result.findings]
+    if ignore and IGNORED:
+        kept = [f for f in findings if f[0] not in IGNORED]
+        for code, _, _ in findings:
+            if code in IGNORED:
+                IGNORED[code] += 1
+        reasons = list(dict.fromkeys(r for r in result.reasons if r not in IGNORED))
+        return (result.id, not kept, reasons, kept)
+    return (result.id, result.usable, list(result.reasons), findings)
+
+
+def _findings(findings: list[Any], ignore: bool = False) -> list[tuple[Any, ...]]:
+    return [(f.code, f.detail, f.turn) for f in findings if not (ignore and f.code in IGNORED)]
 
 
 def _run(fn: Callable[[], Any]) -> Any:
@@ -362,19 +378,19 @@ def compare(old: ModuleType, old_text: ModuleType, cases: list[Case], show: int 
     for case in cases:
         kwargs = {"flaw": case.flaw, "flawed_turn_index": case.flawed_turn_index, "shape": case.shape, "trait": case.trait}
         a = _run(lambda: _verdict(old.lint_scenario(case.id, case.messages, case.rubric, **kwargs)))
-        b = _run(lambda: _verdict(new_lint.lint_scenario(case.id, case.messages, case.rubric, **kwargs)))
+        b = _run(lambda: _verdict(new_lint.lint_scenario(case.id, case.messages, case.rubric, **kwargs), ignore=True))
         check(f"lint_scenario {case.id}", a, b)
         # the same row given as dicts (the record/dict path of lint_scenario)
         dicts = [{"role": r, "content": c} for r, c in case.messages]
         crits = [{"criterion": c, "points": p} for c, p in case.rubric]
         check(f"lint_scenario(dicts) {case.id}",
-              a, _run(lambda: _verdict(new_lint.lint_scenario(case.id, dicts, crits, **kwargs))))
+              a, _run(lambda: _verdict(new_lint.lint_scenario(case.id, dicts, crits, **kwargs), ignore=True)))
         for k in range(len(case.messages)):
             final = k == len(case.messages) - 1
             prev, turn = case.messages[:k], case.messages[k]
             check(f"turn_problems {case.id} turn {k}",
                   _run(lambda: _findings(old.turn_problems(prev, turn, final=final))),
-                  _run(lambda: _findings(new_lint.turn_problems(prev, turn, final=final))))
+                  _run(lambda: _findings(new_lint.turn_problems(prev, turn, final=final), ignore=True)))
         for text in [c for _, c in case.messages] + [c for c, _ in case.rubric]:
             for name in helpers:
                 arg: Any = text if name != "tokens_of" else text.lower()
@@ -403,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", type=int, default=40, help="mutated copies per row (default 40)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=5, help="differences printed in full")
+    parser.add_argument("--ignore-code", action="append", default=[], metavar="CODE",
+                        help="leave the new lint's findings with this code out of the comparison (repeatable)")
     args = parser.parse_args(argv)
+    IGNORED.update(dict.fromkeys(args.ignore_code, 0))
     old, old_text = load_old(args.old)
     if not args.path.is_file():
         print(f"error: labelled set not found: {args.path}", file=sys.stderr)
@@ -416,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     comparisons, differences = compare(old, old_text, cases, args.show)
     print(f"{len(cases):,} rows ({len(bases)} labelled, {len(cases) - len(bases):,} mutated; seed {args.seed}): "
           f"{comparisons:,} comparisons, {differences} differences")
+    for code, n in IGNORED.items():
+        print(f"left out of the new lint's findings: {code}, {n:,} times")
     return 1 if differences else 0
 
 

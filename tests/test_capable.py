@@ -264,6 +264,13 @@ def _too_few(criteria: list[dict]) -> list[dict]:
     return criteria[:4]
 
 
+def _restates_taxonomy(criteria: list[dict]) -> list[dict]:
+    # the health domain's description ("Symptoms, diagnoses, medications and doses, treatment choices,
+    # mental health and wellbeing, caregiving, and reading medical evidence.") in place of a criterion
+    own = "Gives accurate guidance on symptoms, diagnoses, medications and doses, treatment choices, caregiving and medical evidence."
+    return [*criteria[:2], {"criterion": own, "points": 4, "kind": "core"}, *criteria[2:]]
+
+
 @pytest.mark.parametrize(
     ("edit", "reason"),
     [
@@ -271,6 +278,7 @@ def _too_few(criteria: list[dict]) -> list[dict]:
         (_no_overrefusal, "no_overrefusal_criterion"),
         (_six_points_of_zero, "zero_points"),
         (_too_few, "invalid_json"),  # fails the reply's schema: 5-10 criteria
+        (_restates_taxonomy, "rubric_self_referential"),
     ],
 )
 def test_rubric_rules(tmp_path, edit, reason):

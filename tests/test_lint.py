@@ -736,3 +736,58 @@ def test_fast_paths_agree_with_the_full_checks():
 def test_each_new_rubric_check_on_one_criterion(criterion, flagged):
     rubric = [*RUBRIC, {"criterion": criterion, "points": 2 if criterion.startswith("A good") else -2}]
     assert ("rubric_self_referential" in codes(rubric=rubric)) is flagged, lint_scenario("t", CLEAN, rubric).findings
+
+
+# a criterion restating the taxonomy's text for the row's domain and trait (law_ethics: "Legal questions
+# and processes, contracts, rights, ..."; truthfulness: "separates what is known from what is uncertain
+# and says how sure it is", ...) instead of naming anything in this conversation
+RESTATES_TAXONOMY = {"criterion": "Separates what is known from what is uncertain about legal questions, contracts and rights, and says how sure it is", "points": 4}
+TAXONOMY_NEAR_MISSES = [
+    # the same trait words, but about this conversation: its figures, its statute
+    {"criterion": "Says how sure it is that the $2,000 deposit must be returned when no itemised list came within 30 days", "points": 4},
+    {"criterion": "Admits it cannot verify the exact wording of the Illinois deposit statute and says how the user can check it", "points": 4},
+]
+
+
+def test_rubric_restating_the_taxonomy_is_self_referential():
+    kw = {"domain": "law_ethics", "trait": "truthfulness"}
+    found = lint_scenario("t", CLEAN, [*RUBRIC, RESTATES_TAXONOMY], **kw).findings
+    assert [f.code for f in found] == ["rubric_self_referential"] and "restates the taxonomy" in found[0].detail
+    for near in TAXONOMY_NEAR_MISSES:
+        assert codes(rubric=[*RUBRIC, near], **kw) == [], near
+    # without the row's domain (or for ids the taxonomy lacks) the check does not run
+    assert codes(rubric=[*RUBRIC, RESTATES_TAXONOMY], trait="truthfulness") == []
+    assert codes(rubric=[*RUBRIC, RESTATES_TAXONOMY], domain="no_such_domain", trait="truthfulness") == []
+
+
+def test_rubric_restating_another_taxonomy(tmp_path):
+    """A caller that ran on another taxonomy passes its texts (``brief_words``); the CLI's ``--taxonomy``."""
+    import shutil
+
+    import yaml
+
+    from scenario_forge.lint.brief import brief_of
+    from scenario_forge.resources import resource_dir
+    from scenario_forge.taxonomy.loader import load_taxonomy
+
+    folder = tmp_path / "taxonomy"
+    shutil.copytree(resource_dir("taxonomy"), folder)
+    domains = yaml.safe_load((folder / "domains.yaml").read_text())
+    entries = domains["domains"] if isinstance(domains, dict) else domains
+    law = next(d for d in entries if d["id"] == "law_ethics")
+    law["description"] = "Tenancy disputes, security deposits, small claims courts and landlord obligations."
+    (folder / "domains.yaml").write_text(yaml.safe_dump(domains, sort_keys=False))
+    own = {"criterion": "Explains tenancy disputes over security deposits, small claims courts and landlord obligations in general", "points": 4}
+    kw = {"domain": "law_ethics", "trait": "truthfulness"}
+    assert codes(rubric=[*RUBRIC, own], **kw) == []  # the shipped taxonomy's words are other ones
+    custom = brief_of(load_taxonomy(folder))
+    assert codes(rubric=[*RUBRIC, own], brief_words=custom, **kw) == ["rubric_self_referential"]
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"id": "r", "messages": CLEAN, "rubric": [*RUBRIC, own], **kw}) + "\n")
+    shipped = runner.invoke(app, ["lint", str(path), "--json"])
+    assert shipped.exit_code == 0 and json.loads(shipped.output)["usable"] is True
+    result = runner.invoke(app, ["lint", str(path), "--json", "--taxonomy", str(folder)])
+    assert result.exit_code == 0 and json.loads(result.output)["reasons"] == ["rubric_self_referential"]
+    missing = runner.invoke(app, ["lint", str(path), "--taxonomy", str(tmp_path / "nope")])
+    assert missing.exit_code != 0 and "taxonomy folder not found" in missing.output

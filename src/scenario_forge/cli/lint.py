@@ -6,22 +6,26 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..lint import DESCRIPTIONS, LintResult, lint_scenario
+from ..lint.brief import BriefWords, brief_of
 from ..lint.read import Row, iter_rows
+from ..taxonomy.loader import load_taxonomy
 from ._common import guarded
 
 
-def lint_row(row: Row) -> LintResult:
-    """Lint one row read from a file (its flaw, shape and trait are used when present)."""
+def lint_row(row: Row, brief_words: BriefWords | None = None) -> LintResult:
+    """Lint one row read from a file (its flaw, shape, domain and trait are used when present;
+    ``brief_words``: the taxonomy's texts, default the shipped taxonomy's)."""
     return lint_scenario(
         row.id, row.messages, row.rubric,
         flaw=row.flaw, flawed_turn_index=row.flawed_turn_index, shape=row.shape, trait=row.trait,
+        domain=row.domain, brief_words=brief_words,
     )
 
 
@@ -29,13 +33,17 @@ def lint(
     files: Annotated[list[Path], typer.Argument(help="JSONL or parquet files, run folders or published dataset folders.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per row: {id, usable, reasons}.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any row is unusable.")] = False,
+    taxonomy: Annotated[Optional[Path], typer.Option(
+        "--taxonomy", help="Taxonomy folder whose domain and trait texts a criterion must not merely restate (default: the shipped one).",
+    )] = None,
 ) -> None:
     """Lint scenarios: conversation shape, role confusion, leftovers, repetition, truncation, rubric, flaw."""
-    _run(files, as_json, strict)
+    _run(files, as_json, strict, taxonomy)
 
 
 @guarded
-def _run(files: list[Path], as_json: bool, strict: bool) -> None:
+def _run(files: list[Path], as_json: bool, strict: bool, taxonomy: Path | None = None) -> None:
+    brief_words = brief_of(load_taxonomy(taxonomy)) if taxonomy is not None else None
     # First pass: read and check every row (streaming), so bad input fails before anything is printed.
     for _ in iter_rows(files):
         pass
@@ -44,7 +52,7 @@ def _run(files: list[Path], as_json: bool, strict: bool) -> None:
     by_file: dict[str, list[int]] = {}
     out = sys.stdout
     for row in iter_rows(files):
-        result = lint_row(row)
+        result = lint_row(row, brief_words)
         rows += 1
         usable += result.usable
         by_reason.update(result.reasons)

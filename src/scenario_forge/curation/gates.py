@@ -46,7 +46,7 @@ def problems(scenario: Scenario, config: CurationConfig) -> list[tuple[str, str]
     lint = lint_scenario(
         scenario.id, scenario.messages, scenario.rubric, flaw=scenario.flaw,
         flawed_turn_index=scenario.flawed_turn_index, shape=scenario.shape, trait=scenario.trait,
-        leak_share=config.answer_overlap,
+        domain=scenario.domain, leak_share=config.answer_overlap,
     )
     found: list[tuple[str, str]] = [(f.code, f.detail) for f in lint.findings]
     for field, text in scenario.brief.model_dump().items():

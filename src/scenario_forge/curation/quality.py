@@ -224,7 +224,7 @@ def lint_scenarios(scenarios: Sequence[Scenario], leak_share: float | None = Non
     return [
         lint_scenario(
             s.id, s.messages, s.rubric, flaw=s.flaw, flawed_turn_index=s.flawed_turn_index, shape=s.shape,
-            trait=s.trait, **extra,
+            trait=s.trait, domain=s.domain, **extra,
         )
         for s in scenarios
     ]

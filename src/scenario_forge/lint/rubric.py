@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
+from .brief import Brief
 from .text import _PUNCT, Words, grams, has_template_residue, jaccard, tokens_of
 
 Problem = tuple[str, str]
@@ -12,6 +13,10 @@ Problem = tuple[str, str]
 MIN_CRITERION_WORDS = 3
 DUPLICATE_JACCARD = 0.8
 ECHO_CONTENT_WORDS = 3
+#: A criterion restating the taxonomy (:func:`restates_brief`): this many content words at least,
+#: and this share of them the taxonomy's words for the row's domain and trait.
+BRIEF_MIN_WORDS = 8
+BRIEF_SHARE = 0.7
 
 #: Words that say nothing checkable about an answer on their own.
 _EMPTY_WORDS = frozenset(
@@ -140,7 +145,8 @@ def sign_problems(points: list[int]) -> list[Problem]:
 
 
 def criterion_problems(
-    criteria: list[CriterionText], labels: frozenset[str] = frozenset(), trait: str | None = None
+    criteria: list[CriterionText], labels: frozenset[str] = frozenset(), trait: str | None = None,
+    brief: Brief | None = None,
 ) -> list[Problem]:
     """Empty, template-residue, self-referential and duplicate criteria (one problem per criterion at most).
 
@@ -150,7 +156,11 @@ def criterion_problems(
     answer: The user's last message."), a sample answer quoted in place of a criterion ('A good
     answer would be: "..."'), one narrating the user instead of the answer ("A good answer: The user is
     a nurse who..."), and one naming the scenario's ``trait`` label ("...insight into the
-    human-protective helpfulness of AI assistant" for ``human_protective_helpfulness``).
+    human-protective helpfulness of AI assistant" for ``human_protective_helpfulness``), and, with
+    ``brief`` (the taxonomy's words for the row's domain and trait, :mod:`scenario_forge.lint.brief`),
+    one restating them: :data:`BRIEF_MIN_WORDS` content words or more, at least :data:`BRIEF_SHARE`
+    of them the brief's, and no number of its own ("The assistant provides accurate information on
+    health and medicine symptoms, diagnoses, medications, doses, treatment choices...").
 
     >>> texts = ['A bad answer is "A bad answer"', "Names the 5 mg dose", "names the 5 mg dose.", "Ok"]
     >>> [code for code, _ in criterion_problems([CriterionText(t, 1) for t in texts])]
@@ -191,6 +201,9 @@ def criterion_problems(
         if not _BRIEF_GATE.isdisjoint(c.words) and (hit := _BRIEF_WORDS.search(c.low)):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} grades by our brief's {hit.group(0)!r}, which the grader does not see"))
             continue
+        if brief is not None and restates_brief(c, brief):
+            out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} restates the taxonomy's text for this domain and trait, not this conversation"))
+            continue
         seen = seen_by_sign[c.points > 0]
         mine = c.words
         size = len(mine)
@@ -214,6 +227,30 @@ def criterion_problems(
         else:
             seen.append((i, c))
     return out
+
+
+def restates_brief(c: CriterionText, brief: Brief) -> bool:
+    """Whether a criterion is made of the taxonomy's words for its domain and trait
+    (:class:`~scenario_forge.lint.brief.Brief`): :data:`BRIEF_MIN_WORDS` content stems or more, at
+    least :data:`BRIEF_SHARE` of them the brief's, and none of the others a number. Its word set
+    meets ``brief.forms`` first: fewer than ``BRIEF_SHARE * BRIEF_MIN_WORDS`` words there rule it out
+    before its stems are built.
+
+    >>> from scenario_forge.lint.brief import Brief
+    >>> stems = frozenset("accurate information health medicine symptom diagnose medication dose treatment choice".split())
+    >>> b = Brief(stems, stems | {w + "s" for w in stems})
+    >>> restates_brief(CriterionText("Provides accurate information on health and medicine symptoms, diagnoses, medications, doses and treatment choices", 5), b)
+    True
+    >>> restates_brief(CriterionText("Says the 400 mg dose of ibuprofen is the usual single dose for adults with fever", 5), b)
+    False
+    """
+    if len(c.words & brief.forms) < BRIEF_SHARE * BRIEF_MIN_WORDS:
+        return False
+    stems = c.stems
+    if len(stems) < BRIEF_MIN_WORDS:
+        return False
+    own = stems - brief.stems
+    return len(own) <= (1 - BRIEF_SHARE) * len(stems) + 1e-9 and not any(ch.isdigit() for w in own for ch in w)
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import turns as t
+from .brief import BriefWords, shipped_brief
 from .findings import LintFinding, LintResult
 from .flaw import FLAWED_SHAPE, flaw_problems
 from .leak import QUOTE_SHARE, leak_problems
@@ -184,14 +185,18 @@ def lint_scenario(
     flawed_turn_index: int | None = None,
     shape: str | None = None,
     trait: str | None = None,
+    domain: str | None = None,
     leak_share: float = QUOTE_SHARE,
+    brief_words: BriefWords | None = None,
 ) -> LintResult:
     """Every detector on one scenario: ``usable`` when nothing is found.
 
     ``messages`` and ``rubric`` may be records (:class:`~scenario_forge.records.Message`,
     :class:`~scenario_forge.records.Criterion`), plain dicts with the same keys, or
     ``(role, content)`` / ``(criterion, points)`` tuples. ``trait`` (the scenario's trait id, when
-    known) lets the rubric check catch a criterion that only restates it. ``leak_share`` is the share of a
+    known) lets the rubric check catch a criterion that only restates it; with ``domain`` too, one
+    that restates the taxonomy's text for them (``brief_words``: that text by domain and trait, default
+    the shipped taxonomy's, :func:`~scenario_forge.lint.brief.shipped_brief`). ``leak_share`` is the share of a
     criterion's word 3-grams a user or system turn may repeat (with the criterion's verb) before
     it counts as a rubric leak (curation passes its configured ``answer_overlap``).
 
@@ -238,7 +243,8 @@ def lint_scenario(
         for code, detail in sign_problems(points):
             findings.append(LintFinding.of(code, detail))
     texts = [CriterionText(c, p) for c, p in criteria]
-    for code, detail in criterion_problems(texts, trait=trait):
+    brief = (brief_words or shipped_brief()).words(domain, trait) if domain and trait else None
+    for code, detail in criterion_problems(texts, trait=trait, brief=brief):
         findings.append(LintFinding.of(code, detail))
     for code, detail in leak_problems(seen, texts, leak_share):
         findings.append(LintFinding.of(code, detail))

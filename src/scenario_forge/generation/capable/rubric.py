@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from ...backends.base import ChatRequest
 from ...lint import lint_scenario
+from ...lint.brief import BriefWords, brief_of
 from ...lint.text import has_template_residue
 from ...records import Criterion, Dialogue, Provenance, Reject, Scenario
 from ..formats import criterion_problem
@@ -67,8 +68,11 @@ def against_overrefusal(c: Criterion) -> bool:
     return bool(pattern.search(c.criterion))
 
 
-def rubric_problem(planned: Planned, dialogue: Dialogue, rubric: Sequence[Criterion]) -> str | None:
-    """``"code: detail"`` for the first rule ``rubric`` breaks, or None."""
+def rubric_problem(
+    planned: Planned, dialogue: Dialogue, rubric: Sequence[Criterion], brief_words: BriefWords | None = None
+) -> str | None:
+    """``"code: detail"`` for the first rule ``rubric`` breaks, or None (``brief_words``: the run's
+    taxonomy texts, :func:`~scenario_forge.lint.brief.brief_of`; default the shipped taxonomy's)."""
     seed = planned.seed
     # the planted turn's wording is fair game: the trap criterion quotes the claim, and the fact
     # criterion may share its words up to the figure that differs
@@ -95,6 +99,7 @@ def rubric_problem(planned: Planned, dialogue: Dialogue, rubric: Sequence[Criter
     lint = lint_scenario(
         seed.id, dialogue.messages, list(rubric), flaw=seed.flaw_claim or seed.flaw,
         flawed_turn_index=dialogue.flawed_turn_index, shape=seed.shape, trait=seed.trait,
+        domain=seed.domain, brief_words=brief_words,
     )
     finding = next((f for f in lint.findings if f.code.startswith("rubric_")), None)
     if finding:
@@ -116,6 +121,7 @@ def write_rubric(run: CapableContext, planned: Planned, dialogue: Dialogue, prov
     """The scenario with its rubric, or the rubric stage's reject."""
     ctx, seed = run.ctx, planned.seed
     domain, trait = ctx.taxonomy.domain(seed.domain), ctx.taxonomy.trait(seed.trait)
+    brief_words = brief_of(ctx.taxonomy)  # a criterion restating this run's taxonomy grades nothing here
 
     def make(attempt: int, error: str) -> ChatRequest:
         messages = ctx.prompts.render(
@@ -138,7 +144,7 @@ def write_rubric(run: CapableContext, planned: Planned, dialogue: Dialogue, prov
     def check(reply: RubricReply) -> str | None:
         if any(i.points == 0 for i in reply.criteria):
             return "zero_points: every criterion needs points from -10 to 10 other than 0"
-        return rubric_problem(planned, dialogue, to_rubric(reply))
+        return rubric_problem(planned, dialogue, to_rubric(reply), brief_words)
 
     asked = ask_json(ctx, STAGE, RubricReply, make, check, retries=run.retries)
     if asked.value is None:
@@ -151,6 +157,7 @@ def write_rubric(run: CapableContext, planned: Planned, dialogue: Dialogue, prov
     lint = lint_scenario(
         seed.id, dialogue.messages, rubric, flaw=seed.flaw_claim or seed.flaw,
         flawed_turn_index=dialogue.flawed_turn_index, shape=seed.shape, trait=seed.trait,
+        domain=seed.domain, brief_words=brief_words,
     )
     if lint.findings:
         first = lint.findings[0]
