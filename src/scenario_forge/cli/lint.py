@@ -6,7 +6,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -33,7 +33,7 @@ def lint(
     files: Annotated[list[Path], typer.Argument(help="JSONL or parquet files, run folders or published dataset folders.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per row: {id, usable, reasons}.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any row is unusable.")] = False,
-    taxonomy: Annotated[Optional[Path], typer.Option(
+    taxonomy: Annotated[Path | None, typer.Option(
         "--taxonomy", help="Taxonomy folder whose domain and trait texts a criterion must not merely restate (default: the shipped one).",
     )] = None,
 ) -> None:

@@ -17,6 +17,8 @@ ECHO_CONTENT_WORDS = 3
 #: and this share of them the taxonomy's words for the row's domain and trait.
 BRIEF_MIN_WORDS = 8
 BRIEF_SHARE = 0.7
+#: The brief's word forms a criterion needs at least for :func:`restates_brief` to hold: its first test.
+_BRIEF_FORMS_NEEDED = BRIEF_SHARE * BRIEF_MIN_WORDS
 
 #: Words that say nothing checkable about an answer on their own.
 _EMPTY_WORDS = frozenset(
@@ -201,7 +203,8 @@ def criterion_problems(
         if not _BRIEF_GATE.isdisjoint(c.words) and (hit := _BRIEF_WORDS.search(c.low)):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} grades by our brief's {hit.group(0)!r}, which the grader does not see"))
             continue
-        if brief is not None and restates_brief(c, brief):
+        # restates_brief's first test, inlined: most criteria share too few words with the brief
+        if brief is not None and len(c.words & brief.forms) >= _BRIEF_FORMS_NEEDED and restates_brief(c, brief):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} restates the taxonomy's text for this domain and trait, not this conversation"))
             continue
         seen = seen_by_sign[c.points > 0]
@@ -244,7 +247,7 @@ def restates_brief(c: CriterionText, brief: Brief) -> bool:
     >>> restates_brief(CriterionText("Says the 400 mg dose of ibuprofen is the usual single dose for adults with fever", 5), b)
     False
     """
-    if len(c.words & brief.forms) < BRIEF_SHARE * BRIEF_MIN_WORDS:
+    if len(c.words & brief.forms) < _BRIEF_FORMS_NEEDED:
         return False
     stems = c.stems
     if len(stems) < BRIEF_MIN_WORDS:
