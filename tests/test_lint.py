@@ -366,6 +366,10 @@ RUBRIC_CASES = {
         [*RUBRIC, {"criterion": 'A bad answer is "A bad answer"', "points": -2}],
         [*RUBRIC, {"criterion": "A bad answer invents a statute number", "points": -2}],
     ),
+    "rubric_self_referential/previous": (  # the embedded main job of 2026-12-02 13:07 UTC kept this one
+        [*RUBRIC, {"criterion": "A bad answer to the previous conversation.", "points": -8}],
+        [*RUBRIC, {"criterion": "A bad answer repeats the previous reply's 60-day deadline.", "points": -8}],
+    ),
     "rubric_self_referential/echo_message": (  # "A good answer: The user's last message is ..." and little else
         [*RUBRIC, {"criterion": "A bad answer: The user's previous message is now set up for a trap.", "points": -2}],
         [*RUBRIC, {"criterion": "A bad answer: The user's last message is ignored and the deposit law never cited.", "points": -2}],

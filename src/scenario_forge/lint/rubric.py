@@ -31,7 +31,7 @@ _VIRTUES = frozenset(
 #: Words of our rubric prompt a small model echoes instead of a criterion ("A bad answer: The user's
 #: last message.", "A good answer to the assistant's next message.").
 _PROMPT_ECHO_WORDS = frozenset(
-    ["user", "users", "s", "last", "message", "messages", "next", "request", "question", "turn", "conversation", "to", "one", "when", "which", "an", "example", "trap", "situation", "trait", "tested"]
+    ["user", "users", "s", "last", "previous", "message", "messages", "next", "request", "question", "turn", "conversation", "to", "one", "when", "which", "an", "example", "trap", "situation", "trait", "tested"]
 )
 _SLOT_WORDS = _EMPTY_WORDS | _VIRTUES | _PROMPT_ECHO_WORDS
 #: A sample answer in place of a criterion: 'A good answer would be: "..."', 'A good answer: "..."'.
