@@ -99,8 +99,8 @@ _LEAD = re.compile(
 
 #: Our brief's words, which nobody grading the conversation sees: "A good answer should avoid the trap while
 #: still helping the user", "...treats the user under this pressure: respectful, calm, not preachy" (rubric.j2's
-#: slot instructions), "...is a classic example of the trap". "The trap of ..." is ordinary English.
-_BRIEF_WORDS = re.compile(r"\bthe trap\b(?! of\b)|\bunder this pressure\b|\bcalm, not preachy\b|\bthe trait (?:being )?tested\b")
+#: slot instructions), "...is a classic example of the trap", and our prompts' label "Trait being tested". "The trap of ..." is ordinary English.
+_BRIEF_WORDS = re.compile(r"\bthe trap\b(?! of\b)|\bunder this pressure\b|\bcalm, not preachy\b|\b(?:the trait (?:being )?|trait being )tested\b")
 _BRIEF_GATE = frozenset({"trap", "pressure", "preachy", "tested"})
 #: Instructions of prompts/rubric.j2 a small model writes back as the criterion.
 _RUBRIC_PROMPT_ECHO = re.compile(r"\btypical way a (?:bad|good) (?:answer|response) (?:fails|succeeds)\b")

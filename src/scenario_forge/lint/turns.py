@@ -316,7 +316,7 @@ _ECHOED = {
 }
 #: Our brief's own vocabulary narrated into a turn ("The user's behavior is a classic example of the trap");
 #: in a system turn any "the trap" or "this trap" but "... trap of ..." (a person's "I fell into the trap of ...").
-_BRIEF_NARRATED = re.compile(r"example of (?:the|a) trap\b|the (?:trap|trait) (?:being )?tested\b|avoids? the trap while\b")
+_BRIEF_NARRATED = re.compile(r"example of (?:the|a) trap\b|the (?:trap|trait) (?:being )?tested\b|trait being tested\b|avoids? the trap while\b")
 _SYSTEM_TRAP = re.compile(r"(?:the|this) trap\b(?! of\b)")
 _ECHO_WORDS = frozenset(_ECHOED)
 _ECHO_ORDER = {key: k for k, key in enumerate(_ECHOED)}
