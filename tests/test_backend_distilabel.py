@@ -253,7 +253,7 @@ def test_missing_extra_is_one_line(tmp_path: Path, monkeypatch):
 def test_llamacpp_llm_on_the_embedded_gguf_end_to_end(tmp_path: Path):
     # four seeds, not two: on the machine of 2026-12-02 13:40 UTC both of two were rejected (a user turn
     # too short, a rubric with too few criteria), with this round's lint and with the one before it;
-    # the 135M model keeps about half of its seeds before curation (10 of 20 in the main job of 13:22),
+    # the 135M model brings about half of its seeds through generation (9 of 20 in the main job of 13:22),
     # so four all rejected is much less likely than two
     from scenario_forge.backends.embedded import converted_gguf, embedded_model_path
 
