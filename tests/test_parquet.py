@@ -128,3 +128,17 @@ def test_a_rejects_file_written_before_the_messages_column_still_reads(tmp_path:
     talk = [Message(role="user", content="Is 5 mg safe?"), Message(role="assistant", content="Usually.")]
     write_rejects(new, [Reject(id="b", run_id="r", stage="rubric", reason="x", domain="d", trait="t", pressure="p", messages=talk)])
     assert read_rejects(new)[0].messages == talk
+
+
+def test_a_reject_keeps_its_whole_raw_output(tmp_path: Path) -> None:
+    """A long rubric reply is kept whole through ``rejects.parquet`` (it was cut at 4,000 characters,
+    which lost the end of the criteria a reject is about)."""
+    from scenario_forge.records import ScenarioSeed
+
+    seed = ScenarioSeed.model_construct(id="s", domain="health", trait="truthfulness", pressure="urgency")
+    raw = '{"criteria": [' + ", ".join(f'{{"criterion": "Names dose {k} mg", "points": 2}}' for k in range(400)) + "]}"
+    assert len(raw) > 12_000
+    path = tmp_path / "rejects.parquet"
+    write_rejects(path, [Reject.of(seed, "r", "rubric", "too_many_criteria", detail="d" * 900, raw=raw)])
+    (read,) = read_rejects(path)
+    assert read.raw == raw and len(read.detail) == 500

@@ -223,7 +223,7 @@ class Reject(Record):
             domain=seed.domain,
             trait=seed.trait,
             pressure=seed.pressure,
-            raw=raw[:4000] if raw is not None else None,
+            raw=raw,  # whole: a model's output is bounded by its max_tokens, and a cut loses what the reject is about
             messages=messages,
         )
 

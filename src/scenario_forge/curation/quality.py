@@ -219,12 +219,13 @@ def lint_scenarios(scenarios: Sequence[Scenario], leak_share: float | None = Non
     """:func:`scenario_forge.lint.lint_scenario` over scenarios, in order, as curation's lint gate
     calls it (``leak_share``: ``CurationConfig.answer_overlap``; default: lint's own)."""
     from ..lint import lint_scenario
+    from ..lint.leak import QUOTE_SHARE
 
-    extra = {"leak_share": leak_share} if leak_share is not None else {}
+    share = QUOTE_SHARE if leak_share is None else leak_share
     return [
         lint_scenario(
             s.id, s.messages, s.rubric, flaw=s.flaw, flawed_turn_index=s.flawed_turn_index, shape=s.shape,
-            trait=s.trait, domain=s.domain, **extra,
+            trait=s.trait, domain=s.domain, leak_share=share,
         )
         for s in scenarios
     ]
