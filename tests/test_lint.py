@@ -803,3 +803,38 @@ def test_rubric_restating_another_taxonomy(tmp_path):
     assert result.exit_code == 0 and json.loads(result.output)["reasons"] == ["rubric_self_referential"]
     missing = runner.invoke(app, ["lint", str(path), "--taxonomy", str(tmp_path / "nope")])
     assert missing.exit_code != 0 and "taxonomy folder not found" in missing.output
+
+
+def test_the_equivalence_benchmark_holds_a_copy_to_the_same_findings_and_can_leave_a_new_code_out(tmp_path, capsys):
+    """``benchmarks/lint_equivalence.py``: the working tree's lint against a copy of itself has no
+    difference; against a copy whose ``ends_with_colon`` never fires it has some, and
+    ``--ignore-code ends_with_colon`` leaves exactly those out."""
+    import importlib.util
+    import shutil
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("lint_equivalence_under_test", root / "benchmarks" / "lint_equivalence.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    same = tmp_path / "same" / "lint_copy_same"
+    shutil.copytree(root / "src" / "scenario_forge" / "lint", same)
+    older = tmp_path / "older" / "lint_copy_older"
+    shutil.copytree(root / "src" / "scenario_forge" / "lint", older)
+    turns = older / "turns.py"
+    turns.write_text(turns.read_text().replace('    stripped = turn.text.rstrip()\n    if stripped[-1:] != ":":\n        return None\n',
+                                               '    return None\n', 1))
+    try:
+        assert bench.main(["--old", str(same), "--variants", "1"]) == 0
+        assert bench.main(["--old", str(older), "--variants", "1", "--show", "0"]) == 1
+        bench.IGNORED.clear()
+        assert bench.main(["--old", str(older), "--variants", "1", "--ignore-code", "ends_with_colon"]) == 0
+        out = capsys.readouterr().out
+        assert "0 differences" in out and "left out of the new lint's findings: ends_with_colon" in out
+    finally:
+        bench.IGNORED.clear()
+        for name in [m for m in sys.modules if m.startswith(("lint_copy_same", "lint_copy_older"))]:
+            del sys.modules[name]
+        for folder in (str(same.parent), str(older.parent)):
+            while folder in sys.path:
+                sys.path.remove(folder)

@@ -79,9 +79,11 @@ def brief_of(taxonomy: Any) -> BriefWords:
 def shipped_brief() -> BriefWords:
     """:class:`BriefWords` of the shipped taxonomy, read once per process (an empty one when the
     shipped taxonomy cannot be read: the check is then skipped, never an error)."""
-    from ..errors import ConfigError
-    from ..taxonomy.loader import load_taxonomy
-
+    try:
+        from ..errors import ConfigError
+        from ..taxonomy.loader import load_taxonomy
+    except ImportError:  # a copy of the lint package outside scenario_forge (benchmarks/lint_equivalence.py --old)
+        return BriefWords({}, {})
     try:
         return brief_of(load_taxonomy())
     except (ConfigError, OSError):  # an installed copy without its data folder: lint's other checks still run
