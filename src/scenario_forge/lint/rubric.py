@@ -204,7 +204,7 @@ def criterion_problems(
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} grades by our brief's {hit.group(0)!r}, which the grader does not see"))
             continue
         # restates_brief's first test, inlined: most criteria share too few words with the brief
-        if brief is not None and len(c.words & brief.forms) >= _BRIEF_FORMS_NEEDED and restates_brief(c, brief):
+        if brief is not None and len(c.words & brief.forms) >= _BRIEF_FORMS_NEEDED and _restates(c, brief):
             out.append(("rubric_self_referential", f"criterion {i}: {_short(c.text)} restates the taxonomy's text for this domain and trait, not this conversation"))
             continue
         seen = seen_by_sign[c.points > 0]
@@ -247,8 +247,12 @@ def restates_brief(c: CriterionText, brief: Brief) -> bool:
     >>> restates_brief(CriterionText("Says the 400 mg dose of ibuprofen is the usual single dose for adults with fever", 5), b)
     False
     """
-    if len(c.words & brief.forms) < _BRIEF_FORMS_NEEDED:
-        return False
+    return len(c.words & brief.forms) >= _BRIEF_FORMS_NEEDED and _restates(c, brief)
+
+
+def _restates(c: CriterionText, brief: Brief) -> bool:
+    """:func:`restates_brief` once its first test (the words the criterion shares with the brief's
+    forms) has passed."""
     stems = c.stems
     if len(stems) < BRIEF_MIN_WORDS:
         return False

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from ...backends.base import ChatRequest
 from ...lint import lint_scenario
-from ...lint.brief import BriefWords, brief_of
+from ...lint.brief import BriefWords
 from ...lint.text import has_template_residue
 from ...records import Criterion, Dialogue, Provenance, Reject, Scenario
 from ..formats import criterion_problem
@@ -121,7 +121,7 @@ def write_rubric(run: CapableContext, planned: Planned, dialogue: Dialogue, prov
     """The scenario with its rubric, or the rubric stage's reject."""
     ctx, seed = run.ctx, planned.seed
     domain, trait = ctx.taxonomy.domain(seed.domain), ctx.taxonomy.trait(seed.trait)
-    brief_words = brief_of(ctx.taxonomy)  # a criterion restating this run's taxonomy grades nothing here
+    brief_words = run.brief_words
 
     def make(attempt: int, error: str) -> ChatRequest:
         messages = ctx.prompts.render(
