@@ -14,7 +14,8 @@ reasons contain that code. Prints:
 * scenarios per second on one core: the rows replicated to ``--rows`` and linted in a loop,
   timed in CPU seconds of this process (``time.process_time``, best of 3 passes) so that other
   processes sharing the machine do not count; rows already parsed (the time of
-  :func:`scenario_forge.lint.lint_scenario` alone), and the same with JSONL parsing and row checks.
+  :func:`scenario_forge.lint.lint_scenario` alone, called as ``scenario-forge lint`` calls it), and
+  the same with JSONL parsing and row checks.
 
 Targets: recall >= 0.95 on unusable rows, false rejection <= 5% of usable rows, >= 10,000
 scenarios/s (``--speed-target``). The exit status is the target check: 1 when one is missed.
@@ -32,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from scenario_forge.lint import REASONS, lint_scenario
+from scenario_forge.cli.lint import lint_row  # the command's own call: flaw, shape, domain and trait as read
+from scenario_forge.lint import REASONS
 from scenario_forge.lint.read import Row, check_row
 
 DEFAULT = ROOT / "labelled" / "lint_scenarios.jsonl"
@@ -48,13 +50,6 @@ def load(path: Path) -> list[tuple[Row, dict, str]]:
                 data = json.loads(line)
                 out.append((check_row(data, str(path), number), data["label"], data.get("source", "hand")))
     return out
-
-
-def lint_row(row: Row):
-    return lint_scenario(
-        row.id, row.messages, row.rubric,
-        flaw=row.flaw, flawed_turn_index=row.flawed_turn_index, shape=row.shape, trait=row.trait, domain=row.domain,
-    )
 
 
 def _ratio(a: int, b: int) -> float | None:
