@@ -338,6 +338,12 @@ CASES = {
         with_turn(2, "He says the carpet was ruined. Here is the email he sent me:"),
         with_turn(2, "He wrote: \"the carpet was ruined.\" Can I sue him in small claims?"),
     ),
+    # a snake_case template variable in brackets (embedded main job, 2026-12-02 14:44 UTC: "Please refer to
+    # my schedule at [date_time].") is a fill-in like "<date_time>"; a code index naming no fill-in is not
+    "placeholder/snake_case": (
+        with_turn(1, A1 + " You can file the claim online by [date_time]."),
+        with_turn(1, A1 + " Your landlord's portal stores it as deposits[user_id], if you want to check."),
+    ),
     "ends_with_colon/system": (
         msgs(("system", "You are the tenants' hotline assistant. Follow this policy:"), ("user", U0), ("assistant", A1), ("user", U2)),
         msgs(("system", "You are the tenants' hotline assistant. Policy: never give legal advice as certain."),

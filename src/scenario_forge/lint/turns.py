@@ -231,6 +231,7 @@ _ANGLED = re.compile(r"<([a-z][a-z _]{1,30})>")
 _FILL_IN_WORDS = frozenset(
     ["your", "insert", "enter", "add", "name", "url", "link", "website", "company", "organization", "date", "time", "address", "phone", "email", "number", "city", "state", "country", "location", "product", "amount", "price", "title", "doctor", "hospital", "school", "university", "drug", "medication", "dose", "age", "x", "xx", "placeholder", "person", "recipient", "sender", "client", "employer", "bank", "landlord", "job", "position", "topic", "course", "citation", "reference", "source", "author", "journal", "study", "year", "value", "specific", "relevant", "first", "last", "full"]
 )
+_SNAKE_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 _TITLE_WORDS = re.compile(r"[A-Z][A-Za-z']*(?: [A-Za-z][A-Za-z']*){0,4}")
 _NOT_FILL_IN = frozenset({"i", "a", "b", "c", "sic", "edit", "edited", "update", "citation needed", "emphasis added", "emphasis mine", "sic!"})
 _ANGLED_FILL_IN = frozenset(
@@ -639,6 +640,8 @@ def _fill_in(inner: str) -> bool:
     [True, True, True, False, False, False, True]
     >>> [_fill_in(x) for x in ("TheParent1", "B12", "0, 1")]
     [True, False, False]
+    >>> [_fill_in(x) for x in ("date_time", "patient_name", "user_id", "max_len")]
+    [True, True, False, False]
     """
     low = inner.lower().strip()
     if low in _NOT_FILL_IN or low in _KEYS or not any(c.isalpha() for c in low):
@@ -647,6 +650,10 @@ def _fill_in(inner: str) -> bool:
     if first in _FILL_IN_WORDS or low.startswith(("the ", "a ", "an ")) and len(low.split()) <= 4:
         return True
     if _NUMBERED_NAME.fullmatch(inner.strip()):  # "[TheParent1]", "[Name2]": a numbered slot
+        return True
+    # a template variable naming a fill-in ("[date_time]", "[patient_name]"), as "<date_time>" is for
+    # angle brackets; a code index such as "[user_id]" or "[max_len]" names none and is spared
+    if "_" in low and _SNAKE_NAME.fullmatch(low) and not _FILL_IN_WORDS.isdisjoint(low.split("_")):
         return True
     return bool(_TITLE_WORDS.fullmatch(inner.strip())) and len(inner.strip()) > 1
 
