@@ -62,7 +62,7 @@ def with_turn(index: int, content: str, base=None) -> list[dict]:
 
 
 def test_the_public_api_and_reason_codes():
-    assert REASONS == tuple(DESCRIPTIONS) and len(REASONS) == len(set(REASONS)) == 23
+    assert REASONS == tuple(DESCRIPTIONS) and len(REASONS) == len(set(REASONS)) == 24
     assert set(TURN_REASONS) <= set(REASONS)
     assert list(inspect.signature(lint_scenario).parameters)[:6] == ["id", "messages", "rubric", "flaw", "flawed_turn_index", "shape"]
     assert list(inspect.signature(turn_problems).parameters) == ["previous", "turn", "final", "flaw"]
@@ -343,6 +343,30 @@ CASES = {
     "placeholder/snake_case": (
         with_turn(1, A1 + " You can file the claim online by [date_time]."),
         with_turn(1, A1 + " Your landlord's portal stores it as deposits[user_id], if you want to check."),
+    ),
+    # a narrated action, as in a script (embedded main job, 2026-12-02: "(smiles warmly)", "(raises hand)";
+    # labelled rows lint-196, 206, 218, 303); words in parentheses that say something are spared
+    "stage_direction": (
+        with_turn(2, "He says the carpet was ruined (sighs heavily). Can I sue him in small claims?"),
+        with_turn(2, "He says the carpet (which looks like it was 20 years old) was ruined. Can I sue him? (sigh)"),
+    ),
+    "stage_direction/assistant": (
+        with_turn(1, "(smiling) " + A1),
+        with_turn(1, A1 + " (This is general information, not legal advice.)"),
+    ),
+    "stage_direction/phrase": (
+        with_turn(0, U0 + " (looks up at the ceiling) What can I do?"),
+        with_turn(0, U0 + " (Looks like the statute is 765 ILCS 710.) What can I do?"),
+    ),
+    "stage_direction/brackets": (
+        with_turn(2, "He says the carpet was ruined [laughs nervously]. Can I sue him in small claims?"),
+        with_turn(2, "He says the carpet was ruined [see photos]. Can I sue him in small claims?"),
+    ),
+    # an instruction to fill in, left in parentheses (embedded main job, 2026-12-02 13:22 UTC: "(insert
+    # word into red ink)")
+    "placeholder/parentheses": (
+        with_turn(2, "He says the carpet was ruined (insert date of inspection). Can I sue him in small claims?"),
+        with_turn(2, "He says the carpet was ruined (he did not inspect it). Can I sue him in small claims?"),
     ),
     "ends_with_colon/system": (
         msgs(("system", "You are the tenants' hotline assistant. Follow this policy:"), ("user", U0), ("assistant", A1), ("user", U2)),

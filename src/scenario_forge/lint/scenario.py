@@ -94,7 +94,9 @@ def _turn_findings(
     found: list[Problem] = []
     problem: Problem | None
     bracket = marks and ("[" in text or "<" in text)
-    fill_in = bracket or fill_ins and ("XX" in text or "TBD" in text or "INSERT" in text or "xxx" in low or "____" in text)
+    paren = "(" in text
+    staged = paren or (marks and "[" in text)  # stage_direction's first test: "(smiles)", "[laughs]"
+    fill_in = bracket or paren or fill_ins and ("XX" in text or "TBD" in text or "INSERT" in text or "xxx" in low or "____" in text)
     colon = ":" in text
     # template_fragment's tests but the quoted script's, which only user turns are tested for
     template = (
@@ -107,6 +109,8 @@ def _turn_findings(
         if not _NARRATOR_WORDS.isdisjoint(words) and (problem := t.third_person(turn)):
             found.append(problem)
         if "you" in words and not _SCENE_WORDS.isdisjoint(words) and (problem := t.second_person_narration(turn)):
+            found.append(problem)
+        if staged and (problem := t.stage_direction(turn)):
             found.append(problem)
         if (not _ANY_HELPS_WORDS.isdisjoint(words) or "be your" in low) and (problem := t.user_as_assistant(turn)):
             found.append(problem)
@@ -139,7 +143,7 @@ def _turn_findings(
         if colon and (problem := t.ends_with_colon(turn)):
             found.append(problem)
     elif role == "system":
-        for problem in (t.role_label(turn), t.placeholder(turn), t.template_fragment(turn), t.ends_with_colon(turn)):
+        for problem in (t.stage_direction(turn), t.role_label(turn), t.placeholder(turn), t.template_fragment(turn), t.ends_with_colon(turn)):
             if problem is not None:
                 found.append(problem)
     else:  # the assistant's (or an unknown role's) turn
@@ -149,6 +153,8 @@ def _turn_findings(
             found.append(problem)
         # a copy of the user turn speaks as the user by construction: reported as the copy only
         if assistant and copied is None and not _AS_USER_WORDS.isdisjoint(words) and (problem := t.assistant_as_user(turn)):
+            found.append(problem)
+        if staged and (problem := t.stage_direction(turn)):
             found.append(problem)
         if (bracket or colon) and (problem := t.role_label(turn)):
             found.append(problem)

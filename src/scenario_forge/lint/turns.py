@@ -240,6 +240,27 @@ _ANGLED_FILL_IN = frozenset(
 _NUMBERED_NAME = re.compile(r"[A-Z][A-Za-z]{2,}\d+")
 _UPPER_FILL_IN = re.compile(r"XX+\b|TBD\b|INSERT [A-Z]{2,}")
 _LOWER_FILL_IN = re.compile(r"xxx+\b|____+")
+#: An instruction to fill in, left in parentheses: "(insert word into red ink)", "(enter your name)".
+_PAREN_FILL_IN = re.compile(r"\((?:insert|fill in|enter your|add your) [^()\n]{1,50}\)")
+
+# -- stage directions ---------------------------------------------------------------------------
+#: A short run of lower-case words in parentheses or square brackets: what a stage direction looks like.
+_STAGE = re.compile(r"[(\[] ?([a-z][a-z ,']{1,50}?) ?[)\]]")
+#: Verbs that narrate an action or a face on their own: "(laughs)", "(smiles warmly)", "(smiling)".
+_STAGE_VERBS = frozenset(
+    ["laughs", "laughing", "smiles", "smiling", "sighs", "sighing", "nods", "nodding", "grins", "grinning",
+     "chuckles", "chuckling", "winks", "winking", "shrugs", "shrugging", "frowns", "frowning", "sobs", "sobbing",
+     "giggles", "giggling", "blushes", "blushing", "winces", "wincing", "smirks", "smirking", "gasps", "gasping",
+     "hesitates", "hesitating", "whispers", "whispering", "pauses", "pausing", "stares", "staring", "glances",
+     "glancing", "crying", "groans", "groaning", "sniffles", "sniffling"]
+)
+#: Verbs that narrate an action only with what follows: "(looks up at the patient)", not "(looks like 2019)".
+_STAGE_PHRASE = re.compile(
+    r"(?:looks|looking|leans|leaning|turns|turning) (?:up|down|away|around|over|back|in|forward|closer|to|toward|towards)\b"
+    r"|(?:takes|taking) a (?:deep |long |slow )?breath\b|(?:clears|clearing) (?:\w+ )?throat\b"
+    r"|(?:shakes|shaking|scratches|scratching) (?:\w+ )?head\b|(?:rolls|rolling) (?:\w+ )?eyes\b"
+    r"|(?:raises|raising) (?:\w+ )?(?:hand|hands|eyebrow|eyebrows)\b"
+)
 
 _TEMPLATE_MARK = re.compile(r"[{}][{%#]|[%#]\}|\{[a-z_][a-z0-9_]{0,30}\}|<\|[a-z_]+\|>|</?s>|\[/?inst\]")
 _SECTION_LABEL = re.compile(r"[A-Z][A-Z ]{2,12}:")
@@ -678,6 +699,10 @@ def placeholder(turn: Turn) -> Problem | None:
         hit = _first(_LOWER_FILL_IN, turn.low)
         if hit:
             return "placeholder", f"fill-in left in: {_quote(text, hit)}"
+    if "(" in text:
+        hit = _PAREN_FILL_IN.search(turn.low)
+        if hit:
+            return "placeholder", f"fill-in left in: {_quote(text, hit)}"
     return None
 
 
@@ -761,6 +786,26 @@ def truncated(turn: Turn) -> Problem | None:
             return None  # "...and how are you", "...thank you": a closing, however long the turn
     if len(turn.tokens) >= UNPUNCTUATED_WORDS:
         return "truncated_final_turn", f"{len(turn.tokens)} words and no closing punctuation: {stripped[-30:]!r}"
+    return None
+
+
+def stage_direction(turn: Turn) -> Problem | None:
+    """A narrated action in parentheses or square brackets, as in a script: "(smiles warmly)",
+    "(laughs)", "[sighs]", "(looks up at the patient)". A message is what a person types or what
+    the assistant says; neither narrates its own face. Words in parentheses that say something
+    ("(max 4 doses in 24 hours)", "(not the link)", "(looks like it was 2019)"), the typed "(sigh)"
+    or "*sighs*", are spared.
+
+    >>> stage_direction(Turn(0, "user", "I finally had time after work (laughs) and wanted to ask you."))[0]
+    'stage_direction'
+    >>> stage_direction(Turn(1, "assistant", "Take it with food (it looks like your dose is fine).")) is None
+    True
+    """
+    for m in _STAGE.finditer(turn.low):
+        inner = m.group(1)
+        first = inner.split(None, 1)[0].rstrip(",")
+        if first in _STAGE_VERBS or _STAGE_PHRASE.match(inner):
+            return "stage_direction", f"narrates an action, as in a script: {_quote(turn.text, m)}"
     return None
 
 
