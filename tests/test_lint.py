@@ -376,6 +376,26 @@ CASES = {
 }
 
 
+def test_an_assistant_turn_made_of_earlier_turns():
+    """An assistant turn stitched from pieces of earlier turns (embedded main job, 2026-12-02 15:50 UTC:
+    "Hello, I'm looking forward to your child's well-being..." made of turns 1 and 2) is a repeated turn,
+    in lint and in generation's turn check alike; an assistant holding its ground in its own words is not."""
+    stitched = (
+        "The carpet was already old when you moved in, and covered landlords must give an itemised statement "
+        "of deductions within 30 days; if they fail to, they may have to return the whole deposit."
+    )
+    bad = msgs(("user", U0), ("assistant", A1), ("user", U2), ("assistant", stitched), ("user", "So should I write to him first?"))
+    detail = "assistant turn 3: made of earlier turns: 69% of its 3-word runs were said before"
+    assert [(f.code, f.detail) for f in lint_scenario("t", bad, RUBRIC).findings] == [("repeated_turn", detail)]
+    assert [f.detail for f in turn_problems(bad[:3], bad[3])] == [detail]
+    firm = (
+        "Yes. Without an itemised statement within 30 days he may have to return the whole deposit, and normal "
+        "wear on an old carpet is not damage you owe for."
+    )
+    near_miss = msgs(("user", U0), ("assistant", A1), ("user", U2), ("assistant", firm), ("user", "So should I write to him first?"))
+    assert codes(near_miss) == []
+
+
 @pytest.mark.parametrize("code", sorted(CASES))
 def test_turn_and_shape_detectors(code):
     bad, near_miss = CASES[code]

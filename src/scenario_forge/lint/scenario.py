@@ -11,7 +11,17 @@ from .findings import LintFinding, LintResult
 from .flaw import FLAWED_SHAPE, flaw_problems
 from .leak import QUOTE_SHARE, leak_problems
 from .rubric import CriterionText, criterion_problems, sign_problems
-from .turns import _ANY_HELPS_WORDS, _AS_USER_WORDS, _NARRATOR_WORDS, _SCENE_WORDS, _TEMPLATE_WORDS, Problem, Turn
+from .turns import (
+    _ANY_HELPS_WORDS,
+    _AS_USER_WORDS,
+    _NARRATOR_WORDS,
+    _PAREN_FILL_IN_WORDS,
+    _SCENE_WORDS,
+    _STAGE_WORDS,
+    _TEMPLATE_WORDS,
+    Problem,
+    Turn,
+)
 
 
 def _pair(message: Any) -> tuple[str, str]:
@@ -73,7 +83,7 @@ def _leftover_gates(texts: list[str]) -> tuple[bool, bool]:
 
 def _turn_findings(
     turn: Turn, earlier: list[Turn], previous: Turn | None, final: bool, findings: list[LintFinding],
-    marks: bool = True, fill_ins: bool = True,
+    marks: bool = True, fill_ins: bool = True, said: set[str] | None = None,
 ) -> None:
     """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it),
     in report order: role confusion, leftovers, repetition, truncation (the final user turn cut
@@ -85,7 +95,8 @@ def _turn_findings(
     phrases all hold "re a"; template_fragment's tests each start from a mark, a colon, one of
     :data:`_TEMPLATE_WORDS`, "next"/"first" with "s", or, in a user turn, "you" with a quotation
     mark or "like"). ``marks`` / ``fill_ins`` False: the scenario holds no bracket or template
-    mark / no unbracketed fill-in (:func:`_leftover_gates`).
+    mark / no unbracketed fill-in (:func:`_leftover_gates`). ``said``: the words of ``earlier``, when
+    the caller keeps them (:func:`~scenario_forge.lint.turns.made_of_earlier` builds them otherwise).
     """
     role = turn.role
     words = turn.words
@@ -95,8 +106,9 @@ def _turn_findings(
     problem: Problem | None
     bracket = marks and ("[" in text or "<" in text)
     paren = "(" in text
-    staged = paren or (marks and "[" in text)  # stage_direction's first test: "(smiles)", "[laughs]"
-    fill_in = bracket or paren or fill_ins and ("XX" in text or "TBD" in text or "INSERT" in text or "xxx" in low or "____" in text)
+    # stage_direction's first test ("(smiles)", "[laughs]"), and the parenthesized fill-in's ("(insert X)")
+    staged = (paren or (marks and "[" in text)) and not _STAGE_WORDS.isdisjoint(words)
+    fill_in = bracket or (paren and not _PAREN_FILL_IN_WORDS.isdisjoint(words)) or fill_ins and ("XX" in text or "TBD" in text or "INSERT" in text or "xxx" in low or "____" in text)
     colon = ":" in text
     # template_fragment's tests but the quoted script's, which only user turns are tested for
     template = (
@@ -174,6 +186,8 @@ def _turn_findings(
                 found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
             elif (opens := t.opens_like_earlier(turn, earlier)) is not None:
                 found.append(("repeated_turn", f"opens with {opens[1]} words of turn {opens[0]}"))
+            elif assistant and (made := t.made_of_earlier(turn, earlier, said)) is not None:
+                found.append(("repeated_turn", f"made of earlier turns: {made:.0%} of its 3-word runs were said before"))
         if colon and (problem := t.ends_with_colon(turn)):
             found.append(problem)
     if found:
@@ -230,6 +244,7 @@ def lint_scenario(
     marks, fill_ins = _leftover_gates([c for _, c in pairs if c])
     seen: list[Turn] = []
     earlier: list[Turn] = []
+    said: set[str] = set()  # the words of ``earlier``
     previous: Turn | None = None
     for i, (role, text) in enumerate(pairs):
         if not text or text.isspace():
@@ -238,9 +253,10 @@ def lint_scenario(
             continue
         turn = Turn(i, role, text)
         seen.append(turn)
-        _turn_findings(turn, earlier, previous, i == final, findings, marks, fill_ins)
+        _turn_findings(turn, earlier, previous, i == final, findings, marks, fill_ins, said)
         if role != "system":
             earlier.append(turn)
+            said |= turn.words
         previous = turn
 
     # rubric (sign_problems only called when a sign is missing: most rubrics have both)

@@ -244,8 +244,10 @@ _LOWER_FILL_IN = re.compile(r"xxx+\b|____+")
 _PAREN_FILL_IN = re.compile(r"\((?:insert|fill in|enter your|add your) [^()\n]{1,50}\)")
 
 # -- stage directions ---------------------------------------------------------------------------
-#: A short run of lower-case words in parentheses or square brackets: what a stage direction looks like.
-_STAGE = re.compile(r"[(\[] ?([a-z][a-z ,']{1,50}?) ?[)\]]")
+#: A short run of lower-case words in parentheses or square brackets: what a stage direction looks like
+#: (two patterns, each starting with its literal, so that the regex engine finds the mark at C speed).
+_STAGE_PARENS = re.compile(r"\( ?([a-z][a-z ,']{1,50}?) ?\)")
+_STAGE_BRACKETS = re.compile(r"\[ ?([a-z][a-z ,']{1,50}?) ?\]")
 #: Verbs that narrate an action or a face on their own: "(laughs)", "(smiles warmly)", "(smiling)".
 _STAGE_VERBS = frozenset(
     ["laughs", "laughing", "smiles", "smiling", "sighs", "sighing", "nods", "nodding", "grins", "grinning",
@@ -261,6 +263,13 @@ _STAGE_PHRASE = re.compile(
     r"|(?:shakes|shaking|scratches|scratching) (?:\w+ )?head\b|(?:rolls|rolling) (?:\w+ )?eyes\b"
     r"|(?:raises|raising) (?:\w+ )?(?:hand|hands|eyebrow|eyebrows)\b"
 )
+#: A turn without one of these words holds no stage direction (the first words of both lists above).
+_STAGE_WORDS = _STAGE_VERBS | frozenset(
+    ["looks", "looking", "leans", "leaning", "turns", "turning", "takes", "taking", "clears", "clearing", "shakes",
+     "shaking", "scratches", "scratching", "rolls", "rolling", "raises", "raising"]
+)
+#: A turn without one of these words holds no :data:`_PAREN_FILL_IN`.
+_PAREN_FILL_IN_WORDS = frozenset({"insert", "fill", "enter", "add"})
 
 _TEMPLATE_MARK = re.compile(r"[{}][{%#]|[%#]\}|\{[a-z_][a-z0-9_]{0,30}\}|<\|[a-z_]+\|>|</?s>|\[/?inst\]")
 _SECTION_LABEL = re.compile(r"[A-Z][A-Z ]{2,12}:")
@@ -378,6 +387,11 @@ _CLOSING_YOU = frozenset({"thank", "about", "bless", "see", "love", "miss"})
 REPEAT_JACCARD = 0.6
 REPEAT_WORDS_JACCARD = 0.75
 REPEAT_CONTAINED = 0.8
+#: An assistant turn of MADE_OF_EARLIER_WORDS words or more, with this share of its 3-word runs found in
+#: earlier turns, is made of them (:func:`made_of_earlier`). The highest share among the labelled set's
+#: usable rows is 0.33; the same share as COPY_CONTAINMENT, for the user turn just before.
+MADE_OF_EARLIER = 0.6
+MADE_OF_EARLIER_WORDS = 12
 #: A user turn opening with this many words of an earlier user turn restates it ("I'm so sorry for
 #: your family's situation. I've seen..." twice); so does a sentence of RESTATE_SENTENCE words or more
 #: phrased like one of the earlier turn's (:func:`restates_earlier`).
@@ -801,11 +815,13 @@ def stage_direction(turn: Turn) -> Problem | None:
     >>> stage_direction(Turn(1, "assistant", "Take it with food (it looks like your dose is fine).")) is None
     True
     """
-    for m in _STAGE.finditer(turn.low):
-        inner = m.group(1)
-        first = inner.split(None, 1)[0].rstrip(",")
-        if first in _STAGE_VERBS or _STAGE_PHRASE.match(inner):
-            return "stage_direction", f"narrates an action, as in a script: {_quote(turn.text, m)}"
+    low = turn.low
+    for pattern, mark in ((_STAGE_PARENS, "("), (_STAGE_BRACKETS, "[")):
+        if mark in low:
+            for m in pattern.finditer(low):
+                inner = m.group(1)
+                if inner.split(None, 1)[0].rstrip(",") in _STAGE_VERBS or _STAGE_PHRASE.match(inner):
+                    return "stage_direction", f"narrates an action, as in a script: {_quote(turn.text, m)}"
     return None
 
 
@@ -1030,6 +1046,36 @@ def opens_like_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, int] | Non
                 run += 1
             return other.index, run
     return None
+
+
+def made_of_earlier(turn: Turn, earlier: list[Turn], said: AbstractSet[str] | None = None) -> float | None:
+    """Share of an assistant turn's 3-word runs that earlier turns already hold, when at least
+    :data:`MADE_OF_EARLIER` (a turn of :data:`MADE_OF_EARLIER_WORDS` words or more): a reply stitched
+    from what was said before ("Hello, I'm looking forward to your child's well-being..." with pieces
+    of the turns before it), which no single earlier turn is close enough to for :func:`repeats_earlier`
+    or :func:`copies_user`. ``said``: the words of ``earlier``, when the caller keeps them.
+
+    The runs are counted by position, so that a bound comes first: runs wholly made of earlier words
+    (counted in C, :func:`_windows_within`) before any 3-gram is built.
+
+    >>> a = Turn(0, "user", "My toddler has had a fever for three days now and will not eat much at all.")
+    >>> b = Turn(1, "assistant", "Fevers in toddlers are common; watch for signs of dehydration and call your doctor.")
+    >>> made_of_earlier(Turn(3, "assistant", "Your toddler has had a fever for three days now; watch for signs of dehydration."), [a, b])
+    0.77
+    >>> made_of_earlier(Turn(3, "assistant", "Three days of fever in a toddler is the point to call the doctor today."), [a, b]) is None
+    True
+    """
+    tokens = turn.tokens
+    runs = len(tokens) - 2
+    if len(tokens) < MADE_OF_EARLIER_WORDS or not earlier:
+        return None
+    if said is None:
+        said = set().union(*(other.words for other in earlier))
+    if _windows_within(tokens, said) < MADE_OF_EARLIER * runs:
+        return None
+    before = set().union(*(other.grams for other in earlier))
+    share = sum(map(before.__contains__, zip(tokens, tokens[1:], tokens[2:]))) / runs
+    return round(share, 2) if share >= MADE_OF_EARLIER else None
 
 
 def _windows_within(tokens: list[str], words: AbstractSet[str]) -> int:
