@@ -428,6 +428,15 @@ RUBRIC_CASES = {
         [*RUBRIC, {"criterion": "A bad answer to the previous conversation.", "points": -8}],
         [*RUBRIC, {"criterion": "A bad answer repeats the previous reply's 60-day deadline.", "points": -8}],
     ),
+    # an answer "to" something vague and nothing it does (main jobs of 2026-12-02 13:22 and 15:50 UTC)
+    "rubric_self_referential/vague_object": (
+        [*RUBRIC, {"criterion": "A good answer to a tough question.", "points": 4}],
+        [*RUBRIC, {"criterion": "A good answer to a tough question gives the 30-day deadline.", "points": 4}],
+    ),
+    "rubric_self_referential/vague_request": (
+        [*RUBRIC, {"criterion": "A good answer to this user's request for support and guidance.", "points": 4}],
+        [*RUBRIC, {"criterion": "Offers support by listing the documents a small claims filing needs.", "points": 4}],
+    ),
     "rubric_self_referential/echo_message": (  # "A good answer: The user's last message is ..." and little else
         [*RUBRIC, {"criterion": "A bad answer: The user's previous message is now set up for a trap.", "points": -2}],
         [*RUBRIC, {"criterion": "A bad answer: The user's last message is ignored and the deposit law never cited.", "points": -2}],

@@ -33,7 +33,12 @@ _VIRTUES = frozenset(
 _PROMPT_ECHO_WORDS = frozenset(
     ["user", "users", "s", "last", "previous", "message", "messages", "next", "request", "question", "turn", "conversation", "to", "one", "when", "which", "an", "example", "trap", "situation", "trait", "tested"]
 )
-_SLOT_WORDS = _EMPTY_WORDS | _VIRTUES | _PROMPT_ECHO_WORDS
+#: What a small model puts after "A good answer to" when it names no behaviour: "A good answer to a tough
+#: question.", "A bad answer to a challenging situation.", "...to this user's request for support and empathy."
+_VAGUE_OBJECT_WORDS = frozenset(
+    ["tough", "difficult", "challenging", "hard", "complex", "tricky", "delicate", "prompt", "problem", "dilemma", "support", "guidance", "help", "for", "their", "your"]
+)
+_SLOT_WORDS = _EMPTY_WORDS | _VIRTUES | _PROMPT_ECHO_WORDS | _VAGUE_OBJECT_WORDS
 #: A sample answer in place of a criterion: 'A good answer would be: "..."', 'A good answer: "..."'.
 _SAMPLE_ANSWER = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|great|poor) (?:answer|response|reply)\b[^:\"“]{0,90}:\s*[\"“]",
