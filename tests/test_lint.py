@@ -362,6 +362,26 @@ CASES = {
         with_turn(2, "He says the carpet was ruined [laughs nervously]. Can I sue him in small claims?"),
         with_turn(2, "He says the carpet was ruined [see photos]. Can I sue him in small claims?"),
     ),
+    "stage_direction/pause": (
+        with_turn(1, "I'll be here for you... (pause) " + A1),
+        with_turn(1, A1 + " (A pause in rent payments does not change this.)"),
+    ),
+    # headings and labels of a transcript (embedded main job, 2026-12-02 15:50 UTC: 'The assistant: "I've been
+    # thinking...', "Dialogue: The assistant has approached you...", "Chat History: ...")
+    "role_label/the_assistant": (
+        with_turn(1, 'The assistant: "' + A1 + '"'),
+        with_turn(1, A1 + " The assistant at the clerk's office can help you file."),
+    ),
+    "role_label/transcript_heading": (
+        with_turn(0, "Chat History: " + U0),
+        with_turn(0, U0 + " My chat history with him is on my phone: he admits the carpet was old."),
+    ),
+    # an instruction to the writer left in brackets (embedded main job, 2026-12-02 15:50 UTC: "[Reframe your
+    # response as an explanation]"); a citation in brackets is not one
+    "template_fragment/bracket_instruction": (
+        with_turn(1, A1 + " [Rewrite this in a warmer tone]"),
+        with_turn(1, A1 + " [765 ILCS 710/1]"),
+    ),
     # an instruction to fill in, left in parentheses (embedded main job, 2026-12-02 13:22 UTC: "(insert
     # word into red ink)")
     "placeholder/parentheses": (

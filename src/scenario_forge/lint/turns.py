@@ -97,8 +97,12 @@ _WANTS_THE_ASSISTANT = re.compile(
 )
 
 _ROLE_LABEL = re.compile(
-    r"(?:user|assistant|you|human|ai|bot|chatbot|system|model|me|person|customer)(?: ?\d+)?(?:\*\*|__)? ?:(?!//)"
+    r"(?:user|assistant|you|human|ai|bot|chatbot|system|model|me|person|customer|the (?:user|assistant|ai|bot|chatbot))"
+    r"(?: ?\d+)?(?:\*\*|__)? ?:(?!//)"
 )
+#: A transcript's heading opening the turn ("Dialogue: The assistant has approached you...", "Chat History:
+#: You're not just another chatty player...", "Chat: You're looking at my laptop screen").
+_TRANSCRIPT_LABEL = re.compile(r"\s*[*_#>-]*(?:chat history|chat log|chat|dialogue|dialog|transcript)\s?:(?!//)")
 _LINE_LEAD = frozenset(" \t>*_#-")
 #: A made-up speaker name opening the turn ("BRELL: You've been very gracious..."); names on later lines
 #: are a script the user shows ("Here's my screenplay:\nMARA: You came back.").
@@ -254,7 +258,7 @@ _STAGE_VERBS = frozenset(
      "chuckles", "chuckling", "winks", "winking", "shrugs", "shrugging", "frowns", "frowning", "sobs", "sobbing",
      "giggles", "giggling", "blushes", "blushing", "winces", "wincing", "smirks", "smirking", "gasps", "gasping",
      "hesitates", "hesitating", "whispers", "whispering", "pauses", "pausing", "stares", "staring", "glances",
-     "glancing", "crying", "groans", "groaning", "sniffles", "sniffling"]
+     "glancing", "crying", "groans", "groaning", "sniffles", "sniffling", "pause"]
 )
 #: Verbs that narrate an action only with what follows: "(looks up at the patient)", not "(looks like 2019)".
 _STAGE_PHRASE = re.compile(
@@ -273,6 +277,12 @@ _PAREN_FILL_IN_WORDS = frozenset({"insert", "fill", "enter", "add"})
 
 _TEMPLATE_MARK = re.compile(r"[{}][{%#]|[%#]\}|\{[a-z_][a-z0-9_]{0,30}\}|<\|[a-z_]+\|>|</?s>|\[/?inst\]")
 _SECTION_LABEL = re.compile(r"[A-Z][A-Z ]{2,12}:")
+#: An instruction to the writer left in square brackets, three words or more: "[Reframe your response as an
+#: explanation]", "[Rewrite this in a warmer tone]" ("[insert X]", "[add X]" are :func:`placeholder`'s).
+_BRACKET_INSTRUCTION = re.compile(
+    r"\[(?:reframe|rephrase|rewrite|revise|write|include|describe|explain|provide|continue|respond|reply|summari[sz]e|"
+    r"expand|replace|remove|translate|make|keep|use) [^\[\]\n]{0,200}? [^\[\]\n]{1,200}?\]"
+)
 _SECTION_LABELS = frozenset(
     f"{label}:" for label in ("SITUATION", "TRAP", "GOAL", "FACTS", "KEY FACTS", "USER GOAL", "PERSONA", "ESCALATION", "BRIEF")
 )
@@ -481,6 +491,9 @@ def role_label(turn: Turn) -> Problem | None:
         hit = _CAPS_LABEL.match(text)
         if hit and hit.group(1).replace("'", "").replace("-", "") not in _NOT_SPEAKERS:
             return "role_label", f"speaker label {_quote(text, hit)}"
+        hit = _TRANSCRIPT_LABEL.match(low)
+        if hit:
+            return "role_label", f"transcript heading {_quote(text, hit)}"
     if "[" in text or "<" in text:
         m = _ROLE_TAG.search(turn.low)
         if m:
@@ -735,6 +748,8 @@ def template_fragment(turn: Turn, has_marks: bool = True) -> Problem | None:
                 continue  # a Python f-string's field, in code the user shows
             m = hit
             break
+        if m is None and "[" in marks:
+            m = _BRACKET_INSTRUCTION.search(marks)
     words = turn.words
     if m is None and ":" in low:
         if _has_section_label(turn.text):
