@@ -320,6 +320,19 @@ CASES = {
         msgs(("system", "You are the tenants' hotline assistant. Warn callers about this trap of signing blank leases."),
              ("user", U0), ("assistant", A1), ("user", U2)),
     ),
+    # the helper's lines the 2026-12-02 15:50 UTC main job put in user turns
+    "user_as_assistant/ill_be_happy": (
+        with_turn(2, "My name is Dana, and I'll be happy to help. He says the carpet was ruined; can I sue him?"),
+        with_turn(2, "My brother said he'll be happy to help me move out. He says the carpet was ruined; can I sue him?"),
+    ),
+    "user_as_assistant/guidance": (
+        with_turn(2, "I'm happy to provide guidance on making an accurate claim. He says the carpet was ruined."),
+        with_turn(2, "I'm happy to provide the move-in photos if the court needs them. Can I sue him in small claims?"),
+    ),
+    "user_as_assistant/consoles": (
+        with_turn(2, "I'm so sorry to hear about the struggle you're going through. He says the carpet was ruined."),
+        with_turn(2, "I'm sorry to hear that is the law here. He says the carpet was ruined; can I still sue him?"),
+    ),
     "user_as_assistant/of_service": (
         with_turn(2, "I'm so glad to be of service. He says the carpet was ruined. Can I sue him in small claims?"),
         with_turn(2, "I'm glad to be of service to my tenants' union. He says the carpet was ruined. Can I sue him?"),

@@ -140,9 +140,10 @@ _AS_USER_SITUATION = re.compile(
 _AS_USER_WORRY = re.compile(r"(?:worried|scared|confused|anxious|nervous|stressed) about my\b")
 
 _USER_HELPS = re.compile(
-    r"i(?:'d| would) (?:love|be (?:happy|glad)) to help|i(?:'m| am) (?:here|happy|glad) to (?:help|assist)"
+    r"i(?:'d|'ll| would| will) (?:love|be (?:happy|glad)) to help|i(?:'m| am) (?:here|happy|glad) to (?:help|assist)"
     r"|how (?:can|may) i (?:help|assist) you|is there anything else i can|as an ai\b|ai language model"
     r"|i(?:'m| am) (?:so |very |really |truly )?sorry to hear (?:about|that) your|i(?:'ll| will) be your [a-z]+"
+    r"|sorry to hear (?:about |that )?(?:the |all )?(?:[a-z]+ ){0,2}you(?:'re| are) (?:going through|dealing with|facing|struggling)"
     r"|i (?:completely |totally |fully )?understand how (?:challenging|difficult|hard|stressful|frustrating|overwhelming|tough)"
     r"|thank you for (?:reaching out|sharing this with me|your question)"
 )
@@ -151,9 +152,9 @@ _USER_HELPS = re.compile(
 #: inside quotation marks is a draft the user shows ("...Please don't hesitate to reach out."), not theirs.
 #: Each with the words a turn must hold (any of the first set, all of the second) before it runs.
 _USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], ...] = (
-    (frozenset({"help", "assist", "support", "assistance"}), frozenset({"i"}), re.compile(
+    (frozenset({"help", "assist", "support", "assistance", "guidance"}), frozenset({"i"}), re.compile(
         r"i(?:'m| am) (?:all set|ready|here(?: today| now)?|(?:so |very |really |more than )?(?:happy|glad|thrilled|delighted|excited|eager))"
-        r" to (?:help|assist|support|provide (?:you with )?(?:assistance|support|help))(?: you\b| out\b| with your\b|[.!,;]|$)")),
+        r" to (?:help|assist|support|provide (?:you with )?(?:assistance|support|help|guidance))(?: you\b| out\b| with your\b| on\b|[.!,;]|$)")),
     (frozenset({"sorry"}), frozenset({"i", "your"}), re.compile(r"i(?:'m| am) (?:so |very |really |truly )?sorry (?:for|about) your\b")),
     (frozenset({"glad"}), frozenset({"you"}), re.compile(
         r"glad (?:to hear (?:that )?you(?:'re| are) (?:on the right track|taking|doing (?:well|better|great)|feeling better|"
