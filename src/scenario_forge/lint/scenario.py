@@ -83,7 +83,7 @@ def _leftover_gates(texts: list[str]) -> tuple[bool, bool]:
 
 def _turn_findings(
     turn: Turn, earlier: list[Turn], previous: Turn | None, final: bool, findings: list[LintFinding],
-    marks: bool = True, fill_ins: bool = True, said: set[str] | None = None,
+    marks: bool = True, fill_ins: bool = True,
 ) -> None:
     """Every turn-level detector on ``turn`` (``earlier``: the non-empty non-system turns before it),
     in report order: role confusion, leftovers, repetition, truncation (the final user turn cut
@@ -95,8 +95,7 @@ def _turn_findings(
     phrases all hold "re a"; template_fragment's tests each start from a mark, a colon, one of
     :data:`_TEMPLATE_WORDS`, "next"/"first" with "s", or, in a user turn, "you" with a quotation
     mark or "like"). ``marks`` / ``fill_ins`` False: the scenario holds no bracket or template
-    mark / no unbracketed fill-in (:func:`_leftover_gates`). ``said``: the words of ``earlier``, when
-    the caller keeps them (:func:`~scenario_forge.lint.turns.made_of_earlier` builds them otherwise).
+    mark / no unbracketed fill-in (:func:`_leftover_gates`).
     """
     role = turn.role
     words = turn.words
@@ -186,7 +185,7 @@ def _turn_findings(
                 found.append(("repeated_turn", f"repeats turn {again[0]} ({again[1]:.0%} alike)"))
             elif (opens := t.opens_like_earlier(turn, earlier)) is not None:
                 found.append(("repeated_turn", f"opens with {opens[1]} words of turn {opens[0]}"))
-            elif assistant and (made := t.made_of_earlier(turn, earlier, said)) is not None:
+            elif assistant and (made := t.made_of_earlier(turn, earlier)) is not None:
                 found.append(("repeated_turn", f"made of earlier turns: {made:.0%} of its 3-word runs were said before"))
         if colon and (problem := t.ends_with_colon(turn)):
             found.append(problem)
@@ -244,7 +243,6 @@ def lint_scenario(
     marks, fill_ins = _leftover_gates([c for _, c in pairs if c])
     seen: list[Turn] = []
     earlier: list[Turn] = []
-    said: set[str] = set()  # the words of ``earlier``
     previous: Turn | None = None
     for i, (role, text) in enumerate(pairs):
         if not text or text.isspace():
@@ -253,10 +251,9 @@ def lint_scenario(
             continue
         turn = Turn(i, role, text)
         seen.append(turn)
-        _turn_findings(turn, earlier, previous, i == final, findings, marks, fill_ins, said)
+        _turn_findings(turn, earlier, previous, i == final, findings, marks, fill_ins)
         if role != "system":
             earlier.append(turn)
-            said |= turn.words
         previous = turn
 
     # rubric (sign_problems only called when a sign is missing: most rubrics have both)

@@ -1064,15 +1064,16 @@ def opens_like_earlier(turn: Turn, earlier: list[Turn]) -> tuple[int, int] | Non
     return None
 
 
-def made_of_earlier(turn: Turn, earlier: list[Turn], said: AbstractSet[str] | None = None) -> float | None:
+def made_of_earlier(turn: Turn, earlier: list[Turn]) -> float | None:
     """Share of an assistant turn's 3-word runs that earlier turns already hold, when at least
     :data:`MADE_OF_EARLIER` (a turn of :data:`MADE_OF_EARLIER_WORDS` words or more): a reply stitched
     from what was said before ("Hello, I'm looking forward to your child's well-being..." with pieces
     of the turns before it), which no single earlier turn is close enough to for :func:`repeats_earlier`
-    or :func:`copies_user`. ``said``: the words of ``earlier``, when the caller keeps them.
+    or :func:`copies_user` (which alone look at a turn with one turn before it).
 
-    The runs are counted by position, so that a bound comes first: runs wholly made of earlier words
-    (counted in C, :func:`_windows_within`) before any 3-gram is built.
+    The runs are counted by position, so that bounds come first, at C speed: a word no earlier turn
+    holds breaks one run at least (the turn's words less each earlier turn's, the latest first, until
+    few enough are left), and a run found is wholly made of earlier words (:func:`_windows_within`).
 
     >>> a = Turn(0, "user", "My toddler has had a fever for three days now and will not eat much at all.")
     >>> b = Turn(1, "assistant", "Fevers in toddlers are common; watch for signs of dehydration and call your doctor.")
@@ -1082,12 +1083,18 @@ def made_of_earlier(turn: Turn, earlier: list[Turn], said: AbstractSet[str] | No
     True
     """
     tokens = turn.tokens
-    runs = len(tokens) - 2
-    if len(tokens) < MADE_OF_EARLIER_WORDS or not earlier:
+    if len(tokens) < MADE_OF_EARLIER_WORDS or len(earlier) < 2:  # one earlier turn: repeats_earlier, copies_user
         return None
-    if said is None:
-        said = set().union(*(other.words for other in earlier))
-    if _windows_within(tokens, said) < MADE_OF_EARLIER * runs:
+    runs = len(tokens) - 2
+    unsaid = (1 - MADE_OF_EARLIER) * runs  # the most words no earlier turn holds the share allows
+    new = turn.words
+    for other in reversed(earlier):
+        if len(new) <= unsaid:
+            break
+        new = new - other.words
+    if len(new) > unsaid:
+        return None
+    if _windows_within(tokens, set().union(*(other.words for other in earlier))) < MADE_OF_EARLIER * runs:
         return None
     before = set().union(*(other.grams for other in earlier))
     share = sum(map(before.__contains__, zip(tokens, tokens[1:], tokens[2:]))) / runs
