@@ -101,8 +101,9 @@ _ROLE_LABEL = re.compile(
     r"(?: ?\d+)?(?:\*\*|__)? ?:(?!//)"
 )
 #: A transcript's heading opening the turn ("Dialogue: The assistant has approached you...", "Chat History:
-#: You're not just another chatty player...", "Chat: You're looking at my laptop screen").
-_TRANSCRIPT_LABEL = re.compile(r"\s*[*_#>-]*(?:chat history|chat log|chat|dialogue|dialog|transcript)\s?:(?!//)")
+#: You're not just another chatty player...", "Chat: You're looking at my laptop screen"). "Transcript:"
+#: and "Chat log:" are left out: a person may open by pasting one to ask about it.
+_TRANSCRIPT_LABEL = re.compile(r"\s*[*_#>-]*(?:chat history|chat|dialogue|dialog)\s?:(?!//)")
 _LINE_LEAD = frozenset(" \t>*_#-")
 #: A made-up speaker name opening the turn ("BRELL: You've been very gracious..."); names on later lines
 #: are a script the user shows ("Here's my screenplay:\nMARA: You came back.").
