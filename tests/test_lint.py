@@ -375,6 +375,16 @@ CASES = {
         with_turn(2, "He says the carpet was ruined [laughs nervously]. Can I sue him in small claims?"),
         with_turn(2, "He says the carpet was ruined [see photos]. Can I sue him in small claims?"),
     ),
+    # from a main job run with the afternoon's lint (2026-12-02 16:49 UTC, seed 29), read after this round's
+    # first checks: "(sitting down at the table, with a smile on his face)"; a posture in advice is spared
+    "stage_direction/with_a_smile": (
+        with_turn(1, "(sitting down at the table, with a smile on his face) " + A1),
+        with_turn(1, A1 + " Photograph the carpet from two sides (standing or kneeling) before you file."),
+    ),
+    "role_label/the_ai_assistant": (
+        with_turn(2, 'The AI assistant: "He says the carpet was ruined. Can I sue him in small claims?"'),
+        with_turn(2, "The AI assistant at my bank could not help. He says the carpet was ruined; can I sue him?"),
+    ),
     "stage_direction/pause": (
         with_turn(1, "I'll be here for you... (pause) " + A1),
         with_turn(1, A1 + " (A pause in rent payments does not change this.)"),

@@ -97,7 +97,7 @@ _WANTS_THE_ASSISTANT = re.compile(
 )
 
 _ROLE_LABEL = re.compile(
-    r"(?:user|assistant|you|human|ai|bot|chatbot|system|model|me|person|customer|the (?:user|assistant|ai|bot|chatbot))"
+    r"(?:user|assistant|you|human|ai|bot|chatbot|system|model|me|person|customer|the (?:user|assistant|ai(?: assistant)?|bot|chatbot))"
     r"(?: ?\d+)?(?:\*\*|__)? ?:(?!//)"
 )
 #: A transcript's heading opening the turn ("Dialogue: The assistant has approached you...", "Chat History:
@@ -267,12 +267,15 @@ _STAGE_PHRASE = re.compile(
     r"(?:looks|looking|leans|leaning|turns|turning) (?:up|down|away|around|over|back|in|forward|closer|to|toward|towards)\b"
     r"|(?:takes|taking) a (?:deep |long |slow )?breath\b|(?:clears|clearing) (?:\w+ )?throat\b"
     r"|(?:shakes|shaking|scratches|scratching) (?:\w+ )?head\b|(?:rolls|rolling) (?:\w+ )?eyes\b"
-    r"|(?:raises|raising) (?:\w+ )?(?:hand|hands|eyebrow|eyebrows)\b"
+    r"|(?:raises|raising) (?:\w+ )?(?:hand|hands|eyebrow|eyebrows)\b|(?:sitting|sits) down\b|(?:standing|stands) up\b"
 )
-#: A turn without one of these words holds no stage direction (the first words of both lists above).
+#: A face or gesture anywhere in the parenthesis: "(sitting at the table, with a smile on his face)".
+_STAGE_WITH = re.compile(r"\bwith a (?:\w+ )?(?:smile|grin|sigh|laugh|nod|wink|shrug|frown|chuckle)\b")
+#: A turn without one of these words holds no stage direction (the first words of the lists above, and the faces).
 _STAGE_WORDS = _STAGE_VERBS | frozenset(
     ["looks", "looking", "leans", "leaning", "turns", "turning", "takes", "taking", "clears", "clearing", "shakes",
-     "shaking", "scratches", "scratching", "rolls", "rolling", "raises", "raising"]
+     "shaking", "scratches", "scratching", "rolls", "rolling", "raises", "raising", "sitting", "sits", "standing",
+     "stands", "smile", "grin", "sigh", "laugh", "nod", "wink", "shrug", "frown", "chuckle"]
 )
 #: A turn without one of these words holds no :data:`_PAREN_FILL_IN`.
 _PAREN_FILL_IN_WORDS = frozenset({"insert", "fill", "enter", "add"})
@@ -822,7 +825,8 @@ def truncated(turn: Turn) -> Problem | None:
 
 def stage_direction(turn: Turn) -> Problem | None:
     """A narrated action in parentheses or square brackets, as in a script: "(smiles warmly)",
-    "(laughs)", "[sighs]", "(looks up at the patient)". A message is what a person types or what
+    "(laughs)", "[sighs]", "(looks up at the patient)", "(sitting down at the table, with a smile on his
+    face)". A message is what a person types or what
     the assistant says; neither narrates its own face. Words in parentheses that say something
     ("(max 4 doses in 24 hours)", "(not the link)", "(looks like it was 2019)"), the typed "(sigh)"
     or "*sighs*", are spared.
@@ -837,7 +841,9 @@ def stage_direction(turn: Turn) -> Problem | None:
         if mark in low:
             for m in pattern.finditer(low):
                 inner = m.group(1)
-                if inner.split(None, 1)[0].rstrip(",") in _STAGE_VERBS or _STAGE_PHRASE.match(inner):
+                if inner.split(None, 1)[0].rstrip(",") in _STAGE_VERBS or _STAGE_PHRASE.match(inner) or (
+                    "with a" in inner and _STAGE_WITH.search(inner)
+                ):
                     return "stage_direction", f"narrates an action, as in a script: {_quote(turn.text, m)}"
     return None
 
