@@ -411,6 +411,11 @@ CASES = {
         with_turn(2, "He says the carpet was ruined (insert date of inspection). Can I sue him in small claims?"),
         with_turn(2, "He says the carpet was ruined (he did not inspect it). Can I sue him in small claims?"),
     ),
+    # someone's fill-in in lower case (held-out main job, 2026-12-02 17:42 UTC: "Hi [user's name], I hope...")
+    "placeholder/possessive": (
+        with_turn(2, "Hi [landlord's name], he says the carpet was ruined. Can I sue him in small claims?"),
+        with_turn(2, "He says the carpet [landlord's words] was ruined. Can I sue him in small claims?"),
+    ),
     "ends_with_colon/system": (
         msgs(("system", "You are the tenants' hotline assistant. Follow this policy:"), ("user", U0), ("assistant", A1), ("user", U2)),
         msgs(("system", "You are the tenants' hotline assistant. Policy: never give legal advice as certain."),

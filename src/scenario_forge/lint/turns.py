@@ -695,6 +695,8 @@ def _fill_in(inner: str) -> bool:
     [True, False, False]
     >>> [_fill_in(x) for x in ("date_time", "patient_name", "user_id", "max_len")]
     [True, True, False, False]
+    >>> [_fill_in(x) for x in ("user's name", "my doctor's email", "user's choice", "it's fine")]
+    [True, True, False, False]
     """
     low = inner.lower().strip()
     if low in _NOT_FILL_IN or low in _KEYS or not any(c.isalpha() for c in low):
@@ -703,6 +705,10 @@ def _fill_in(inner: str) -> bool:
     if first in _FILL_IN_WORDS or low.startswith(("the ", "a ", "an ")) and len(low.split()) <= 4:
         return True
     if _NUMBERED_NAME.fullmatch(inner.strip()):  # "[TheParent1]", "[Name2]": a numbered slot
+        return True
+    # someone's fill-in, named in lower case ("[user's name]", "[patient's email]"; held-out main job, 2026-12-02)
+    words = low.split()
+    if len(words) <= 4 and "'s " in low and words[-1] in _FILL_IN_WORDS:
         return True
     # a template variable naming a fill-in ("[date_time]", "[patient_name]"), as "<date_time>" is for
     # angle brackets; a code index such as "[user_id]" or "[max_len]" names none and is spared
