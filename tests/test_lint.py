@@ -440,8 +440,7 @@ def test_an_assistant_turn_made_of_earlier_turns():
         "Yes. Without an itemised statement within 30 days he may have to return the whole deposit, and normal "
         "wear on an old carpet is not damage you owe for."
     )
-    near_miss = msgs(("user", U0), ("assistant", A1), ("user", U2), ("assistant", firm), ("user", "So should I write to him first?"))
-    assert codes(near_miss) == []
+    assert codes(with_turn(3, firm, base=bad)) == []
 
 
 @pytest.mark.parametrize("code", sorted(CASES))
