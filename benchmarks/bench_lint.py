@@ -15,7 +15,10 @@ reasons contain that code. Prints:
   timed in CPU seconds of this process (``time.process_time``, best of 3 passes) so that other
   processes sharing the machine do not count; rows already parsed (the time of
   :func:`scenario_forge.lint.lint_scenario` alone, called as ``scenario-forge lint`` calls it), and
-  the same with JSONL parsing and row checks.
+  the same with JSONL parsing and row checks. ``scenario-forge lint`` runs the detectors compiled by
+  mypyc when ``scripts/build_native_lint.py`` built them from the current source
+  (:mod:`scenario_forge.lint.native`); the Python source is timed beside them, passes alternating,
+  and the ratio printed. The target is checked on what the command runs.
 
 Targets: recall >= 0.95 on unusable rows, false rejection <= 5% of usable rows, >= 10,000
 scenarios/s (``--speed-target``). The exit status is the target check: 1 when one is missed.
@@ -35,6 +38,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from scenario_forge.cli.lint import lint_row  # the command's own call: flaw, shape, domain and trait as read
 from scenario_forge.lint import REASONS
+from scenario_forge.lint.native import native_scenario
+from scenario_forge.lint.scenario import lint_scenario as python_lint_scenario
 from scenario_forge.lint.read import Row, check_row
 
 DEFAULT = ROOT / "labelled" / "lint_scenarios.jsonl"
@@ -99,16 +104,25 @@ def quality(items: list[tuple[Row, dict, str]]) -> dict:
     }
 
 
-def _best_rate(work, step, repeats: int) -> int:
-    """Rows per CPU second of the fastest of ``repeats`` passes (CPU time of this process: one core,
-    not counting the time other processes hold it)."""
-    best = float("inf")
+def _python_row(row: Row):
+    """:func:`lint_row` on the Python source of the detectors, whether or not a compiled copy is built."""
+    return python_lint_scenario(
+        row.id, row.messages, row.rubric, flaw=row.flaw, flawed_turn_index=row.flawed_turn_index,
+        shape=row.shape, trait=row.trait, domain=row.domain,
+    )
+
+
+def _best_rates(work, steps: dict, repeats: int) -> dict[str, int]:
+    """Rows per CPU second of the fastest of ``repeats`` passes of each step, the steps' passes
+    alternating (CPU time of this process: one core, not counting the time other processes hold it)."""
+    best = dict.fromkeys(steps, float("inf"))
     for _ in range(repeats):
-        start = time.process_time()
-        for item in work:
-            step(item)
-        best = min(best, time.process_time() - start)
-    return round(len(work) / max(best, 1e-9))
+        for name, step in steps.items():
+            start = time.process_time()
+            for item in work:
+                step(item)
+            best[name] = min(best[name], time.process_time() - start)
+    return {name: round(len(work) / max(t, 1e-9)) for name, t in best.items()}
 
 
 def speed(items: list[tuple[Row, dict, str]], path: Path, rows: int, repeats: int = 3) -> dict:
@@ -116,11 +130,16 @@ def speed(items: list[tuple[Row, dict, str]], path: Path, rows: int, repeats: in
     work = (base * ((rows + len(base) - 1) // len(base)))[:rows]
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     raw = (lines * ((rows + len(lines) - 1) // len(lines)))[:rows]
+    compiled = native_scenario() is not None
+    steps = {"lint_per_s": lint_row, **({"python_per_s": _python_row} if compiled else {})}
+    rates = _best_rates(work, steps, repeats)
+    rates |= _best_rates(raw, {"with_parsing_per_s": lambda line: lint_row(check_row(json.loads(line), "bench", 1))}, repeats)
     return {
         "rows": rows,
         "repeats": repeats,
-        "lint_per_s": _best_rate(work, lint_row, repeats),
-        "with_parsing_per_s": _best_rate(raw, lambda line: lint_row(check_row(json.loads(line), "bench", 1)), repeats),
+        "detectors": "compiled" if compiled else "python",
+        **rates,
+        "compiled_over_python": round(rates["lint_per_s"] / rates["python_per_s"], 2) if compiled else None,
     }
 
 
@@ -156,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     recall, false_rejection, per_s = figures["recall_unusable"], figures["false_rejection"], figures["speed"]["lint_per_s"]
     print(f"recall on unusable rows: {recall} (target >= {TARGET_RECALL})")
     print(f"false rejection of usable rows: {false_rejection} (target <= {TARGET_FALSE_REJECTION})")
-    print(f"speed, one core: {per_s:,} scenarios/s linted, {figures['speed']['with_parsing_per_s']:,}/s with JSONL parsing "
-          f"({figures['speed']['rows']:,} rows, CPU time, best of {figures['speed']['repeats']}; target >= {args.speed_target:,})")
+    sp = figures["speed"]
+    runs = (f"compiled detectors; the Python source {sp['python_per_s']:,}/s, {sp['compiled_over_python']}x"
+            if sp["detectors"] == "compiled" else "the Python source: no compiled detectors built (scripts/build_native_lint.py)")
+    print(f"speed, one core: {per_s:,} scenarios/s linted ({runs}), {sp['with_parsing_per_s']:,}/s with JSONL parsing "
+          f"({sp['rows']:,} rows, CPU time, best of {sp['repeats']}; target >= {args.speed_target:,})")
     met = {
         "recall": recall is not None and recall >= TARGET_RECALL,
         "false_rejection": false_rejection is not None and false_rejection <= TARGET_FALSE_REJECTION,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (or refresh) the project's virtual environment at .venv/. Idempotent: a second run with
-# unchanged pyproject.toml / constraints.txt returns at once.
+# unchanged pyproject.toml / constraints.txt skips the installs (and the lint build when the lint
+# source is unchanged).
 #
 # torch is installed first, pinned to the CPU build (2.13.0) the machines carry on local disk;
 # everything else is then resolved with constraints.txt keeping that torch and the fastapi bound
@@ -17,12 +18,18 @@ stamp=.venv/.scenario-forge-setup
 want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)-$EXTRAS
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "setup: .venv is up to date"
-  exit 0
+else
+  echo "setup: installing into .venv (first run compiles llama-cpp-python: several minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q torch==2.13.0
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[$EXTRAS]"
+  echo "$want" > "$stamp"
 fi
 
-echo "setup: installing into .venv (first run compiles llama-cpp-python: several minutes)"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[$EXTRAS]"
-echo "$want" > "$stamp"
+# lint's detectors compiled by mypyc (~40 s; again only when their source changed). Without mypyc,
+# a C compiler or the Python headers it says so in one line and lint runs the Python source;
+# SCENARIO_FORGE_NATIVE_LINT=0 skips it.
+if [ "${SCENARIO_FORGE_NATIVE_LINT:-1}" != 0 ]; then
+  .venv/bin/python scripts/build_native_lint.py
+fi
 echo "setup: done (.venv/bin/scenario-forge)"

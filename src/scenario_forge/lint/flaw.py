@@ -12,15 +12,16 @@ a flawed-turn scenario with no flaw recorded is ``flaw_missing`` too.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from .text import tokens_of
 from .turns import Turn
 
 Problem = tuple[str, str]
 
-FLAWED_SHAPE = "flawed_prior_turn"
+FLAWED_SHAPE: Final = "flawed_prior_turn"
 
-_RETRACT = re.compile(
+_RETRACT: Final = re.compile(
     r"\b(?:i (?:was|am) (?:wrong|mistaken|incorrect)|i made (?:a|an) (?:\w+ )?(?:mistake|error)|i misspoke|"
     r"i stand corrected|my (?:mistake|apologies|bad|error)|i apologi[sz]e for (?:the|my) (?:error|mistake|confusion)|"
     r"(?:let me|i (?:need|have|want) to|i should) correct (?:myself|that|this|my)|"
@@ -33,15 +34,15 @@ _RETRACT = re.compile(
     re.IGNORECASE,
 )
 #: A retraction uses one of these words; the retraction patterns only run on turns that hold one.
-_RETRACT_WORDS = frozenset(
+_RETRACT_WORDS: Final = frozenset(
     ["wrong", "mistaken", "incorrect", "mistake", "error", "misspoke", "corrected", "apologies", "apologize", "apologise", "correct", "correction", "clarify", "exist", "verify", "inaccurate", "accurate", "right", "stand", "bad"]
 )
 #: A flaw about one of these needs a figure in the flawed turn ("gave an adult dose for a child").
-_QUANTITY_WORDS = frozenset(
+_QUANTITY_WORDS: Final = frozenset(
     ["dose", "doses", "dosage", "mg", "ml", "figure", "figures", "number", "numbers", "threshold", "age", "rate", "percentage", "percent", "statistic", "statistics", "amount", "price", "date", "year", "arithmetic", "calculation", "sum", "total", "interest"]
 )
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_HEDGE_ONLY = re.compile(
+_NUMBER: Final = re.compile(r"\d+(?:\.\d+)?")
+_HEDGE_ONLY: Final = re.compile(
     r"^\W*(?:i(?:'m| am) not sure|i don't know|i cannot|i can't|sorry)\b", re.IGNORECASE
 )
 

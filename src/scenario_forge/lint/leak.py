@@ -19,16 +19,18 @@ words with it but do not quote it with its verb, so they are spared.
 
 from __future__ import annotations
 
+from typing import Final
+
 from .rubric import CriterionText
 from .turns import Turn, _windows_within
 
 Problem = tuple[str, str]
 
-MIN_CONTENT_WORDS = 4
-QUOTE_SHARE = 0.6
-QUOTE_RUN = 8
-MIN_QUOTE_GRAMS = 4
-SYSTEM_OVERLAP = 0.8
+MIN_CONTENT_WORDS: Final = 4
+QUOTE_SHARE: Final = 0.6
+QUOTE_RUN: Final = 8
+MIN_QUOTE_GRAMS: Final = 4
+SYSTEM_OVERLAP: Final = 0.8
 
 
 

@@ -4,43 +4,44 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Final
 
 from .brief import Brief
 from .text import _PUNCT, Words, grams, has_template_residue, jaccard, tokens_of
 
 Problem = tuple[str, str]
 
-MIN_CRITERION_WORDS = 3
-DUPLICATE_JACCARD = 0.8
-ECHO_CONTENT_WORDS = 3
+MIN_CRITERION_WORDS: Final = 3
+DUPLICATE_JACCARD: Final = 0.8
+ECHO_CONTENT_WORDS: Final = 3
 #: A criterion restating the taxonomy (:func:`restates_brief`): this many content words at least,
 #: and this share of them the taxonomy's words for the row's domain and trait.
-BRIEF_MIN_WORDS = 8
-BRIEF_SHARE = 0.7
+BRIEF_MIN_WORDS: Final = 8
+BRIEF_SHARE: Final = 0.7
 #: The brief's word forms a criterion needs at least for :func:`restates_brief` to hold: its first test.
-_BRIEF_FORMS_NEEDED = BRIEF_SHARE * BRIEF_MIN_WORDS
+_BRIEF_FORMS_NEEDED: Final = BRIEF_SHARE * BRIEF_MIN_WORDS
 
 #: Words that say nothing checkable about an answer on their own.
-_EMPTY_WORDS = frozenset(
+_EMPTY_WORDS: Final = frozenset(
     ["a", "an", "the", "is", "are", "be", "being", "been", "it", "its", "this", "that", "these", "those", "and", "or", "of", "to", "in", "for", "with", "as", "by", "good", "bad", "ideal", "great", "poor", "best", "worst", "excellent", "terrible", "correct", "incorrect", "wrong", "right", "fine", "nice", "proper", "appropriate", "acceptable", "adequate", "helpful", "unhelpful", "quality", "high", "low", "positive", "negative", "answer", "answers", "response", "responses", "reply", "replies", "output", "completion", "assistant", "model", "criterion", "criteria", "rubric", "item", "items", "meets", "meet", "met", "satisfies", "satisfy", "fulfils", "fulfills", "fulfill", "follows", "follow", "passes", "pass", "fails", "fail", "does", "do", "not", "no", "should", "would", "must", "overall", "generally", "well", "very", "really", "properly", "correctly", "point", "points", "use", "score", "scored", "graded", "grade", "requirement", "requirements", "standard", "standards", "expected", "expectation", "expectations", "described", "above", "below", "listed", "stated", "given", "s"]
 )
 #: Slot-label words: a criterion that only says the answer "demonstrates honesty" checks nothing.
-_VIRTUES = frozenset(
+_VIRTUES: Final = frozenset(
     ["demonstrates", "demonstrate", "shows", "show", "exhibits", "exhibit", "displays", "display", "reflects", "reflect", "embodies", "embody", "upholds", "uphold", "practices", "practice", "has", "have", "maintains", "maintain", "values", "value", "in", "of", "its", "truthfulness", "truthful", "honesty", "honest", "helpfulness", "helpful", "harmlessness", "harmless", "fairness", "fair", "corrigibility", "corrigible", "transparency", "transparent", "empathy", "empathetic", "empathic", "integrity", "attunement", "attuned", "usefulness", "useful", "pragmatism", "pragmatic", "awareness", "aware", "firmness", "firm", "humility", "humble", "calibration", "calibrated", "trait", "traits", "behavior", "behaviour", "behaviors", "behaviours", "beneficial", "safety", "safe", "ethical", "ethics", "responsible", "responsibility", "thoughtful", "supportive", "compassionate", "compassion", "respectful", "caring", "considerate", "kind", "kindness", "sensitive", "sensitivity"]
 )
 #: Words of our rubric prompt a small model echoes instead of a criterion ("A bad answer: The user's
 #: last message.", "A good answer to the assistant's next message.").
-_PROMPT_ECHO_WORDS = frozenset(
+_PROMPT_ECHO_WORDS: Final = frozenset(
     ["user", "users", "s", "last", "previous", "message", "messages", "next", "request", "question", "turn", "conversation", "to", "one", "when", "which", "an", "example", "trap", "situation", "trait", "tested"]
 )
 #: What a small model puts after "A good answer to" when it names no behaviour: "A good answer to a tough
 #: question.", "A bad answer to a challenging situation.", "...to this user's request for support and empathy."
-_VAGUE_OBJECT_WORDS = frozenset(
+_VAGUE_OBJECT_WORDS: Final = frozenset(
     ["tough", "difficult", "challenging", "hard", "complex", "tricky", "delicate", "prompt", "problem", "dilemma", "support", "guidance", "help", "for", "their", "your"]
 )
-_SLOT_WORDS = _EMPTY_WORDS | _VIRTUES | _PROMPT_ECHO_WORDS | _VAGUE_OBJECT_WORDS
+_SLOT_WORDS: Final = _EMPTY_WORDS | _VIRTUES | _PROMPT_ECHO_WORDS | _VAGUE_OBJECT_WORDS
 #: A sample answer in place of a criterion: 'A good answer would be: "..."', 'A good answer: "..."'.
-_SAMPLE_ANSWER = re.compile(
+_SAMPLE_ANSWER: Final = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|great|poor) (?:answer|response|reply)\b[^:\"“]{0,90}:\s*[\"“]",
     re.IGNORECASE,
 )
@@ -48,14 +49,14 @@ _SAMPLE_ANSWER = re.compile(
 #: to share with you tomorrow."', 'A good answer would be to say, "I can provide..."', 'A bad answer is
 #: "A terrible mistake" in this context.' (a criterion that *names* wording, 'A good answer says "call 911"
 #: if...', or quotes a term inside its own sentence, is spared).
-_CANNED_REPLY = re.compile(
+_CANNED_REPLY: Final = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|great|poor|best|worst) (?:answer|response|reply)"
     r"(?: to [^\"“:,]{1,80}?)?,? (?:is|would be|might be|could be|should be|will be|may be)"
     r"(?: to (?:say|respond|reply|answer|tell (?:them|the user|him|her))(?: something like)?(?: with)?)?\s*[,:]?\s*[\"“]",
     re.IGNORECASE,
 )
 #: Our rubric prompt's wording standing in for the criterion: "A good answer: The user's last message is...".
-_ECHOED_MESSAGE = re.compile(
+_ECHOED_MESSAGE: Final = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad) (?:answer|response|reply)(?: is| would be)?\s*:?\s*(?:the |a )?users?'?s? "
     r"(?:last|previous|next|first) message\b"
 )
@@ -63,7 +64,7 @@ _ECHOED_MESSAGE = re.compile(
 #: small-business owner who wants to skip the tax payment.", "A good answer is that the user's last message
 #: was actually a helpful reminder..." (the answer's effect on the user, "...: the user
 #: is told to call 911", "...: the user is not warned", is a check and is spared).
-_NARRATES_USER = re.compile(
+_NARRATES_USER: Final = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|poor) (?:answer|response|reply)(?: is that| is:| would be:|:)\s*(?:the |this )?user(?:'s (?:last |previous |next |first )?message)? "
     r"(?:is|was|wants|wanted|needs|needed|feels|felt|seems|believes|thinks|worries|hopes|asks|asked|says|said)\b"
     r"(?! (?:not(?! only)|never|then|being|been|left|able|told|advised|given|warned|referred|asked|reminded|encouraged|urged|pointed|"
@@ -71,16 +72,16 @@ _NARRATES_USER = re.compile(
     r"taught|walked|made|pushed|pressured|misled|led|kept|talked|dismissed|ignored|lectured|blamed|shamed|"
     r"answered|addressed|acknowledged|handled|treated|taken|read|met|engaged|quoted|checked|challenged|questioned|validated)\b)"
 )
-_SELF_REF = re.compile(
+_SELF_REF: Final = re.compile(
     r"\W*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)\s+(?:answer|response|reply)\s+"
     r"(?:is|would be|will be|should be)\s*[:\"'“]*\s*(?:a |an |the )?(?:good|bad|ideal|poor|correct|great|best|worst)?"
     r"\s*(?:answer|response|reply)\W*$",
     re.IGNORECASE,
 )
 #: The most words a criterion :data:`_SELF_REF` matches can have ("the good answer would be the good answer").
-_SELF_REF_WORDS = 8
+_SELF_REF_WORDS: Final = 8
 #: ASCII characters ``\W`` matches: what an ASCII criterion :data:`_SELF_REF` matches may end with.
-_ASCII_NON_WORD = "".join(chr(k) for k in range(128) if not (chr(k).isalnum() or chr(k) == "_"))
+_ASCII_NON_WORD: Final = "".join(chr(k) for k in range(128) if not (chr(k).isalnum() or chr(k) == "_"))
 
 
 def _may_self_ref(low: str) -> bool:
@@ -96,7 +97,7 @@ def _may_self_ref(low: str) -> bool:
 
 
 #: Leading boilerplate of a criterion ("A good answer should not ..."), dropped before quoting checks.
-_LEAD = re.compile(
+_LEAD: Final = re.compile(
     r"\s*(?:(?:a|the|an)\s+)?(?:good|bad|ideal|strong|weak|poor|correct)?\s*(?:answer|response|reply)?\s*"
     r"(?:should|must|would|will)?\s*(?:not\s+)?"
 )
@@ -105,10 +106,10 @@ _LEAD = re.compile(
 #: Our brief's words, which nobody grading the conversation sees: "A good answer should avoid the trap while
 #: still helping the user", "...treats the user under this pressure: respectful, calm, not preachy" (rubric.j2's
 #: slot instructions), "...is a classic example of the trap", and our prompts' label "Trait being tested". "The trap of ..." is ordinary English.
-_BRIEF_WORDS = re.compile(r"\bthe trap\b(?! of\b)|\bunder this pressure\b|\bcalm, not preachy\b|\b(?:the trait (?:being )?|trait being )tested\b")
-_BRIEF_GATE = frozenset({"trap", "pressure", "preachy", "tested"})
+_BRIEF_WORDS: Final = re.compile(r"\bthe trap\b(?! of\b)|\bunder this pressure\b|\bcalm, not preachy\b|\b(?:the trait (?:being )?|trait being )tested\b")
+_BRIEF_GATE: Final = frozenset({"trap", "pressure", "preachy", "tested"})
 #: Instructions of prompts/rubric.j2 a small model writes back as the criterion.
-_RUBRIC_PROMPT_ECHO = re.compile(r"\btypical way a (?:bad|good) (?:answer|response) (?:fails|succeeds)\b")
+_RUBRIC_PROMPT_ECHO: Final = re.compile(r"\btypical way a (?:bad|good) (?:answer|response) (?:fails|succeeds)\b")
 
 
 class CriterionText(Words):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from . import turns as t
 from .brief import BriefWords, shipped_brief
@@ -41,7 +41,7 @@ def _criterion(criterion: Any) -> tuple[str, int]:
 
 
 #: The roles of an alternating conversation (after an optional system message), by its length.
-_ALTERNATING = [["user", "assistant"][k % 2] for k in range(64)]
+_ALTERNATING: Final = [["user", "assistant"][k % 2] for k in range(64)]
 
 
 def _alternating(n: int) -> list[str]:

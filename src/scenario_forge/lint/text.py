@@ -10,17 +10,18 @@ import re
 import string
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
+from typing import Final
 
-_NON_WORD = re.compile(r"[^a-z0-9]+")
-_TEMPLATE_RESIDUE = re.compile(
+_NON_WORD: Final = re.compile(r"[^a-z0-9]+")
+_TEMPLATE_RESIDUE: Final = re.compile(
     r"\{\{|\}\}|\{%|%\}|<\|im_(?:start|end)\|>|\[(?:system|user|assistant)\]|"
     r"<one sentence|<your |\bSITUATION:|\bTRAP:|\bGOAL:|\bFACTS:|lorem ipsum",
     re.IGNORECASE,
 )
 
 
-_PUNCT = bytes.maketrans(string.punctuation.encode(), b" " * len(string.punctuation))
-_WIDE_PUNCT = ("“", "”", "‘", "’", "…", "—", "–", "«", "»", "¿", "¡", "\u00a0")
+_PUNCT: Final = bytes.maketrans(string.punctuation.encode(), b" " * len(string.punctuation))
+_WIDE_PUNCT: Final = ("“", "”", "‘", "’", "…", "—", "–", "«", "»", "¿", "¡", "\u00a0")
 
 
 def tokens_of(lower: str) -> list[str]:
@@ -69,8 +70,8 @@ def word_count(text: str) -> int:
 
 
 #: The section labels of :data:`_TEMPLATE_RESIDUE`, searched in the few characters before each colon.
-_SECTION_LABEL = re.compile(r"\b(?:SITUATION|TRAP|GOAL|FACTS):", re.IGNORECASE)
-_SECTION_LABEL_SPAN = len("SITUATION") + 1
+_SECTION_LABEL: Final = re.compile(r"\b(?:SITUATION|TRAP|GOAL|FACTS):", re.IGNORECASE)
+_SECTION_LABEL_SPAN: Final = len("SITUATION") + 1
 
 
 def has_template_residue(text: str, low: str | None = None) -> bool:
@@ -122,7 +123,7 @@ def jaccard_bound(a: AbstractSet[object], b: AbstractSet[object]) -> float:
 
 
 #: Stop words and rubric boilerplate ("a good answer"), left out of content words.
-STOP_WORDS = frozenset(
+STOP_WORDS: Final = frozenset(
     ["a", "an", "the", "and", "or", "but", "if", "then", "than", "so", "to", "of", "in", "on", "at", "by", "for", "with", "from", "into", "onto", "about", "as", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "done", "doing", "have", "has", "had", "having", "it", "its", "it's", "this", "that", "these", "those", "there", "here", "i", "me", "my", "mine", "you", "your", "yours", "we", "our", "us", "they", "them", "their", "he", "him", "his", "she", "her", "hers", "not", "no", "nor", "very", "just", "also", "too", "only", "own", "same", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "up", "down", "out", "over", "under", "again", "further", "once", "own", "s", "t", "don", "doesn", "didn", "isn", "aren", "wasn", "weren", "won", "wouldn", "shouldn", "couldn", "good", "bad", "answer", "answers", "response", "responses", "reply", "assistant", "assistants", "user", "users", "model", "ai", "one", "way", "ways", "while", "still"]
 )
 

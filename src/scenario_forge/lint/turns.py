@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Set as AbstractSet
+from typing import Final
 
 from .text import _PUNCT, Words, grams, jaccard, tokens_of
 
@@ -57,7 +58,7 @@ def _word_before(text: str, start: int) -> str:
 
 
 # -- role confusion -----------------------------------------------------------------------------
-_NARRATING_VERBS = (
+_NARRATING_VERBS: Final = (
     r"is|was|has|had|asks?|asked|wants?|needs?|says?|said|explains?|mentions?|feels?|describes?|"
     r"responds?|replies|replied|tells?|thinks?|shares?|writes?|follows?|pushes|insists?|clarifies|"
     r"would|will|then|now|expresses|continues|seems|believes|states?|requests?|wonders|adds|"
@@ -67,15 +68,15 @@ _NARRATING_VERBS = (
     r"expects|demands|refuses|hopes|worries|mentioned|explained|described|shared|expressed"
 )
 #: "The user is...", "The user, a nurse, asks...", and the fragment "The user, who is a concerned student..."
-_USER_NARRATED = re.compile(r"user(?:'s)?(?:, [^,.!?]{1,40},|, who)?\s+(?:" + _NARRATING_VERBS + r")\b")
+_USER_NARRATED: Final = re.compile(r"user(?:'s)?(?:, [^,.!?]{1,40},|, who)?\s+(?:" + _NARRATING_VERBS + r")\b")
 #: What may come right before "user <verb>" for it to be narration: a sentence start or "the"/"this".
-_NARRATION_START = re.compile(r"(?:(?:^|[.!?:;\n])\s*(?:(?:the|a|our|this) )?|(?:^|\W)(?:the|this) )$")
-_FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself", "im"})
-_THE_ASSISTANT = re.compile(r"the (?:assistant|ai|chatbot|bot|model)\b")
-_NARRATES_AT = frozenset(
+_NARRATION_START: Final = re.compile(r"(?:(?:^|[.!?:;\n])\s*(?:(?:the|a|our|this) )?|(?:^|\W)(?:the|this) )$")
+_FIRST_PERSON: Final = frozenset({"i", "me", "my", "mine", "myself", "im"})
+_THE_ASSISTANT: Final = re.compile(r"the (?:assistant|ai|chatbot|bot|model)\b")
+_NARRATES_AT: Final = frozenset(
     ["asks", "asking", "tells", "telling", "thanks", "thanking", "reminds", "reminding", "challenges", "pushes", "pressures", "wants", "needs", "expects", "begs", "urges", "informs", "to"]
 )
-_ASSISTANT_SAID = re.compile(
+_ASSISTANT_SAID: Final = re.compile(
     r"the (?:assistant|ai)(?:'s)? (?:said|suggested|recommended|claimed|responded|replied|previously|"
     r"earlier|gave|stated|mentioned|told)\b[^.!?]{0,80}\b(?:the user|they|he|she)\b"
 )
@@ -83,64 +84,64 @@ _ASSISTANT_SAID = re.compile(
 #: from the assistant seems to be incorrect"): what the capable path's 1.5B model wrote on 2026-12-02. Looked
 #: for around each "the assistant" (what comes before it, then what follows it): only "assistant", and only
 #: before the end of a clause or one of these words, so a person's "assistant manager" is spared.
-_ABOUT_BEFORE = re.compile(
+_ABOUT_BEFORE: Final = re.compile(
     r"(?<![a-z])(?:(?:dis)?agreed? with|(?:answer|explanation|response|reply|advice|suggestion)s? (?:from|by|of|given by)) $"
 )
-_ABOUT_AFTER = re.compile(
+_ABOUT_AFTER: Final = re.compile(
     r"[.,;:!?]|\s+(?:that|on|about|here|completely|entirely|fully|and|but|seems?|was|were|is|are|says|said|suggests|which)\b|\s*$"
 )
-_IN_THIS = re.compile(r"in this (?:scenario|conversation|role-?play),? (?:the )?user\b")
+_IN_THIS: Final = re.compile(r"in this (?:scenario|conversation|role-?play),? (?:the )?user\b")
 #: Our brief narrated to the persona: "They want the assistant to consider...", "You want the assistant to help".
-_WANTS_THE_ASSISTANT = re.compile(
+_WANTS_THE_ASSISTANT: Final = re.compile(
     r"(?:they|he|she|you)(?: really| also| just)? (?:want|wants|wanted|need|needs|needed|expect|expects|"
     r"would like|'d like) the (?:assistant|ai|chatbot)\b"
 )
 
-_ROLE_LABEL = re.compile(
+_ROLE_LABEL: Final = re.compile(
     r"(?:user|assistant|you|human|ai|bot|chatbot|system|model|me|person|customer|the (?:user|assistant|ai(?: assistant)?|bot|chatbot))"
     r"(?: ?\d+)?(?:\*\*|__)? ?:(?!//)"
 )
 #: A transcript's heading opening the turn ("Dialogue: The assistant has approached you...", "Chat History:
 #: You're not just another chatty player...", "Chat: You're looking at my laptop screen"). "Transcript:"
 #: and "Chat log:" are left out: a person may open by pasting one to ask about it.
-_TRANSCRIPT_LABEL = re.compile(r"\s*[*_#>-]*(?:chat history|chat|dialogue|dialog)\s?:(?!//)")
-_LINE_LEAD = frozenset(" \t>*_#-")
+_TRANSCRIPT_LABEL: Final = re.compile(r"\s*[*_#>-]*(?:chat history|chat|dialogue|dialog)\s?:(?!//)")
+_LINE_LEAD: Final = frozenset(" \t>*_#-")
 #: A made-up speaker name opening the turn ("BRELL: You've been very gracious..."); names on later lines
 #: are a script the user shows ("Here's my screenplay:\nMARA: You came back.").
-_CAPS_LABEL = re.compile(r"\s*[*_#>-]*([A-Z][A-Z'-]{2,15})\s?:(?!//)")
+_CAPS_LABEL: Final = re.compile(r"\s*[*_#>-]*([A-Z][A-Z'-]{2,15})\s?:(?!//)")
 #: Capitalised words a person may put before a colon themselves.
-_NOT_SPEAKERS = frozenset(
+_NOT_SPEAKERS: Final = frozenset(
     ["NOTE", "UPDATE", "EDIT", "EDITED", "PS", "FYI", "TLDR", "WARNING", "IMPORTANT", "QUESTION", "ANSWER", "CONTEXT", "BACKGROUND", "SUMMARY", "TODO", "URGENT", "ERROR", "DEBUG", "INFO", "WARN", "FAIL", "PASS", "OK", "HTTP", "HTTPS", "SQL", "API", "URL", "PDF", "CSV", "JSON", "YAML", "GPS", "ETA", "ASAP", "DISCLAIMER", "UPDATE2", "EDIT2", "SPOILER", "TRIGGER", "CW", "TW", "RE", "FW", "FWD", "ATTN", "SUBJECT", "FROM", "TO", "CC", "BCC"]
 )
-_ROLE_TAG = re.compile(r"\[(?:user|assistant|human|you)\]|<\|?(?:user|assistant)\|?>")
-_ROLE_LABEL_INLINE = re.compile(r"(?:USER|ASSISTANT|HUMAN) ?:")
+_ROLE_TAG: Final = re.compile(r"\[(?:user|assistant|human|you)\]|<\|?(?:user|assistant)\|?>")
+_ROLE_LABEL_INLINE: Final = re.compile(r"(?:USER|ASSISTANT|HUMAN) ?:")
 #: A speaker label after a sentence in the middle of a line, opening a spoken line ("...clears it up. The
 #: user: I'm still not sure..."); a login field ("...on the box. User: admin, password: ...") is spared.
-_ROLE_LABEL_MIDLINE = re.compile(
+_ROLE_LABEL_MIDLINE: Final = re.compile(
     r"[.!?\"”)] +(?:the )?(?:user|assistant|human) ?: *[\"“]?(?:i|i'm|i've|i'd|i'll|im|thank|thanks|you|yes|no|okay|ok|"
     r"sure|well|hi|hello|that|this|please|can|could|what|how|why|so|but|and|my|we|it's|great|absolutely|of course)\b"
 )
 
-_AS_USER_SEAT = re.compile(r"as (?:the|a) user\b|i(?:'m| am) the user\b")
-_AS_USER_THANKS = re.compile(
+_AS_USER_SEAT: Final = re.compile(r"as (?:the|a) user\b|i(?:'m| am) the user\b")
+_AS_USER_THANKS: Final = re.compile(
     r"(?:thank you|thanks)(?: so much| very much| a lot)? for (?:your|the|all (?:your|the)) "
     r"(?:help|advice|explanation|information|assistance|answer|support|time|reply|response)"
     r"|appreciate (?:your|the) (?:help|advice|explanation|assistance|answer)"
 )
-_AS_USER_ASKS = re.compile(
+_AS_USER_ASKS: Final = re.compile(
     r"you (?:please )?(?:help me|explain to me|check (?:this|my)|look at my|confirm (?:that|this|my|it))\b"
 )
-_AS_USER_WHAT_DO_I = re.compile(r"what (?:should|can|do) i (?:do|change|try|say|use|take|buy|pick|choose)\b")
-_ASKING_VERBS = frozenset({"can", "could", "would", "will"})
-_AS_USER_SITUATION = re.compile(
+_AS_USER_WHAT_DO_I: Final = re.compile(r"what (?:should|can|do) i (?:do|change|try|say|use|take|buy|pick|choose)\b")
+_ASKING_VERBS: Final = frozenset({"can", "could", "would", "will"})
+_AS_USER_SITUATION: Final = re.compile(
     r"my (?:son|daughter|toddler|kid|kids|child|children|mom|mother|dad|father|wife|husband|partner|"
     r"boss|landlord|doctor|teacher|professor|manager|coworker|roommate|grandma|grandmother|grandpa|"
     r"grandfather|baby|therapist|lawyer|advisor|supervisor|tenant|thesis|dissertation|rent|lease|"
     r"mortgage|prescription|symptoms|fever|headache|chest pain|landlady|employer|exam|exams|shift)\b"
 )
-_AS_USER_WORRY = re.compile(r"(?:worried|scared|confused|anxious|nervous|stressed) about my\b")
+_AS_USER_WORRY: Final = re.compile(r"(?:worried|scared|confused|anxious|nervous|stressed) about my\b")
 
-_USER_HELPS = re.compile(
+_USER_HELPS: Final = re.compile(
     r"i(?:'d|'ll| would| will) (?:love|be (?:happy|glad)) to help|i(?:'m| am) (?:here|happy|glad) to (?:help|assist)"
     r"|how (?:can|may) i (?:help|assist) you|is there anything else i can|as an ai\b|ai language model"
     r"|i(?:'m| am) (?:so |very |really |truly )?sorry to hear (?:about|that) your|i(?:'ll| will) be your [a-z]+"
@@ -174,37 +175,37 @@ _USER_HELPS_MORE: tuple[tuple[frozenset[str], frozenset[str], re.Pattern[str]], 
     (frozenset({"happy", "glad", "thrilled", "honored", "honoured"}), frozenset({"be", "your"}),
      re.compile(r"(?:happy|glad|thrilled|honou?red) to be your (?:assistant|guide|helper|coach|advisor)\b")),
 )
-_PERSONA_LINE = re.compile(r"you(?: are|'re|’re) an? ")
+_PERSONA_LINE: Final = re.compile(r"you(?: are|'re|’re) an? ")
 #: Words after which an "-ing" word is a gerund ("a parent for asking"), not a persona's participle.
-_BEFORE_GERUND = frozenset(
+_BEFORE_GERUND: Final = frozenset(
     ["a", "an", "the", "for", "by", "about", "of", "at", "in", "on", "from", "without", "with", "when", "while", "after", "before", "into", "is", "are", "re", "worth", "keep", "keeps", "start", "starts", "stop", "stops", "like", "love", "enjoy", "mind", "avoid", "not", "no", "and", "or", "thing", "everything", "anything", "something", "nothing", "good", "great", "amazing"]
 )
 #: Words that open a participle's object or complement ("checking *a* drip rate", "waiting *for* news").
-_PARTICIPLE_OBJECT = frozenset(
+_PARTICIPLE_OBJECT: Final = frozenset(
     ["a", "an", "the", "your", "his", "her", "their", "my", "our", "this", "that", "these", "those", "some", "two", "three", "for", "on", "at", "in", "with", "to", "up", "out", "through", "about", "after", "into", "over", "from"]
 )
 #: Words of an assistant going on to advise after "You are a legal adult...": no persona recital.
-_ADVISING = frozenset(
+_ADVISING: Final = frozenset(
     {"so", "which", "therefore", "means", "but", "because", "since", "entitled", "allowed", "right", "rights", "can", "may", "should",
      "own", "choice", "choices", "decision", "decisions"}
 )
 #: Scene narration to the persona: "You're sitting in the recovery room", "You find yourself in...".
-_SCENE = re.compile(
+_SCENE: Final = re.compile(
     r"you(?:'re|’re| are) (?:now |still |currently |just |already )?(?:sitting|standing|lying|staring|kneeling|pacing|"
     r"seated|perched|huddled|slumped|walking (?:into|through|down|along|across|out)|waiting (?:in|at|by|outside|for (?:your|the|a))|"
     r"holding (?:your|a|the|her|his)|watching (?:your|a|the|her|his)|looking (?:down at|out at|out of))\b"
     r"|you (?:sit|stand|kneel|wake up|walk into|step into|find yourself|stare at|look down at|lie) "
 )
-_SCENE_WORDS = frozenset(
+_SCENE_WORDS: Final = frozenset(
     ["sitting", "standing", "lying", "staring", "kneeling", "pacing", "seated", "perched", "huddled", "slumped", "walking", "waiting", "holding", "watching", "looking", "sit", "stand", "kneel", "wake", "walk", "step", "find", "stare", "look", "lie"]
 )
 #: A piece of text every match of :data:`_USER_HELPS` holds (one per alternative): checked before it runs.
 #: A later user turn's one reply to nothing (:func:`reacts_to_nothing`), after an assistant turn that asked no question.
-_GREAT_QUESTION = re.compile(r"(?:that['’]s|that is|what) (?:a |such a )?(?:great|good|wonderful|excellent) question")
+_GREAT_QUESTION: Final = re.compile(r"(?:that['’]s|that is|what) (?:a |such a )?(?:great|good|wonderful|excellent) question")
 #: The first user turn opening with a reply to a message nobody sent ("I'm so sorry to hear about that.",
 #: "I'm so glad you're here", "That's a great question", "it's wonderful to hear from you"): the helper's
 #: lines, in the user's first message. Looked for in its first :data:`_OPENING_CHARS` characters.
-_REACTS_TO_NOTHING = re.compile(
+_REACTS_TO_NOTHING: Final = re.compile(
     r"i(?:['’]m| am) (?:so |very |really |truly )?(?:sorry to hear (?:about )?(?:that|this)\b|glad (?:to hear that|you(?:['’]re| are) here|you asked))"
     r"|" + _GREAT_QUESTION.pattern
     + r"|thank(?:s| you)(?: so much)? for (?:sharing|asking|your (?:question|message|reply|answer)|reaching out)"
@@ -212,50 +213,50 @@ _REACTS_TO_NOTHING = re.compile(
 )
 #: A first user turn opening "Certainly," as if answering an instruction (matched apart from
 #: :data:`_REACTS_TO_NOTHING`: an anchored alternative would cost that pattern its fast scan).
-_CERTAINLY = re.compile(r"\s*certainly[,!]")
+_CERTAINLY: Final = re.compile(r"\s*certainly[,!]")
 #: A later user turn, after an assistant turn that asked nothing, answering a question nobody asked or
 #: offering the helper's service ("Is there something specific you'd like me to do or provide?").
-_REACTS_LATER = re.compile(
+_REACTS_LATER: Final = re.compile(
     _GREAT_QUESTION.pattern
     + r"|is there (?:anything|something)(?: specific| else)? (?:(?:that )?you(?:['’]d| would) like me to|i can) (?:do|provide|help|share|explain)\b"
 )
-_OPENING_CHARS = 80
-_REACTS_WORDS = frozenset({"sorry", "glad", "question", "thank", "thanks", "hear", "certainly"})
+_OPENING_CHARS: Final = 80
+_REACTS_WORDS: Final = frozenset({"sorry", "glad", "question", "thank", "thanks", "hear", "certainly"})
 #: A later user turn without one of these words can match nothing of :data:`_REACTS_LATER`.
-_REACTS_LATER_WORDS = frozenset({"question", "anything", "something"})
-_USER_HELPS_LITERALS = (
+_REACTS_LATER_WORDS: Final = frozenset({"question", "anything", "something"})
+_USER_HELPS_LITERALS: Final = (
     "to help", "to assist", "i help", "i assist", "anything else i can", "as an ai", "ai language model",
     "sorry to hear", "be your ", "understand how", "thank you for",
 )
-_USER_HELPS_WORDS = frozenset({"help", "assist", "ai", "sorry", "understand", "thank"})
+_USER_HELPS_WORDS: Final = frozenset({"help", "assist", "ai", "sorry", "understand", "thank"})
 #: A turn without one of these words can match none of the helper's lines.
-_ANY_HELPS_WORDS = _USER_HELPS_WORDS.union(*(any_of for any_of, _, _ in _USER_HELPS_MORE))
+_ANY_HELPS_WORDS: Final = _USER_HELPS_WORDS.union(*(any_of for any_of, _, _ in _USER_HELPS_MORE))
 
 # -- leftovers ----------------------------------------------------------------------------------
-_BRACKETED = re.compile(r"\[([^\[\]\n]{1,60})\](?!\()")
-_ANGLED = re.compile(r"<([a-z][a-z _]{1,30})>")
-_FILL_IN_WORDS = frozenset(
+_BRACKETED: Final = re.compile(r"\[([^\[\]\n]{1,60})\](?!\()")
+_ANGLED: Final = re.compile(r"<([a-z][a-z _]{1,30})>")
+_FILL_IN_WORDS: Final = frozenset(
     ["your", "insert", "enter", "add", "name", "url", "link", "website", "company", "organization", "date", "time", "address", "phone", "email", "number", "city", "state", "country", "location", "product", "amount", "price", "title", "doctor", "hospital", "school", "university", "drug", "medication", "dose", "age", "x", "xx", "placeholder", "person", "recipient", "sender", "client", "employer", "bank", "landlord", "job", "position", "topic", "course", "citation", "reference", "source", "author", "journal", "study", "year", "value", "specific", "relevant", "first", "last", "full"]
 )
-_SNAKE_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
-_TITLE_WORDS = re.compile(r"[A-Z][A-Za-z']*(?: [A-Za-z][A-Za-z']*){0,4}")
-_NOT_FILL_IN = frozenset({"i", "a", "b", "c", "sic", "edit", "edited", "update", "citation needed", "emphasis added", "emphasis mine", "sic!"})
-_ANGLED_FILL_IN = frozenset(
+_SNAKE_NAME: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+_TITLE_WORDS: Final = re.compile(r"[A-Z][A-Za-z']*(?: [A-Za-z][A-Za-z']*){0,4}")
+_NOT_FILL_IN: Final = frozenset({"i", "a", "b", "c", "sic", "edit", "edited", "update", "citation needed", "emphasis added", "emphasis mine", "sic!"})
+_ANGLED_FILL_IN: Final = frozenset(
     ["name", "url", "link", "date", "company", "email", "phone", "address", "number", "placeholder", "city", "product", "amount"]
 )
-_NUMBERED_NAME = re.compile(r"[A-Z][A-Za-z]{2,}\d+")
-_UPPER_FILL_IN = re.compile(r"XX+\b|TBD\b|INSERT [A-Z]{2,}")
-_LOWER_FILL_IN = re.compile(r"xxx+\b|____+")
+_NUMBERED_NAME: Final = re.compile(r"[A-Z][A-Za-z]{2,}\d+")
+_UPPER_FILL_IN: Final = re.compile(r"XX+\b|TBD\b|INSERT [A-Z]{2,}")
+_LOWER_FILL_IN: Final = re.compile(r"xxx+\b|____+")
 #: An instruction to fill in, left in parentheses: "(insert word into red ink)", "(enter your name)".
-_PAREN_FILL_IN = re.compile(r"\((?:insert|fill in|enter your|add your) [^()\n]{1,50}\)")
+_PAREN_FILL_IN: Final = re.compile(r"\((?:insert|fill in|enter your|add your) [^()\n]{1,50}\)")
 
 # -- stage directions ---------------------------------------------------------------------------
 #: A short run of lower-case words in parentheses or square brackets: what a stage direction looks like
 #: (two patterns, each starting with its literal, so that the regex engine finds the mark at C speed).
-_STAGE_PARENS = re.compile(r"\( ?([a-z][a-z ,']{1,50}?) ?\)")
-_STAGE_BRACKETS = re.compile(r"\[ ?([a-z][a-z ,']{1,50}?) ?\]")
+_STAGE_PARENS: Final = re.compile(r"\( ?([a-z][a-z ,']{1,50}?) ?\)")
+_STAGE_BRACKETS: Final = re.compile(r"\[ ?([a-z][a-z ,']{1,50}?) ?\]")
 #: Verbs that narrate an action or a face on their own: "(laughs)", "(smiles warmly)", "(smiling)".
-_STAGE_VERBS = frozenset(
+_STAGE_VERBS: Final = frozenset(
     ["laughs", "laughing", "smiles", "smiling", "sighs", "sighing", "nods", "nodding", "grins", "grinning",
      "chuckles", "chuckling", "winks", "winking", "shrugs", "shrugging", "frowns", "frowning", "sobs", "sobbing",
      "giggles", "giggling", "blushes", "blushing", "winces", "wincing", "smirks", "smirking", "gasps", "gasping",
@@ -263,36 +264,36 @@ _STAGE_VERBS = frozenset(
      "glancing", "crying", "groans", "groaning", "sniffles", "sniffling", "pause"]
 )
 #: Verbs that narrate an action only with what follows: "(looks up at the patient)", not "(looks like 2019)".
-_STAGE_PHRASE = re.compile(
+_STAGE_PHRASE: Final = re.compile(
     r"(?:looks|looking|leans|leaning|turns|turning) (?:up|down|away|around|over|back|in|forward|closer|to|toward|towards)\b"
     r"|(?:takes|taking) a (?:deep |long |slow )?breath\b|(?:clears|clearing) (?:\w+ )?throat\b"
     r"|(?:shakes|shaking|scratches|scratching) (?:\w+ )?head\b|(?:rolls|rolling) (?:\w+ )?eyes\b"
     r"|(?:raises|raising) (?:\w+ )?(?:hand|hands|eyebrow|eyebrows)\b|(?:sitting|sits) down\b|(?:standing|stands) up\b"
 )
 #: A face or gesture anywhere in the parenthesis: "(sitting at the table, with a smile on his face)".
-_STAGE_WITH = re.compile(r"\bwith a (?:\w+ )?(?:smile|grin|sigh|laugh|nod|wink|shrug|frown|chuckle)\b")
+_STAGE_WITH: Final = re.compile(r"\bwith a (?:\w+ )?(?:smile|grin|sigh|laugh|nod|wink|shrug|frown|chuckle)\b")
 #: A turn without one of these words holds no stage direction (the first words of the lists above, and the faces).
-_STAGE_WORDS = _STAGE_VERBS | frozenset(
+_STAGE_WORDS: Final = _STAGE_VERBS | frozenset(
     ["looks", "looking", "leans", "leaning", "turns", "turning", "takes", "taking", "clears", "clearing", "shakes",
      "shaking", "scratches", "scratching", "rolls", "rolling", "raises", "raising", "sitting", "sits", "standing",
      "stands", "smile", "grin", "sigh", "laugh", "nod", "wink", "shrug", "frown", "chuckle"]
 )
 #: A turn without one of these words holds no :data:`_PAREN_FILL_IN`.
-_PAREN_FILL_IN_WORDS = frozenset({"insert", "fill", "enter", "add"})
+_PAREN_FILL_IN_WORDS: Final = frozenset({"insert", "fill", "enter", "add"})
 
-_TEMPLATE_MARK = re.compile(r"[{}][{%#]|[%#]\}|\{[a-z_][a-z0-9_]{0,30}\}|<\|[a-z_]+\|>|</?s>|\[/?inst\]")
-_SECTION_LABEL = re.compile(r"[A-Z][A-Z ]{2,12}:")
+_TEMPLATE_MARK: Final = re.compile(r"[{}][{%#]|[%#]\}|\{[a-z_][a-z0-9_]{0,30}\}|<\|[a-z_]+\|>|</?s>|\[/?inst\]")
+_SECTION_LABEL: Final = re.compile(r"[A-Z][A-Z ]{2,12}:")
 #: An instruction to the writer left in square brackets, three words or more: "[Reframe your response as an
 #: explanation]", "[Rewrite this in a warmer tone]" ("[insert X]", "[add X]" are :func:`placeholder`'s).
-_BRACKET_INSTRUCTION = re.compile(
+_BRACKET_INSTRUCTION: Final = re.compile(
     r"\[(?:reframe|rephrase|rewrite|revise|write|include|describe|explain|provide|continue|respond|reply|summari[sz]e|"
     r"expand|replace|remove|translate|make|keep|use) [^\[\]\n]{0,200}? [^\[\]\n]{1,200}?\]"
 )
-_SECTION_LABELS = frozenset(
+_SECTION_LABELS: Final = frozenset(
     f"{label}:" for label in ("SITUATION", "TRAP", "GOAL", "FACTS", "KEY FACTS", "USER GOAL", "PERSONA", "ESCALATION", "BRIEF")
 )
 #: The labels as a tuple for ``str.endswith``: every label ends with its colon.
-_SECTION_LABEL_ENDS = tuple(sorted(_SECTION_LABELS))
+_SECTION_LABEL_ENDS: Final = tuple(sorted(_SECTION_LABELS))
 
 
 def _has_section_label(text: str) -> bool:
@@ -311,33 +312,33 @@ def _has_section_label(text: str) -> bool:
     return False
 
 
-_HERE_IS = re.compile(
+_HERE_IS: Final = re.compile(
     r"here(?:'s| is) (?:a possible|an example|a sample) (?:answer|message|reply|response)\b"
     r"|here(?:'s| is) an example of (?:your|the|my|a) (?:message|reply|response|answer)\b"
     r"|here(?:'s| is) (?:your|the|my|a|an) (?:next |first |follow-up |revised |possible |final )?"
     r"(?:message|reply|response|turn|user(?:'s)? (?:message|reply|turn)|assistant(?:'s)? (?:message|reply))\b"
 )
 #: ... and "The next message: You're welcome, and I'm glad..." (the 2026-12-02 main job's final user turn)
-_NEXT_MESSAGE = re.compile(r"(?:next|first) (?:user|assistant) (?:message|turn|reply) ?:|the next message ?:")
-_SURE_HERE = re.compile(r"(?:sure|certainly|of course|okay|ok|absolutely)[!,.]? here(?:'s| is)\b")
-_PERSON_NEXT = re.compile(r"the (?:user|person)'s (?:next|first) (?:message|turn|reply)\b")
-_WRITE_THE = re.compile(
+_NEXT_MESSAGE: Final = re.compile(r"(?:next|first) (?:user|assistant) (?:message|turn|reply) ?:|the next message ?:")
+_SURE_HERE: Final = re.compile(r"(?:sure|certainly|of course|okay|ok|absolutely)[!,.]? here(?:'s| is)\b")
+_PERSON_NEXT: Final = re.compile(r"the (?:user|person)'s (?:next|first) (?:message|turn|reply)\b")
+_WRITE_THE: Final = re.compile(
     r"writ(?:e|ing) (?:the|your|only the|only that) (?:user|person|assistant)(?:'s)? (?:next |first )?(?:message|turn|reply)"
     r"|write your (?:first|next) message\b"
 )
 #: A user turn handing the assistant a script: "You can use a response like this:", "You can say
 #: something like, \"I'm so sorry...\"", "You could say: \"...\"".
-_USE_LIKE_THIS = re.compile(
+_USE_LIKE_THIS: Final = re.compile(
     r"you (?:can|could|might|may|should) (?:use|try|send|say|write|give) (?:a |an |the |something )?"
     r"(?:response|reply|message|answer|something)? ?like(?: (?:this|the following)\b|,? ?:? ?[\"“])"
     r"|you (?:can|could|might|may|should) (?:just )?(?:say|reply|respond|answer|write)(?: with)? ?[,:] ?[\"“]"
 )
 #: Reported speech before a script: "My therapist says you can say something like, \"...\"" is advice the
 #: user asks about, not a script they hand over.
-_REPORTED = re.compile(r"\b(?:says?|said|told (?:me|us)|tells (?:me|us)|suggests?|suggested|recommends?|recommended|advised|advises)\b")
-_NOTE = re.compile(r"\(note:|\[note:|note: (?:this|the) (?:message|reply|response|turn)\b")
+_REPORTED: Final = re.compile(r"\b(?:says?|said|told (?:me|us)|tells (?:me|us)|suggests?|suggested|recommends?|recommended|advised|advises)\b")
+_NOTE: Final = re.compile(r"\(note:|\[note:|note: (?:this|the) (?:message|reply|response|turn)\b")
 #: Instructions from our own prompts (prompts/*.j2), grouped by a key word that must be present.
-_ECHOED = {
+_ECHOED: Final = {
     "reply": ("answer with the reply only", "never write the assistant's reply", "reply to the last user message"),
     "sentences": ("one to three sentences", "two to four sentences", "two to four complete sentences"),
     "labels": ("sentences, no labels", "sentences without labels", "sentences with no labels"),
@@ -362,61 +363,61 @@ _ECHOED = {
 }
 #: Our brief's own vocabulary narrated into a turn ("The user's behavior is a classic example of the trap");
 #: in a system turn any "the trap" or "this trap" but "... trap of ..." (a person's "I fell into the trap of ...").
-_BRIEF_NARRATED = re.compile(r"example of (?:the|a) trap\b|the (?:trap|trait) (?:being )?tested\b|trait being tested\b|avoids? the trap while\b")
-_SYSTEM_TRAP = re.compile(r"(?:the|this) trap\b(?! of\b)")
-_ECHO_WORDS = frozenset(_ECHOED)
-_ECHO_ORDER = {key: k for k, key in enumerate(_ECHOED)}
+_BRIEF_NARRATED: Final = re.compile(r"example of (?:the|a) trap\b|the (?:trap|trait) (?:being )?tested\b|trait being tested\b|avoids? the trap while\b")
+_SYSTEM_TRAP: Final = re.compile(r"(?:the|this) trap\b(?! of\b)")
+_ECHO_WORDS: Final = frozenset(_ECHOED)
+_ECHO_ORDER: Final = {key: k for k, key in enumerate(_ECHOED)}
 #: Word gates: a detector's patterns only run on a turn holding one of these words.
-_ASSISTANT_WORDS = frozenset({"assistant", "ai", "bot", "chatbot", "model"})
-_THANKS_WORDS = frozenset({"thank", "thanks", "appreciate"})
-_AS_USER_WORDS = frozenset({"user", "thank", "thanks", "appreciate", "me", "my", "what"})
+_ASSISTANT_WORDS: Final = frozenset({"assistant", "ai", "bot", "chatbot", "model"})
+_THANKS_WORDS: Final = frozenset({"thank", "thanks", "appreciate"})
+_AS_USER_WORDS: Final = frozenset({"user", "thank", "thanks", "appreciate", "me", "my", "what"})
 #: third_person's gate: "user" or one of _ASSISTANT_WORDS.
-_NARRATOR_WORDS = _ASSISTANT_WORDS | {"user"}
+_NARRATOR_WORDS: Final = _ASSISTANT_WORDS | {"user"}
 #: Words one of template_fragment's tests starts from: its echo keys, "here", "write"/"writing", and our brief's "trap"/"tested".
-_TEMPLATE_WORDS = _ECHO_WORDS | {"here", "write", "writing", "trap", "tested"}
+_TEMPLATE_WORDS: Final = _ECHO_WORDS | {"here", "write", "writing", "trap", "tested"}
 #: Code spans and quotations: template marks and fill-ins inside them are the user's subject matter
 #: (a Jinja line they ask about, a lease template they quote), not leftovers.
-_CODE_SPAN = re.compile(r"`[^`]*`")
-_QUOTED = re.compile(r'"[^"\n]{0,300}"|“[^”\n]{0,300}”')
-_F_STRING = re.compile(r"\bf[\"'][^\"'\n]*$")
+_CODE_SPAN: Final = re.compile(r"`[^`]*`")
+_QUOTED: Final = re.compile(r'"[^"\n]{0,300}"|“[^”\n]{0,300}”')
+_F_STRING: Final = re.compile(r"\bf[\"'][^\"'\n]*$")
 #: Bracketed words that are keys, buttons or editorial marks rather than fill-ins.
-_KEYS = frozenset(
+_KEYS: Final = frozenset(
     ["enter", "return", "esc", "escape", "tab", "shift", "ctrl", "control", "alt", "option", "cmd", "command", "space", "spacebar", "backspace", "delete", "del", "home", "end", "pgup", "pgdn", "up", "down", "left", "right", "ok", "cancel", "yes", "no", "submit", "save", "send", "next", "back", "continue"]
 )
 
 # -- truncation ---------------------------------------------------------------------------------
-_END_OK = frozenset(".!?\"')]}*`…”’»>:;😊🙏")
-_DANGLING = frozenset(
+_END_OK: Final = frozenset(".!?\"')]}*`…”’»>:;😊🙏")
+_DANGLING: Final = frozenset(
     ["a", "an", "the", "and", "or", "but", "to", "of", "in", "on", "at", "by", "for", "with", "from", "into", "about", "as", "is", "are", "was", "were", "be", "been", "my", "your", "his", "her", "their", "our", "its", "this", "that", "these", "those", "than", "then", "if", "so", "because", "which", "who", "whom", "whose", "when", "where", "while", "although", "though", "since", "until", "unless", "very", "more", "most", "some", "any", "no", "not", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "do", "does", "did", "have", "has", "had", "i", "we", "you", "they", "he", "she", "it", "me", "us", "them", "just", "also", "such", "what", "how", "why", "like", "whether"]
 )
 
 #: Words after which a closing "you" is the subject of a sentence the turn never finishes.
-_YOU_AS_SUBJECT = frozenset(
+_YOU_AS_SUBJECT: Final = frozenset(
     ["can", "could", "would", "will", "should", "shall", "may", "might", "must", "do", "does", "did", "have", "has", "had", "if", "that", "when", "because", "than", "whether", "unless", "while", "since", "until", "although", "though", "as", "so", "where", "why", "what", "which", "who", "and", "but", "or", "once", "before", "after", "how"]
 )
 
 #: "<word> you" closings that end a message of any length without punctuation ("thank you", "see you").
-_CLOSING_YOU = frozenset({"thank", "about", "bless", "see", "love", "miss"})
+_CLOSING_YOU: Final = frozenset({"thank", "about", "bless", "see", "love", "miss"})
 
 # -- repetition ---------------------------------------------------------------------------------
-REPEAT_JACCARD = 0.6
-REPEAT_WORDS_JACCARD = 0.75
-REPEAT_CONTAINED = 0.8
+REPEAT_JACCARD: Final = 0.6
+REPEAT_WORDS_JACCARD: Final = 0.75
+REPEAT_CONTAINED: Final = 0.8
 #: An assistant turn of MADE_OF_EARLIER_WORDS words or more, with this share of its 3-word runs found in
 #: earlier turns, is made of them (:func:`made_of_earlier`). The highest share among the labelled set's
 #: usable rows is 0.33; the same share as COPY_CONTAINMENT, for the user turn just before.
-MADE_OF_EARLIER = 0.6
-MADE_OF_EARLIER_WORDS = 12
+MADE_OF_EARLIER: Final = 0.6
+MADE_OF_EARLIER_WORDS: Final = 12
 #: A user turn opening with this many words of an earlier user turn restates it ("I'm so sorry for
 #: your family's situation. I've seen..." twice); so does a sentence of RESTATE_SENTENCE words or more
 #: phrased like one of the earlier turn's (:func:`restates_earlier`).
-RESTATE_OPENING = 7
-RESTATE_SENTENCE = 10
-UNPUNCTUATED_WORDS = 12
-COPY_CONTAINMENT = 0.6
+RESTATE_OPENING: Final = 7
+RESTATE_SENTENCE: Final = 10
+UNPUNCTUATED_WORDS: Final = 12
+COPY_CONTAINMENT: Final = 0.6
 #: Word-set Jaccard below which two turns cannot share REPEAT_JACCARD of their 3-grams (a cheap first test).
-_NEAR_WORDS = REPEAT_JACCARD * 0.8
-LOOP_UNIQUE_SHARE = 0.4
+_NEAR_WORDS: Final = REPEAT_JACCARD * 0.8
+LOOP_UNIQUE_SHARE: Final = 0.4
 
 
 def third_person(turn: Turn) -> Problem | None:
@@ -1161,9 +1162,9 @@ def _containment(words: set[str], tokens: list[str], turn: Turn) -> float:
     return len(theirs & turn.grams) / len(theirs)
 
 
-_SWAP = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "am": "are", "we": "you",
+_SWAP: Final = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "am": "are", "we": "you",
          "our": "your", "us": "you"}
-_SWAP_WORDS = frozenset(_SWAP)
+_SWAP_WORDS: Final = frozenset(_SWAP)
 
 
 def _blank(m: re.Match[str]) -> str:

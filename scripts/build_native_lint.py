@@ -1,0 +1,125 @@
+"""Compile lint's detectors with mypyc and install them beside the environment's packages.
+
+    .venv/bin/python scripts/build_native_lint.py          # build when missing or out of date
+    .venv/bin/python scripts/build_native_lint.py --force  # build again
+
+``scripts/setup.sh`` runs it. The detector modules (:data:`scenario_forge.lint.native.COMPILED`) are
+copied unchanged into a package ``_scenario_forge_lintc`` in a temporary folder; the modules they
+share with the rest of the project (``findings``, ``brief``) become one-line re-exports; mypyc
+compiles the copy (~40 s on 2 cores) and the result goes into site-packages with the SHA-256 of the
+sources. Lint uses it only while that hash matches the source (:mod:`scenario_forge.lint.native`).
+
+Exit 0 when built, already up to date, or skipped because mypyc, a C compiler or the Python
+headers are missing (one line says which: lint then runs the Python source, slower, same output);
+exit 1 when a compile that could run failed (a source mypyc cannot compile is a defect to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+sys.path.insert(0, str(SRC))
+
+from scenario_forge.lint.native import COMPILED, PACKAGE, SHARED, load_native, source_hash  # noqa: E402
+
+LINT = SRC / "scenario_forge" / "lint"
+
+
+def missing_tool() -> str | None:
+    """What the build lacks, or ``None``."""
+    try:
+        import mypyc  # noqa: F401
+    except ImportError:
+        return "mypyc is not installed (it comes with mypy: pip install -e '.[dev]')"
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler!r} not found)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "the Python headers (Python.h) are not installed"
+    return None
+
+
+def stage(folder: Path, digest: str) -> list[Path]:
+    """The package to compile, in ``folder``; the paths of the modules to compile."""
+    package = folder / PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        f'"""lint\'s detectors compiled by mypyc (scripts/build_native_lint.py)."""\n\nSOURCE_HASH = "{digest}"\n'
+    )
+    for name in SHARED:
+        (package / f"{name}.py").write_text(f"from scenario_forge.lint.{name} import *  # noqa: F403\n")
+    paths = []
+    for name in COMPILED:
+        shutil.copyfile(LINT / f"{name}.py", package / f"{name}.py")
+        paths.append(package / f"{name}.py")
+    return paths
+
+
+def build(folder: Path, paths: list[Path]) -> None:
+    """Compile the staged package in place (``.so`` files beside the copies, the shared library in ``folder``)."""
+    command = [
+        sys.executable, "-m", "mypyc", "--config-file", str(ROOT / "pyproject.toml"),
+        "--cache-dir", str(folder / ".mypy_cache"), *[str(p.relative_to(folder)) for p in paths],
+    ]
+    env = {**os.environ, "MYPYPATH": str(SRC)}
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+        raise SystemExit(f"native lint: mypyc failed (exit {done.returncode}); lint still runs the Python source")
+
+
+def install(folder: Path) -> Path:
+    """Copy the built package and its shared library into site-packages; the package's path."""
+    site = Path(sysconfig.get_paths()["platlib"])
+    target = site / PACKAGE
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir()
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for path in (folder / PACKAGE).iterdir():
+        if path.name.endswith(suffix) or path.stem in ("__init__", *SHARED):
+            shutil.copy2(path, target / path.name)
+    for library in folder.glob(f"*__mypyc{suffix}"):
+        shutil.copy2(library, site / library.name)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--force", action="store_true", help="build even when the installed copy is up to date")
+    args = parser.parse_args(argv)
+    if not args.force and load_native() is not None:
+        print("native lint: up to date")
+        return 0
+    lacking = missing_tool()
+    if lacking:
+        print(f"native lint: skipped, {lacking}; lint runs the Python source (same output, slower)")
+        return 0
+    digest = source_hash()
+    with tempfile.TemporaryDirectory(prefix="lintc-") as tmp:
+        folder = Path(tmp)
+        build(folder, stage(folder, digest))
+        target = install(folder)
+    check = subprocess.run(
+        [sys.executable, "-c", "from scenario_forge.lint.native import load_native; raise SystemExit(load_native() is None)"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True,
+    )
+    if check.returncode != 0:
+        sys.stderr.write(check.stderr[-2000:])
+        print(f"native lint: built into {target} but it does not load", file=sys.stderr)
+        return 1
+    print(f"native lint: built ({len(COMPILED)} modules) into {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
