@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from scenario_forge.cli.lint import lint_row  # the command's own call: flaw, shape, domain and trait as read
 from scenario_forge.lint import REASONS
 from scenario_forge.lint.native import native_scenario
-from scenario_forge.lint.scenario import lint_scenario as python_lint_scenario
 from scenario_forge.lint.read import Row, check_row
+from scenario_forge.lint.scenario import lint_scenario as python_lint_scenario
 
 DEFAULT = ROOT / "labelled" / "lint_scenarios.jsonl"
 TARGET_RECALL, TARGET_FALSE_REJECTION, TARGET_PER_S = 0.95, 0.05, 10_000

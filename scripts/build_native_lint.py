@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 
-from scenario_forge.lint.native import COMPILED, PACKAGE, SHARED, load_native, source_hash  # noqa: E402
+from scenario_forge.lint.native import COMPILED, PACKAGE, SHARED, load_native, source_hash
 
 LINT = SRC / "scenario_forge" / "lint"
 
@@ -71,7 +71,7 @@ def build(folder: Path, paths: list[Path]) -> None:
         "--cache-dir", str(folder / ".mypy_cache"), *[str(p.relative_to(folder)) for p in paths],
     ]
     env = {**os.environ, "MYPYPATH": str(SRC)}
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise SystemExit(f"native lint: mypyc failed (exit {done.returncode}); lint still runs the Python source")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         target = install(folder)
     check = subprocess.run(
         [sys.executable, "-c", "from scenario_forge.lint.native import load_native; raise SystemExit(load_native() is None)"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True,
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, check=False,
     )
     if check.returncode != 0:
         sys.stderr.write(check.stderr[-2000:])

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from helpers import REPO
 
-import scenario_forge.lint as lint
 import scenario_forge.lint.scenario as python_lint
 import scenario_forge.lint.text as python_text
+from scenario_forge import lint
 from scenario_forge.lint.native import COMPILED, ENV, PACKAGE, SHARED, load_native, native_scenario, source_hash
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-import lint_equivalence  # noqa: E402
+import lint_equivalence
 
 LABELLED = REPO / "labelled" / "lint_scenarios.jsonl"
 
