@@ -28,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
+os.environ["SCENARIO_FORGE_LINT"] = "python"  # importing scenario_forge.lint must not load (or warn about) the copy rebuilt here
 
-from scenario_forge.lint.native import COMPILED, PACKAGE, SHARED, load_native, source_hash
+from scenario_forge.lint.native import COMPILED, ENV, PACKAGE, SHARED, is_current, source_hash
 
 LINT = SRC / "scenario_forge" / "lint"
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--force", action="store_true", help="build even when the installed copy is up to date")
     args = parser.parse_args(argv)
-    if not args.force and load_native() is not None:
+    if not args.force and is_current():
         print("native lint: up to date")
         return 0
     lacking = missing_tool()
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         target = install(folder)
     check = subprocess.run(
         [sys.executable, "-c", "from scenario_forge.lint.native import load_native; raise SystemExit(load_native() is None)"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, check=False,
+        cwd=ROOT, env={**{k: v for k, v in os.environ.items() if k != ENV}, "PYTHONPATH": str(SRC)},
+        capture_output=True, text=True, check=False,
     )
     if check.returncode != 0:
         sys.stderr.write(check.stderr[-2000:])

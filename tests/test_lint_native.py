@@ -16,7 +16,7 @@ from helpers import REPO
 import scenario_forge.lint.scenario as python_lint
 import scenario_forge.lint.text as python_text
 from scenario_forge import lint
-from scenario_forge.lint.native import COMPILED, ENV, PACKAGE, SHARED, load_native, native_scenario, source_hash
+from scenario_forge.lint.native import COMPILED, ENV, PACKAGE, SHARED, is_current, load_native, native_scenario, source_hash
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import lint_equivalence
@@ -38,6 +38,15 @@ def test_a_build_from_these_sources_is_used(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.delenv(ENV, raising=False)
     module = load_native("lintc_current")
     assert module is not None and module.lint_scenario() == "fake"
+
+
+def test_is_current_compares_the_build_with_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # what scripts/build_native_lint.py asks before building (no log line, whatever the switch says)
+    _fake_build(tmp_path, "lintc_now", source_hash())
+    _fake_build(tmp_path, "lintc_then", "f" * 64)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(ENV, "python")
+    assert is_current("lintc_now") and not is_current("lintc_then") and not is_current("no_such_lintc_package")
 
 
 def test_a_build_from_other_sources_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):

@@ -48,6 +48,15 @@ def source_hash(folder: Path = _HERE) -> str:
     return digest.hexdigest()
 
 
+def is_current(package: str = PACKAGE, folder: Path = _HERE) -> bool:
+    """Whether ``package`` is installed and was built from the sources now in ``folder``."""
+    try:
+        built = importlib.import_module(package)
+    except ImportError:
+        return False
+    return getattr(built, "SOURCE_HASH", None) == source_hash(folder)
+
+
 def load_native(package: str = PACKAGE, folder: Path = _HERE) -> ModuleType | None:
     """The compiled ``scenario`` module of ``package`` when it is installed and was built from the
     sources now in ``folder``; ``None`` (and one log line saying why) otherwise."""
