@@ -4,10 +4,10 @@ the source beside it, and saying the same as the Python source on the labelled s
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,21 @@ from helpers import REPO
 import scenario_forge.lint.scenario as python_lint
 import scenario_forge.lint.text as python_text
 from scenario_forge import lint
-from scenario_forge.lint.native import COMPILED, ENV, PACKAGE, SHARED, is_current, load_native, native_scenario, source_hash
+from scenario_forge.lint.native import (
+    COMPILED,
+    ENV,
+    PACKAGE,
+    SHARED,
+    is_current,
+    load_native,
+    native_scenario,
+    source_hash,
+)
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-import lint_equivalence
+_spec = importlib.util.spec_from_file_location("lint_equivalence_for_native", REPO / "benchmarks" / "lint_equivalence.py")
+assert _spec is not None and _spec.loader is not None
+lint_equivalence = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lint_equivalence)
 
 LABELLED = REPO / "labelled" / "lint_scenarios.jsonl"
 
