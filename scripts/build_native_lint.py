@@ -30,23 +30,9 @@ SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 os.environ["SCENARIO_FORGE_LINT"] = "python"  # importing scenario_forge.lint must not load (or warn about) the copy rebuilt here
 
-from scenario_forge.lint.native import COMPILED, ENV, PACKAGE, SHARED, is_current, source_hash
+from scenario_forge.lint.native import COMPILED, ENV, PACKAGE, SHARED, is_current, missing_build_tool, source_hash
 
 LINT = SRC / "scenario_forge" / "lint"
-
-
-def missing_tool() -> str | None:
-    """What the build lacks, or ``None``."""
-    try:
-        import mypyc  # noqa: F401
-    except ImportError:
-        return "mypyc is not installed (it comes with mypy: pip install -e '.[dev]')"
-    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(compiler) is None:
-        return f"no C compiler ({compiler!r} not found)"
-    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
-        return "the Python headers (Python.h) are not installed"
-    return None
 
 
 def stage(folder: Path, digest: str) -> list[Path]:
@@ -101,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.force and is_current():
         print("native lint: up to date")
         return 0
-    lacking = missing_tool()
+    lacking = missing_build_tool()
     if lacking:
         print(f"native lint: skipped, {lacking}; lint runs the Python source (same output, slower)")
         return 0

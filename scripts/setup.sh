@@ -26,10 +26,11 @@ else
   echo "$want" > "$stamp"
 fi
 
-# lint's detectors compiled by mypyc (~40 s; again only when their source changed). Without mypyc,
-# a C compiler or the Python headers it says so in one line and lint runs the Python source;
-# SCENARIO_FORGE_NATIVE_LINT=0 skips it.
+# lint's detectors compiled by mypyc (~35 s; again only when their source changed). Without mypyc,
+# a C compiler or the Python headers it says so in one line, and a failed compile does not stop the
+# set-up: lint then runs the Python source (same output, slower; tests/test_lint_native.py fails
+# where the tools are there and the build is not). SCENARIO_FORGE_NATIVE_LINT=0 skips it.
 if [ "${SCENARIO_FORGE_NATIVE_LINT:-1}" != 0 ]; then
-  .venv/bin/python scripts/build_native_lint.py
+  .venv/bin/python scripts/build_native_lint.py || echo "setup: the compiled lint did not build (above); lint runs the Python source"
 fi
 echo "setup: done (.venv/bin/scenario-forge)"

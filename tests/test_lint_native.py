@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import random
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from scenario_forge.lint.native import (
     SHARED,
     is_current,
     load_native,
+    missing_build_tool,
     native_scenario,
     source_hash,
 )
@@ -85,6 +87,17 @@ def test_not_built_and_switched_off_mean_the_python_source(tmp_path: Path, monke
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv(ENV, "python")
     assert load_native("lintc_off") is None
+
+
+def test_the_compiled_detectors_are_built_where_they_can_be():
+    # scripts/setup.sh (the README's set-up, before the tests) builds them; a build that failed, or a
+    # detector edited since, would otherwise leave the comparison below skipped and lint slower
+    lacking = missing_build_tool()
+    if lacking is not None:
+        pytest.skip(f"the compiled detectors cannot be built here: {lacking}")
+    assert is_current(), "the compiled detectors are missing or stale: run `bash scripts/setup.sh` (or python scripts/build_native_lint.py)"
+    if os.environ.get(ENV, "").strip().lower() != "python":  # switched off on purpose: the Python source runs
+        assert native_scenario() is not None
 
 
 def test_the_public_functions_are_the_compiled_ones_when_built():

@@ -19,8 +19,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import importlib.util
 import logging
 import os
+import shutil
+import sysconfig
 from pathlib import Path
 from types import ModuleType
 from typing import Final
@@ -46,6 +49,19 @@ def source_hash(folder: Path = _HERE) -> str:
         digest.update((folder / f"{name}.py").read_bytes())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def missing_build_tool() -> str | None:
+    """What ``scripts/build_native_lint.py`` would lack on this machine (mypyc, a C compiler, the
+    Python headers), or ``None``."""
+    if importlib.util.find_spec("mypyc") is None:
+        return "mypyc is not installed (it comes with mypy: pip install -e '.[dev]')"
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler!r} not found)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "the Python headers (Python.h) are not installed"
+    return None
 
 
 def is_current(package: str = PACKAGE, folder: Path = _HERE) -> bool:
