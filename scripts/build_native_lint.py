@@ -65,18 +65,29 @@ def build(folder: Path, paths: list[Path]) -> None:
 
 
 def install(folder: Path) -> Path:
-    """Copy the built package and its shared library into site-packages; the package's path."""
+    """Move the built package and its shared library into site-packages; the package's path.
+
+    Nothing is written over in place: a process that loaded the previous build keeps its mapped
+    files (each new file is renamed over the old one, the package folder swapped whole).
+    """
     site = Path(sysconfig.get_paths()["platlib"])
-    target = site / PACKAGE
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir()
+    target, fresh, stale = site / PACKAGE, site / f"{PACKAGE}.new", site / f"{PACKAGE}.old"
+    for leftover in (fresh, stale):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    fresh.mkdir()
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     for path in (folder / PACKAGE).iterdir():
         if path.name.endswith(suffix) or path.stem in ("__init__", *SHARED):
-            shutil.copy2(path, target / path.name)
+            shutil.copy2(path, fresh / path.name)
     for library in folder.glob(f"*__mypyc{suffix}"):
-        shutil.copy2(library, site / library.name)
+        part = site / f"{library.name}.part"
+        shutil.copy2(library, part)
+        os.replace(part, site / library.name)
+    if target.exists():
+        os.replace(target, stale)
+    os.replace(fresh, target)
+    shutil.rmtree(stale, ignore_errors=True)
     return target
 
 

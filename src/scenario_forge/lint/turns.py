@@ -248,7 +248,8 @@ _NUMBERED_NAME: Final = re.compile(r"[A-Z][A-Za-z]{2,}\d+")
 _UPPER_FILL_IN: Final = re.compile(r"XX+\b|TBD\b|INSERT [A-Z]{2,}")
 _LOWER_FILL_IN: Final = re.compile(r"xxx+\b|____+")
 #: An instruction to fill in, left in parentheses: "(insert word into red ink)", "(enter your name)".
-_PAREN_FILL_IN: Final = re.compile(r"\((?:insert|fill in|enter your|add your) [^()\n]{1,50}\)")
+_PAREN_FILL_IN_LEADS: Final = ("insert", "fill in", "enter your", "add your")
+_PAREN_FILL_IN: Final = re.compile(r"\((?:" + "|".join(_PAREN_FILL_IN_LEADS) + r") [^()\n]{1,50}\)")
 
 # -- stage directions ---------------------------------------------------------------------------
 #: A short run of lower-case words in parentheses or square brackets: what a stage direction looks like
@@ -282,8 +283,8 @@ _STAGE_WITH: Final = re.compile(r"\bwith a (?:\w+ )?(?:" + "|".join(_STAGE_FACES
 #: A turn without one of these words holds no stage direction: built from the lists above, so that
 #: a verb or face added there is never skipped by this first test.
 _STAGE_WORDS: Final = _STAGE_VERBS | frozenset(v for verbs, _ in _STAGE_PHRASES for v in verbs.split("|")) | frozenset(_STAGE_FACES)
-#: A turn without one of these words holds no :data:`_PAREN_FILL_IN`.
-_PAREN_FILL_IN_WORDS: Final = frozenset({"insert", "fill", "enter", "add"})
+#: A turn without one of these words holds no :data:`_PAREN_FILL_IN` (its leads' first words).
+_PAREN_FILL_IN_WORDS: Final = frozenset(lead.split()[0] for lead in _PAREN_FILL_IN_LEADS)
 
 _TEMPLATE_MARK: Final = re.compile(r"[{}][{%#]|[%#]\}|\{[a-z_][a-z0-9_]{0,30}\}|<\|[a-z_]+\|>|</?s>|\[/?inst\]")
 _SECTION_LABEL: Final = re.compile(r"[A-Z][A-Z ]{2,12}:")
