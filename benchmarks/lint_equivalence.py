@@ -24,6 +24,11 @@ and of differences (with the first few), and exits 1 on any difference. ``--igno
 leaves the new lint's findings with that code out (and ``usable`` is then recomputed from the
 rest): a round that adds a detector shows that nothing else changed, and how many rows and turns
 the new code fires on.
+
+The working tree's side is ``scenario_forge.lint``: the compiled detectors when
+``scripts/build_native_lint.py`` built them from this source (:mod:`scenario_forge.lint.native`), the
+Python source otherwise or with ``SCENARIO_FORGE_LINT=python``. Against a copy of the same source,
+the first compares the two implementations.
 """
 
 from __future__ import annotations
