@@ -6,7 +6,7 @@
 ``scripts/setup.sh`` runs it. The detector modules (:data:`scenario_forge.lint.native.COMPILED`) are
 copied unchanged into a package ``_scenario_forge_lintc`` in a temporary folder; the modules they
 share with the rest of the project (``findings``, ``brief``) become one-line re-exports; mypyc
-compiles the copy (~40 s on 2 cores) and the result goes into site-packages with the SHA-256 of the
+compiles the copy (~35 s on 2 cores) and the result goes into site-packages with the SHA-256 of the
 sources. Lint uses it only while that hash matches the source (:mod:`scenario_forge.lint.native`).
 
 Exit 0 when built, already up to date, or skipped because mypyc, a C compiler or the Python
