@@ -172,3 +172,40 @@ def test_schema_requests_decode_valid_json_and_bad_ones_fail_alone(f16_path):
         assert not plain.supports_json_schema and not plain.auto_json_schema
     finally:
         plain.close()
+
+
+_Q4_CHILD = """
+import sys
+from scenario_forge.backends.base import ChatRequest
+from scenario_forge.backends.embedded import embedded_model_path
+from scenario_forge.backends.llamacpp import LlamaCppBackend
+from scenario_forge.config import SamplingParams
+from scenario_forge.records import Message
+b = LlamaCppBackend(embedded_model_path(), parallel=2, n_ctx_per_seq=256)
+(g,) = b.generate([ChatRequest(id="q", messages=[Message(role="user", content="Say hello.")],
+                               sampling=SamplingParams(temperature=0.0, max_tokens=8))])
+b.close()
+print("completion_tokens", g.completion_tokens)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_quantized_packaged_file_decodes_on_any_llama_cpp_build():
+    """The packaged Q4_1 file itself (not the F16 copy), decoded by our engine in a child process: on a
+    CPU with AMX, a llama.cpp built with its AMX kernels crashed here at the first decode (a
+    segfault, which would take pytest down with it); the engine leaves those kernels out."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _Q4_CHILD], capture_output=True, text=True, timeout=200)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert int(done.stdout.split()[-1]) > 0
+
+
+def test_the_set_up_builds_llama_cpp_without_its_amx_kernels():
+    """scripts/setup.sh builds llama.cpp with -mno-amx-int8 (and rebuilds one built with them), so that
+    llama.cpp's own server, which the engine's guard does not reach, runs quantized files too."""
+    from scenario_forge.backends.llama_engine import amx_compiled, load_llama
+
+    assert not amx_compiled(load_llama()), "llama-cpp-python was built with llama.cpp's AMX kernels: run scripts/setup.sh"

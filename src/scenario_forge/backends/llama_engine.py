@@ -55,6 +55,13 @@ def load_llama() -> Any:
     return llama_cpp
 
 
+def amx_compiled(ll: Any) -> bool:
+    """Whether this llama.cpp build holds its AMX kernels (``AMX_INT8 = 1`` in its system info: built
+    with ``-march=native`` on a CPU that has AMX, without ``-mno-amx-int8``; ``scripts/setup.sh``
+    builds it without them)."""
+    return b"AMX_INT8 = 1" in ll.llama_print_system_info()
+
+
 #: llama-cpp-python's converter lets a JSON string hold raw control characters (a bare newline),
 #: which JSON parsers reject; llama.cpp's own converter excludes them, and so do we.
 _LOOSE_CHAR = 'char ::= [^"\\\\] |'
@@ -147,6 +154,13 @@ class LlamaEngine:
                 _BACKEND_READY = True
         mparams = ll.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        if amx_compiled(ll):
+            # llama.cpp's AMX kernels (built in by -march=native on a CPU with AMX) crash on quantized
+            # weights (Q4_1: a segfault in ggml_backend_amx_mul_mat at the first decode, seen here;
+            # ggml-org/llama.cpp#20824, #16315). They are an "extra buffer type": without extra
+            # buffer types the weights stay in the plain CPU buffer (which also skips the repacked
+            # Q4_0 layout; F16, what the embedded model runs as, never used either).
+            mparams.use_extra_bufts = False
         self._model: Any = ll.llama_model_load_from_file(str(path).encode(), mparams)
         if not self._model:
             raise BackendError(f"llama.cpp could not load {path} (not a GGUF model file?)")
