@@ -14,6 +14,14 @@ PYTHON=${PYTHON:-python3}
 EXTRAS=${SCENARIO_FORGE_EXTRAS:-train,dask,server,distilabel,dev}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 
+# llama-cpp-python compiles llama.cpp with -march=native; on a CPU with AMX that builds in llama.cpp's
+# AMX kernels, which crash on quantized weights (the packaged Q4_1 model: a segfault at its first
+# decode; ggml-org/llama.cpp#20824). -mno-amx-int8 leaves them out (x86-64 compilers that know it).
+if [ "$(uname -m)" = x86_64 ] && [[ "${CMAKE_ARGS:-}" != *CMAKE_C_FLAGS* ]] \
+    && echo | "${CC:-cc}" -mno-amx-int8 -x c -E - >/dev/null 2>&1; then
+  export CMAKE_ARGS="${CMAKE_ARGS:+$CMAKE_ARGS }-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8"
+fi
+
 stamp=.venv/.scenario-forge-setup
 want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)-$EXTRAS
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -24,6 +32,14 @@ else
   .venv/bin/python -m pip install -q torch==2.13.0
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[$EXTRAS]"
   echo "$want" > "$stamp"
+fi
+
+# A llama-cpp-python built with the AMX kernels before (by an older set-up, or reused from pip's
+# wheel cache) is rebuilt once without them.
+if .venv/bin/python -c "import sys, llama_cpp; sys.exit(b'AMX_INT8 = 1' not in llama_cpp.llama_print_system_info())" 2>/dev/null; then
+  echo "setup: rebuilding llama-cpp-python without llama.cpp's AMX kernels (they crash on quantized weights; several minutes)"
+  version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))")
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version"
 fi
 
 # lint's detectors compiled by mypyc (~35 s; again only when their source changed). Without mypyc,
