@@ -35,11 +35,15 @@ else
 fi
 
 # A llama-cpp-python built with the AMX kernels before (by an older set-up, or reused from pip's
-# wheel cache) is rebuilt once without them.
-if .venv/bin/python -c "import sys, llama_cpp; sys.exit(b'AMX_INT8 = 1' not in llama_cpp.llama_print_system_info())" 2>/dev/null; then
+# wheel cache) is rebuilt once without them (not when CMAKE_ARGS set its own compiler flags). A
+# rebuild that fails leaves the old build and does not stop the set-up (scenario-forge's own engine
+# leaves those kernels out at load time; llama.cpp's own server does not).
+if [[ "${CMAKE_ARGS:-}" == *-mno-amx-int8* ]] \
+    && .venv/bin/python -c "import sys, llama_cpp; sys.exit(b'AMX_INT8 = 1' not in llama_cpp.llama_print_system_info())" 2>/dev/null; then
   echo "setup: rebuilding llama-cpp-python without llama.cpp's AMX kernels (they crash on quantized weights; several minutes)"
   version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))")
-  .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version"
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version" \
+    || echo "setup: the rebuild failed (above); llama.cpp's own server may crash on quantized GGUFs here"
 fi
 
 # lint's detectors compiled by mypyc (~35 s; again only when their source changed). Without mypyc,
