@@ -5,6 +5,8 @@ prefix rule without a model: tests/test_llama_scheduler.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -175,7 +177,6 @@ def test_schema_requests_decode_valid_json_and_bad_ones_fail_alone(f16_path):
 
 
 _Q4_CHILD = """
-import sys
 from scenario_forge.backends.base import ChatRequest
 from scenario_forge.backends.embedded import embedded_model_path
 from scenario_forge.backends.llamacpp import LlamaCppBackend
@@ -195,9 +196,6 @@ def test_the_quantized_packaged_file_decodes_on_any_llama_cpp_build():
     """The packaged Q4_1 file itself (not the F16 copy), decoded by our engine in a child process: on a
     CPU with AMX, a llama.cpp built with its AMX kernels crashed here at the first decode (a
     segfault, which would take pytest down with it); the engine leaves those kernels out."""
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", _Q4_CHILD], capture_output=True, text=True, timeout=200)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert int(done.stdout.split()[-1]) > 0
