@@ -39,7 +39,7 @@ fi
 # rebuild that fails leaves the old build and does not stop the set-up (scenario-forge's own engine
 # leaves those kernels out at load time; llama.cpp's own server does not).
 if [[ "${CMAKE_ARGS:-}" == *-mno-amx-int8* ]] \
-    && .venv/bin/python -c "import sys, llama_cpp; sys.exit(b'AMX_INT8 = 1' not in llama_cpp.llama_print_system_info())" 2>/dev/null; then
+    && .venv/bin/python -c "import sys; from scenario_forge.backends.llama_engine import amx_compiled, load_llama; sys.exit(not amx_compiled(load_llama()))" 2>/dev/null; then
   echo "setup: rebuilding llama-cpp-python without llama.cpp's AMX kernels (they crash on quantized weights; several minutes)"
   version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))")
   .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version" \
